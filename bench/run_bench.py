@@ -1,0 +1,834 @@
+#!/usr/bin/env python3
+"""System benchmark of portwarden (issue 2), run entirely inside private network namespaces.
+
+Builds two namespaces joined by a veth pair: pwb-client-<pid> (where the firewall under test
+runs, together with the load generator's clients) and pwb-internet-<pid> (the servers). Then, in
+interleaved rounds, measures for every configuration: new TCP connections per second with 1 and 2
+client threads (and connect latency), new UDP request/response flows per second, bulk TCP
+throughput over one connection (iperf3), and for the configurations with a verdict process its
+CPU time per new TCP connection and its resident memory at the end of its run.
+
+Nothing is ever installed in the root network namespace: every iptables command, every server
+and every client runs under `ip netns exec`, and both namespaces are deleted on exit, including
+on failure, Ctrl-C and SIGTERM. See bench/README.md for how to read the output.
+
+Python standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS_DIR = REPO / "bench" / "results"
+
+CLIENT_V4, SERVER_V4 = "10.199.0.1", "10.199.0.2"
+CLIENT_V6, SERVER_V6 = "fd99::1", "fd99::2"
+TCP_PORT, UDP_PORT, IPERF_PORT = 7000, 7001, 5201
+PERMANENT_ACCEPT_MARK = 1710
+QUEUES = (17040, 17140, 17060, 17160)
+
+# The targets of issue 2, always against this run's own baselines (never absolute figures: the
+# machines are shared and noisy).
+TARGET_TCP_UDP_VS_MINIMAL = 0.9
+TARGET_BULK_VS_KERNEL = 0.97
+TARGET_RSS_MIB = 8.0
+
+CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "opensnitchd")
+
+# The seed ruleset (shared/seeds/003: chains C170/C171/C17 and the nat rules for marks 1799 and
+# 1717). Used only when `portwarden iptables show` does not work yet, and said so in the output.
+FALLBACK_RULES = {
+    4: """*mangle
+:C170 - [0:0]
+:C171 - [0:0]
+-A C170 -j CONNMARK --restore-mark
+-A C170 -m mark --mark 0 -j NFQUEUE --queue-num 17040 --queue-bypass
+-A C171 -j CONNMARK --restore-mark
+-A C171 -m mark --mark 0 -j NFQUEUE --queue-num 17140 --queue-bypass
+-I OUTPUT 1 -j C170
+-I INPUT 1 -j C171
+COMMIT
+*filter
+:C17 - [0:0]
+-A C17 -m mark --mark 0 -j DROP
+-A C17 -m mark --mark 1700 -j ACCEPT
+-A C17 -m mark --mark 1701 -j REJECT --reject-with icmp-host-prohibited
+-A C17 -m mark --mark 1702 -j DROP
+-A C17 -j CONNMARK --save-mark
+-A C17 -m mark --mark 1710 -j ACCEPT
+-A C17 -m mark --mark 1711 -j REJECT --reject-with icmp-host-prohibited
+-A C17 -m mark --mark 1712 -j DROP
+-A C17 -m mark --mark 1717 -j ACCEPT
+-I OUTPUT 1 -j C17
+-I INPUT 1 -j C17
+COMMIT
+*nat
+-A OUTPUT -p udp --dport 53 -m mark --mark 1799 -j DNAT --to-destination 127.0.0.17:53
+-A OUTPUT -p tcp -m mark --mark 1717 -j DNAT --to-destination 127.0.0.17:717
+-A OUTPUT -p udp -m mark --mark 1717 -j DNAT --to-destination 127.0.0.17:717
+COMMIT
+""",
+    6: """*mangle
+:C170 - [0:0]
+:C171 - [0:0]
+-A C170 -j CONNMARK --restore-mark
+-A C170 -m mark --mark 0 -j NFQUEUE --queue-num 17060 --queue-bypass
+-A C171 -j CONNMARK --restore-mark
+-A C171 -m mark --mark 0 -j NFQUEUE --queue-num 17160 --queue-bypass
+-I OUTPUT 1 -j C170
+-I INPUT 1 -j C171
+COMMIT
+*filter
+:C17 - [0:0]
+-A C17 -m mark --mark 0 -j DROP
+-A C17 -m mark --mark 1700 -j ACCEPT
+-A C17 -m mark --mark 1701 -j REJECT --reject-with icmp6-adm-prohibited
+-A C17 -m mark --mark 1702 -j DROP
+-A C17 -j CONNMARK --save-mark
+-A C17 -m mark --mark 1710 -j ACCEPT
+-A C17 -m mark --mark 1711 -j REJECT --reject-with icmp6-adm-prohibited
+-A C17 -m mark --mark 1712 -j DROP
+-A C17 -m mark --mark 1717 -j ACCEPT
+-I OUTPUT 1 -j C17
+-I INPUT 1 -j C17
+COMMIT
+*nat
+-A OUTPUT -p udp --dport 53 -m mark --mark 1799 -j DNAT --to-destination [::1]:53
+-A OUTPUT -p tcp -m mark --mark 1717 -j DNAT --to-destination [::1]:717
+-A OUTPUT -p udp -m mark --mark 1717 -j DNAT --to-destination [::1]:717
+COMMIT
+""",
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def run(argv: list[str], *, input_text: str | None = None, timeout: float = 60,
+        check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(argv, input=input_text, capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise BenchError(f"{' '.join(argv)} failed ({result.returncode}): "
+                         f"{result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# The world: two namespaces, a veth pair, servers.
+
+
+class World:
+    """Owns the namespaces and every process started in them; close() undoes all of it."""
+
+    def __init__(self, loadgen: Path, workdir: Path) -> None:
+        pid = os.getpid()
+        self.client = f"pwb-client-{pid}"
+        self.internet = f"pwb-internet-{pid}"
+        self.loadgen = loadgen
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen] = []
+        self.created: list[str] = []
+
+    # Commands -------------------------------------------------------------------------------
+
+    def in_client(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return run(["ip", "netns", "exec", self.client, *argv], **kwargs)
+
+    def in_internet(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return run(["ip", "netns", "exec", self.internet, *argv], **kwargs)
+
+    def spawn(self, namespace: str, argv: list[str], log_name: str) -> subprocess.Popen:
+        """Starts a long-running process in `namespace`; its output goes to a log file."""
+        log_file = open(self.workdir / f"{log_name}.log", "wb")  # noqa: SIM115 (kept by Popen)
+        process = subprocess.Popen(["ip", "netns", "exec", namespace, *argv],
+                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                                   start_new_session=True)
+        log_file.close()
+        self.processes.append(process)
+        return process
+
+    def log_tail(self, log_name: str, lines: int = 15) -> str:
+        path = self.workdir / f"{log_name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, process: subprocess.Popen, timeout: float = 10) -> int | None:
+        """SIGTERM, wait, then SIGKILL; only ever the process we started, by PID."""
+        if process.poll() is None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log(f"pid {process.pid} ignored SIGTERM for {timeout} s; killing it")
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+            except ProcessLookupError:
+                pass
+        if process in self.processes:
+            self.processes.remove(process)
+        return process.returncode
+
+    # Setup ----------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        for namespace in (self.client, self.internet):
+            run(["ip", "netns", "add", namespace])
+            self.created.append(namespace)
+        # The veth pair is created inside the client namespace with its peer placed straight
+        # into the internet namespace: no interface ever appears in the root namespace.
+        run(["ip", "-n", self.client, "link", "add", "pwb0", "type", "veth", "peer", "name",
+             "pwb1", "netns", self.internet])
+        for namespace, device, v4, v6 in ((self.client, "pwb0", CLIENT_V4, CLIENT_V6),
+                                          (self.internet, "pwb1", SERVER_V4, SERVER_V6)):
+            run(["ip", "-n", namespace, "addr", "add", f"{v4}/24", "dev", device])
+            run(["ip", "-n", namespace, "addr", "add", f"{v6}/64", "dev", device, "nodad"])
+            run(["ip", "-n", namespace, "link", "set", "lo", "up"])
+            run(["ip", "-n", namespace, "link", "set", device, "up"])
+        # Client side: a wide port range and short conntrack timeouts for closed TCP and
+        # answered UDP flows. Without them the table of a 30k connections/s run fills up
+        # (nf_conntrack_max cannot be raised outside the root namespace), and a reused UDP
+        # source port would find its old entry with connmark 1710 and skip the queue.
+        for setting in ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1",
+                        "net.netfilter.nf_conntrack_tcp_timeout_close=1",
+                        "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
+                        "net.netfilter.nf_conntrack_udp_timeout=1"):
+            result = self.in_client(["sysctl", "-q", "-w", setting], check=False)
+            if result.returncode != 0:
+                log(f"warning: sysctl {setting} in the client namespace: {result.stderr.strip()}")
+        self.in_internet(["sysctl", "-q", "-w", "net.core.somaxconn=8192"], check=False)
+
+        # Servers listen on the IPv6 wildcard, which also takes IPv4.
+        self.spawn(self.internet, [str(self.loadgen), "tcp-server", "--bind", "::", "--port",
+                                   str(TCP_PORT), "--threads", "2"], "tcp-server")
+        self.spawn(self.internet, [str(self.loadgen), "udp-server", "--bind", "::", "--port",
+                                   str(UDP_PORT), "--threads", "2"], "udp-server")
+        self.spawn(self.internet, ["iperf3", "-s", "-p", str(IPERF_PORT)], "iperf3-server")
+        self.wait_reachable()
+
+    def wait_reachable(self) -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            v4 = self.in_client(["ping", "-c", "1", "-W", "1", SERVER_V4], check=False)
+            v6 = self.in_client(["ping", "-6", "-c", "1", "-W", "1", SERVER_V6], check=False)
+            listening = self.in_internet(["ss", "-Hltn", f"sport = :{TCP_PORT}"], check=False)
+            if v4.returncode == 0 and v6.returncode == 0 and listening.stdout.strip():
+                return
+            time.sleep(0.2)
+        raise BenchError("the internet namespace is not reachable from the client namespace")
+
+    # Firewall state in the client namespace -------------------------------------------------
+
+    def mangle_rules(self, family: int = 4) -> str:
+        tool = "iptables" if family == 4 else "ip6tables"
+        return self.in_client([tool, "-w", "5", "-t", "mangle", "-S"], check=False).stdout
+
+    def flush_firewall(self) -> None:
+        """Empties the client namespace's netfilter state: rules, tables and connections.
+
+        The namespace is ours alone, so flushing everything in it is safe; it also removes the
+        empty iptables-nft base chains that `iptables -F` would leave hooked in, so that "none"
+        really has no firewall.
+        """
+        self.in_client(["nft", "flush", "ruleset"], check=False)
+        for family in ("ipv4", "ipv6"):
+            self.in_client(["conntrack", "-F", "-f", family], check=False)
+        for family in (4, 6):
+            rules = self.mangle_rules(family)
+            if "C170" in rules or "NFQUEUE" in rules:
+                raise BenchError("rules are still installed in the client namespace after flush")
+
+    def queue_table(self) -> list[list[int]]:
+        """/proc/net/netfilter/nfnetlink_queue of the client namespace, one row per bound queue:
+        number, portid, waiting, copy mode, copy range, dropped (queue full), dropped (netlink
+        send failed), id sequence (packets queued so far), 1."""
+        text = self.in_client(["cat", "/proc/net/netfilter/nfnetlink_queue"], check=False).stdout
+        return [[int(v) for v in line.split()] for line in text.splitlines() if line.strip()]
+
+    def queues_bound(self) -> set[int]:
+        return {row[0] for row in self.queue_table()}
+
+    def queue_counters(self) -> tuple[int, int]:
+        """(packets queued so far, packets dropped so far) over all bound queues."""
+        table = self.queue_table()
+        return sum(row[7] for row in table), sum(row[5] + row[6] for row in table)
+
+    # Teardown -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        for process in list(reversed(self.processes)):
+            try:
+                self.stop(process, timeout=5)
+            except Exception as error:  # noqa: BLE001 (teardown must go on)
+                log(f"warning: stopping pid {process.pid}: {error}")
+        for namespace in reversed(self.created):
+            # Anything still inside was started by us (the namespace is ours alone); a process
+            # left in it would keep the namespace alive.
+            pids = run(["ip", "netns", "pids", namespace], check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            run(["ip", "netns", "del", namespace], check=False)
+        self.created.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# The ruleset, as portwarden renders it (or the seed fallback).
+
+
+def split_rule_script(text: str) -> dict[int, str]:
+    """Splits `portwarden iptables show` into the IPv4 and IPv6 iptables-restore scripts.
+
+    The two scripts are separated by comment headers naming the family; a script that mentions an
+    IPv6 queue number or an IPv6-only reject type is IPv6 whatever its header says.
+    """
+    sections: list[list[str]] = [[]]
+    for line in text.splitlines():
+        if line.startswith("#") and re.search(r"ip6?tables|ipv[46]", line, re.IGNORECASE):
+            if any(not l.startswith("#") and l.strip() for l in sections[-1]):
+                sections.append([])
+        sections[-1].append(line)
+    scripts: dict[int, str] = {}
+    for section in sections:
+        body = "\n".join(section) + "\n"
+        if "*mangle" not in body and "*filter" not in body:
+            continue
+        header = " ".join(l for l in section if l.startswith("#")).lower()
+        is_v6 = ("17060" in body or "17160" in body or "icmp6" in body or "ip6tables" in header
+                 or "ipv6" in header)
+        scripts[6 if is_v6 else 4] = body
+    return scripts
+
+
+def kernel_only(script: str) -> str:
+    """The same ruleset with the verdict made in the kernel: NFQUEUE becomes MARK 1710."""
+    return re.sub(r"-j NFQUEUE\b[^\n]*", f"-j MARK --set-mark {PERMANENT_ACCEPT_MARK}", script)
+
+
+@dataclass
+class Ruleset:
+    scripts: dict[int, str]
+    source: str
+    from_portwarden: bool  # False: the seed fallback, and `portwarden iptables` is not used
+
+
+def load_ruleset(portwarden: Path | None) -> Ruleset:
+    if portwarden is not None:
+        try:
+            result = run([str(portwarden), "iptables", "show"], timeout=20, check=False)
+            scripts = split_rule_script(result.stdout)
+            if result.returncode == 0 and set(scripts) == {4, 6} and all(
+                    "NFQUEUE" in s for s in scripts.values()):
+                return Ruleset(scripts, f"`{portwarden} iptables show`", True)
+            log(f"warning: `portwarden iptables show` gave no usable v4+v6 scripts "
+                f"(exit {result.returncode}); using the seed rules")
+        except (OSError, subprocess.TimeoutExpired) as error:
+            log(f"warning: `portwarden iptables show`: {error}; using the seed rules")
+    return Ruleset(dict(FALLBACK_RULES), "seed rules built into bench/run_bench.py (fallback)",
+                   False)
+
+
+def apply_scripts(world: World, scripts: dict[int, str]) -> None:
+    for family, script in sorted(scripts.items()):
+        tool = "iptables-restore" if family == 4 else "ip6tables-restore"
+        world.in_client([tool, "--noflush", "-w", "5"], input_text=script)
+
+
+# ---------------------------------------------------------------------------------------------
+# Configurations. Each one is installed in the client namespace, measured, and removed again.
+
+
+@dataclass
+class Firewall:
+    """What a configuration leaves running while it is measured."""
+    process: subprocess.Popen | None = None
+
+
+class Config:
+    name = ""
+
+    def start(self, world: World) -> Firewall:  # noqa: ARG002
+        return Firewall()
+
+    def stop(self, world: World, firewall: Firewall) -> None:
+        if firewall.process is not None:
+            code = world.stop(firewall.process)
+            if code not in (0, -signal.SIGTERM):
+                log(f"warning: {self.name} exited with {code}")
+        world.flush_firewall()
+
+
+class NoFirewall(Config):
+    name = "none"
+
+
+class KernelOnly(Config):
+    name = "kernel-only"
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.scripts = {family: kernel_only(s) for family, s in ruleset.scripts.items()}
+
+    def start(self, world: World) -> Firewall:
+        apply_scripts(world, self.scripts)
+        return Firewall()
+
+
+def wait_for(predicate, what: str, process: subprocess.Popen | None, world: World,
+             log_name: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise BenchError(f"{what}: the process exited with {process.returncode}\n"
+                             f"{world.log_tail(log_name)}")
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise BenchError(f"{what}: not ready after {timeout} s\n{world.log_tail(log_name)}")
+
+
+class MinimalVerdict(Config):
+    name = "minimal-verdict"
+
+    def __init__(self, binary: Path, ruleset: Ruleset, portwarden: Path | None) -> None:
+        self.binary = binary
+        self.ruleset = ruleset
+        self.portwarden = portwarden  # set whenever ruleset.from_portwarden is
+
+    def start(self, world: World) -> Firewall:
+        # The daemon's own rule installer when it works; the same text through
+        # iptables-restore otherwise (it is what `iptables show` printed, or the seed rules).
+        if self.ruleset.from_portwarden:
+            world.in_client([str(self.portwarden), "iptables", "apply"], timeout=30)
+        else:
+            apply_scripts(world, self.ruleset.scripts)
+        process = world.spawn(world.client, [str(self.binary)], self.name)
+        wait_for(lambda: set(QUEUES) <= world.queues_bound(), "pw_minimal_verdict", process,
+                 world, self.name)
+        return Firewall(process)
+
+    def stop(self, world: World, firewall: Firewall) -> None:
+        if firewall.process is not None:
+            world.stop(firewall.process)
+            firewall.process = None
+        if self.ruleset.from_portwarden:
+            world.in_client([str(self.portwarden), "iptables", "remove"], timeout=30,
+                            check=False)
+        super().stop(world, firewall)
+
+
+class Portwarden(Config):
+    name = "portwarden"
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+
+    def start(self, world: World) -> Firewall:
+        config = world.workdir / "portwarden.json"
+        config.write_text(json.dumps({"filter": {"defaultAction": "permit"}}) + "\n")
+        process = world.spawn(world.client, [str(self.binary), "run", "--config", str(config)],
+                              self.name)
+        wait_for(lambda: "C170" in world.mangle_rules(4) and set(QUEUES) <= world.queues_bound(),
+                 "portwarden run (rules and queues)", process, world, self.name)
+        return Firewall(process)
+
+    def stop(self, world: World, firewall: Firewall) -> None:
+        # portwarden removes its own rules on SIGTERM; check that it did before flushing.
+        if firewall.process is not None:
+            code = world.stop(firewall.process)
+            firewall.process = None
+            if code not in (0, -signal.SIGTERM):
+                log(f"warning: portwarden exited with {code}\n{world.log_tail(self.name)}")
+            if "C170" in world.mangle_rules(4) or "C170" in world.mangle_rules(6):
+                log("warning: portwarden left its rules installed after SIGTERM")
+        super().stop(world, firewall)
+
+
+class OpenSnitch(Config):
+    """Debian's opensnitchd, allowing everything, without a UI. Untested where not installed."""
+    name = "opensnitchd"
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+
+    def start(self, world: World) -> Firewall:
+        rules = world.workdir / "opensnitch-rules"
+        rules.mkdir(exist_ok=True)
+        config = world.workdir / "opensnitchd.json"
+        config.write_text(json.dumps({
+            "Server": {"Address": f"unix://{world.workdir}/osui.sock",
+                       "LogFile": str(world.workdir / "opensnitchd-own.log")},
+            "DefaultAction": "allow", "DefaultDuration": "always", "InterceptUnknown": False,
+            "ProcMonitorMethod": "proc", "LogLevel": 2, "Firewall": "iptables",
+            "Stats": {"MaxEvents": 150, "MaxStats": 25},
+        }) + "\n")
+        process = world.spawn(world.client, [
+            str(self.binary), "-config-file", str(config), "-rules-path", str(rules),
+            "-ui-socket", f"unix://{world.workdir}/osui.sock"], self.name)
+        wait_for(lambda: "NFQUEUE" in world.mangle_rules(4), "opensnitchd rules", process,
+                 world, self.name, timeout=30)
+        time.sleep(1)  # It binds its queue right after adding the rules.
+        return Firewall(process)
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements.
+
+
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime field 14, stime field 15 (1-based).
+    ticks = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
+
+
+def process_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def loadgen(world: World, command: str, port: int, seconds: float, threads: int,
+            target: str) -> dict:
+    result = world.in_client([str(world.loadgen), command, "--target", target, "--port",
+                              str(port), "--threads", str(threads), "--seconds", str(seconds)],
+                             timeout=seconds + 30)
+    if result.stderr.strip():
+        log(f"{command}: {result.stderr.strip()}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def iperf(world: World, seconds: float, target: str) -> float:
+    result = world.in_client(["iperf3", "-c", target, "-p", str(IPERF_PORT), "-t",
+                              str(max(1, round(seconds))), "-J"], timeout=seconds + 30)
+    report = json.loads(result.stdout)
+    return report["end"]["sum_received"]["bits_per_second"] / 1e9
+
+
+def measure(world: World, config: Config, seconds: float, target: str) -> dict[str, float]:
+    firewall = config.start(world)
+    figures: dict[str, float] = {}
+    try:
+        pid = firewall.process.pid if firewall.process is not None else None
+        cpu_before = process_cpu_seconds(pid) if pid else (0.0, 0.0)
+        queued_before, dropped_before = world.queue_counters()
+        tcp1 = loadgen(world, "tcp-connect", TCP_PORT, seconds, 1, target)
+        tcp2 = loadgen(world, "tcp-connect", TCP_PORT, seconds, 2, target)
+        connections = tcp1["count"] + tcp2["count"]
+        if pid and connections:
+            user, system = (after - before for after, before in
+                            zip(process_cpu_seconds(pid), cpu_before))
+            figures["cpu_us_per_conn"] = (user + system) * 1e6 / connections
+            figures["user_cpu_us_per_conn"] = user * 1e6 / connections
+            # 1 when only the SYN reaches userspace, as the design intends.
+            queued = world.queue_counters()[0] - queued_before
+            figures["queued_per_conn"] = queued / connections
+        udp = loadgen(world, "udp-flows", UDP_PORT, seconds, 1, target)
+        figures.update({
+            "tcp1_rate": tcp1["rate"], "tcp1_p50": tcp1["p50_us"], "tcp1_p99": tcp1["p99_us"],
+            "tcp2_rate": tcp2["rate"], "tcp2_p50": tcp2["p50_us"], "tcp2_p99": tcp2["p99_us"],
+            "tcp_errors": tcp1["errors"] + tcp2["errors"],
+            "udp_rate": udp["rate"], "udp_p50": udp["p50_us"], "udp_p99": udp["p99_us"],
+            "udp_lost": udp["lost"] + udp["errors"],
+        })
+        figures["bulk_gbps"] = iperf(world, seconds, target)
+        if pid:
+            figures["rss_mib"] = process_rss_mib(pid)
+            figures["queue_drops"] = world.queue_counters()[1] - dropped_before
+            if firewall.process.poll() is not None:
+                raise BenchError(f"{config.name} died during the measurement\n"
+                                 f"{world.log_tail(config.name)}")
+    finally:
+        config.stop(world, firewall)
+    return figures
+
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+ROWS = (
+    # (label, key(s), format)
+    ("TCP connects/s, 1 client thread", ("tcp1_rate",), "{:,.0f}"),
+    ("p50 / p99 connect latency µs, 1 thread", ("tcp1_p50", "tcp1_p99"), "{:,.0f}"),
+    ("TCP connects/s, 2 client threads", ("tcp2_rate",), "{:,.0f}"),
+    ("p50 / p99 connect latency µs, 2 threads", ("tcp2_p50", "tcp2_p99"), "{:,.0f}"),
+    ("UDP new request/response flows/s", ("udp_rate",), "{:,.0f}"),
+    ("p50 / p99 UDP flow latency µs", ("udp_p50", "udp_p99"), "{:,.0f}"),
+    ("bulk TCP Gbit/s (one connection)", ("bulk_gbps",), "{:.2f}"),
+    ("firewall CPU µs per new TCP connection", ("cpu_us_per_conn",), "{:.1f}"),
+    ("… of which in user space", ("user_cpu_us_per_conn",), "{:.1f}"),
+    ("firewall resident memory MiB (end of run)", ("rss_mib",), "{:.1f}"),
+    ("packets queued to userspace per new TCP connection", ("queued_per_conn",), "{:.2f}"),
+    ("TCP errors / UDP lost / queue drops (sum over rounds)",
+     ("tcp_errors", "udp_lost", "queue_drops"), "{:,.0f}"),
+)
+SUMMED = {"tcp_errors", "udp_lost", "queue_drops"}
+
+
+def cell(values: list[float], fmt: str, key: str) -> str:
+    if not values:
+        return "–"
+    if key in SUMMED:
+        return fmt.format(sum(values))
+    median = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return median
+    return f"{median} ({fmt.format(min(values))}..{fmt.format(max(values))})"
+
+
+def median_of(results: dict[str, list[dict]], config: str, key: str) -> float | None:
+    values = [r[key] for r in results.get(config, []) if key in r]
+    return statistics.median(values) if values else None
+
+
+def ratio_lines(results: dict[str, list[dict]]) -> list[str]:
+    pairs = (("portwarden", "minimal-verdict"), ("portwarden", "kernel-only"),
+             ("portwarden", "opensnitchd"), ("minimal-verdict", "none"),
+             ("kernel-only", "none"))
+    keys = (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate"),
+            ("UDP flows", "udp_rate"), ("bulk", "bulk_gbps"))
+    lines = []
+    for numerator, denominator in pairs:
+        if not results.get(numerator) or not results.get(denominator):
+            continue
+        parts = []
+        for label, key in keys:
+            top, bottom = median_of(results, numerator, key), median_of(results, denominator, key)
+            if top is not None and bottom:
+                parts.append(f"{label} {top / bottom:.2f}×")
+        lines.append(f"- {numerator} / {denominator}: " + ", ".join(parts))
+    return lines
+
+
+def target_lines(results: dict[str, list[dict]]) -> list[str]:
+    if not results.get("portwarden"):
+        return ["- portwarden not measured: targets not evaluated"]
+    lines = []
+
+    def verdict(ok: bool) -> str:
+        return "**met**" if ok else "**MISSED**"
+
+    for label, key in (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate"),
+                       ("UDP flows", "udp_rate")):
+        top = median_of(results, "portwarden", key)
+        bottom = median_of(results, "minimal-verdict", key)
+        if top is None or not bottom:
+            lines.append(f"- {label} ≥ {TARGET_TCP_UDP_VS_MINIMAL}× minimal-verdict: "
+                         "not measured")
+            continue
+        value = top / bottom
+        lines.append(f"- {label} ≥ {TARGET_TCP_UDP_VS_MINIMAL}× minimal-verdict: {value:.2f}× "
+                     f"{verdict(value >= TARGET_TCP_UDP_VS_MINIMAL)}")
+    top = median_of(results, "portwarden", "bulk_gbps")
+    bottom = median_of(results, "kernel-only", "bulk_gbps")
+    if top is not None and bottom:
+        value = top / bottom
+        lines.append(f"- bulk ≥ {TARGET_BULK_VS_KERNEL}× kernel-only: {value:.3f}× "
+                     f"{verdict(value >= TARGET_BULK_VS_KERNEL)}")
+    else:
+        lines.append(f"- bulk ≥ {TARGET_BULK_VS_KERNEL}× kernel-only: not measured")
+    rss = [r["rss_mib"] for r in results["portwarden"] if "rss_mib" in r]
+    if rss:
+        lines.append(f"- resident memory ≤ {TARGET_RSS_MIB:g} MiB after the run: max "
+                     f"{max(rss):.1f} MiB {verdict(max(rss) <= TARGET_RSS_MIB)}")
+    return lines
+
+
+def report(results: dict[str, list[dict]], configs: list[str], header: list[str],
+           notes: list[str]) -> str:
+    measured = [c for c in configs if results.get(c)]
+    lines = ["# portwarden system benchmark", "", *header, ""]
+    lines.append("Medians over the rounds, (min..max) in brackets.")
+    lines.append("")
+    lines.append("| figure | " + " | ".join(measured) + " |")
+    lines.append("|---|" + "---|" * len(measured))
+    for label, keys, fmt in ROWS:
+        cells = []
+        for config in measured:
+            parts = [cell([r[k] for r in results[config] if k in r], fmt, k) for k in keys]
+            cells.append(" / ".join(parts) if any(p != "–" for p in parts) else "–")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Ratios of medians:", "", *ratio_lines(results), "", "Targets:", "",
+              *target_lines(results)]
+    if notes:
+        lines += ["", "Notes:", "", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Main.
+
+
+def parse_arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--portwarden", type=Path,
+                        default=REPO / "build" / "release" / "src" / "cli" / "portwarden",
+                        help="the portwarden binary (default: %(default)s)")
+    parser.add_argument("--build-dir", type=Path, default=REPO / "build" / "release",
+                        help="where pw_loadgen and pw_minimal_verdict are built "
+                             "(bench/ under it; default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0,
+                        help="duration of each measurement (default: %(default)s)")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated subset of: {', '.join(CONFIGS)}")
+    parser.add_argument("--ipv6", action="store_true",
+                        help="send the traffic over IPv6 (fd99::2) instead of IPv4")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 1 s")
+    parser.add_argument("--no-save", action="store_true",
+                        help="do not write bench/results/<timestamp>.md")
+    arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.rounds, arguments.seconds = 1, 1.0
+    return arguments
+
+
+def choose_configs(arguments: argparse.Namespace, notes: list[str]) -> list[str]:
+    wanted = [c.strip() for c in arguments.only.split(",") if c.strip()] or list(CONFIGS)
+    unknown = [c for c in wanted if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown configuration(s): {', '.join(unknown)}")
+    if "portwarden" in wanted and not os.access(arguments.portwarden, os.X_OK):
+        notes.append(f"portwarden skipped: {arguments.portwarden} is not built")
+        wanted.remove("portwarden")
+    if "opensnitchd" in wanted and shutil.which("opensnitchd") is None:
+        notes.append("opensnitchd skipped: not installed (Debian package `opensnitch`); see "
+                     "shared/reference/peer-figures.md for figures measured on this kind of "
+                     "machine")
+        wanted.remove("opensnitchd")
+    return wanted
+
+
+def check_tools(arguments: argparse.Namespace) -> tuple[Path, Path]:
+    if os.geteuid() != 0:
+        raise SystemExit("run_bench.py needs root (network namespaces, iptables, NFQUEUE)")
+    for tool in ("ip", "iptables-restore", "ip6tables-restore", "nft", "conntrack", "iperf3",
+                 "ss", "ping"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"missing tool: {tool}")
+    bench_dir = arguments.build_dir / "bench"
+    loadgen_binary, verdict_binary = bench_dir / "pw_loadgen", bench_dir / "pw_minimal_verdict"
+    if not (loadgen_binary.exists() and verdict_binary.exists()):
+        log(f"building pw_loadgen and pw_minimal_verdict in {arguments.build_dir}")
+        subprocess.run(["cmake", "--build", str(arguments.build_dir), "--target", "pw_loadgen",
+                        "pw_minimal_verdict"], check=True)
+    return loadgen_binary, verdict_binary
+
+
+def make_config(name: str, arguments: argparse.Namespace, ruleset: Ruleset,
+                verdict_binary: Path) -> Config:
+    portwarden = arguments.portwarden if os.access(arguments.portwarden, os.X_OK) else None
+    if name == "none":
+        return NoFirewall()
+    if name == "kernel-only":
+        return KernelOnly(ruleset)
+    if name == "minimal-verdict":
+        return MinimalVerdict(verdict_binary, ruleset, portwarden)
+    if name == "portwarden":
+        return Portwarden(arguments.portwarden)
+    return OpenSnitch(Path(shutil.which("opensnitchd") or "opensnitchd"))
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def raise_on_signal(signal_number: int, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal_number}")
+
+
+def main() -> int:
+    arguments = parse_arguments()
+    notes: list[str] = []
+    loadgen_binary, verdict_binary = check_tools(arguments)
+    config_names = choose_configs(arguments, notes)
+    portwarden = arguments.portwarden if os.access(arguments.portwarden, os.X_OK) else None
+    ruleset = load_ruleset(portwarden)
+    if not ruleset.from_portwarden:
+        notes.append("kernel-only and minimal-verdict used the seed rules, not "
+                     "`portwarden iptables show`")
+    configs = [make_config(n, arguments, ruleset, verdict_binary) for n in config_names]
+    target = SERVER_V6 if arguments.ipv6 else SERVER_V4
+
+    load_before = load_average()
+    if load_before > 0.5 * (os.cpu_count() or 1):
+        log(f"warning: load average {load_before:.1f} on {os.cpu_count()} CPUs: the figures "
+            "will be noisy")
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and Python keeps that.
+    for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signal_number, raise_on_signal)
+    results: dict[str, list[dict]] = {c.name: [] for c in configs}
+    with tempfile.TemporaryDirectory(prefix="pwb-") as workdir:
+        world = World(loadgen_binary, Path(workdir))
+        try:
+            world.setup()
+            world.flush_firewall()
+            loadgen(world, "tcp-connect", TCP_PORT, 0.5, 1, target)  # warm-up, not recorded
+            for round_index in range(arguments.rounds):
+                # Interleaved, and rotated each round so that no configuration always runs
+                # first (or right after the same neighbour) while the machine drifts.
+                shift = round_index % len(configs)
+                for config in configs[shift:] + configs[:shift]:
+                    log(f"round {round_index + 1}/{arguments.rounds}: {config.name}")
+                    try:
+                        figures = measure(world, config, arguments.seconds, target)
+                    except BenchError as error:
+                        log(f"error: {config.name}: {error}")
+                        notes.append(f"round {round_index + 1}, {config.name}: {error}"
+                                     .splitlines()[0])
+                        continue
+                    results[config.name].append(figures)
+                    log("  " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+        except KeyboardInterrupt:
+            log("interrupted; cleaning up")
+            return 130
+        finally:
+            # A second Ctrl-C must not cut the teardown short.
+            for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(signal_number, signal.SIG_IGN)
+            world.close()
+
+    header = [
+        f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}, "
+        f"kernel {os.uname().release}, {os.cpu_count()} CPUs",
+        f"- {arguments.rounds} interleaved round(s) of {arguments.seconds:g} s per measurement, "
+        f"traffic over IPv{'6' if arguments.ipv6 else '4'}",
+        f"- ruleset: {ruleset.source}",
+        f"- load average (1 min) before / after: {load_before:.2f} / {load_average():.2f} "
+        "(ours adds about 2 while it runs; more than that means other work shared the CPUs)",
+    ]
+    text = report(results, [c.name for c in configs], header, notes)
+    print(text)
+    if not arguments.no_save:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        path = RESULTS_DIR / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.md"
+        path.write_text(text)
+        log(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

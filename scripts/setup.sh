@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs every Debian package that portwarden's build, tests, demo and benchmarks need.
+# Idempotent: when everything is present it changes nothing and touches no network.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ cmake ninja-build pkg-config make
+  libnetfilter-queue-dev libmnl-dev libnetfilter-conntrack-dev
+  libboost-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  # run: the iptables binaries (nft or legacy backend), conntrack tooling
+  iptables conntrack iproute2
+  # tests: unit (GoogleTest), fuzz (clang 19 + libFuzzer), integration (python3, ping)
+  libgtest-dev libgmock-dev python3 clang-19 libclang-rt-19-dev iputils-ping
+  # benchmarks and lint
+  libbenchmark-dev iperf3 clang-format-19 clang-tidy-19
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}"
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "setup: run as root or install sudo" >&2; exit 1; }
+  as_root=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

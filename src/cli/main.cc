@@ -1,0 +1,118 @@
+// The `portwarden` command: the daemon (`run`) and the client verbs.
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "common/log.h"
+#include "daemon/daemon.h"
+#include "interception/rule_set.h"
+
+namespace {
+
+constexpr const char* kDefaultConfigPath = "/etc/portwarden/config.json";
+
+const char* family_name(pw::IpFamily family) {
+    return family == pw::IpFamily::V4 ? "IPv4" : "IPv6";
+}
+
+// `portwarden iptables apply|remove`: exit 0 when IPv4 succeeded; IPv6 failures are reported
+// but do not fail the command, as a system without IPv6 is common.
+int change_rules(bool apply) {
+    if (::geteuid() != 0) {
+        std::cerr << "portwarden iptables: needs root (CAP_NET_ADMIN)\n";
+        return 1;
+    }
+    pw::interception::IptablesBinaryRunner runner;
+    pw::interception::RuleSet rules(runner);
+    const auto outcomes = apply ? rules.apply() : rules.remove();
+    int exit_code = 0;
+    for (const auto& outcome : outcomes) {
+        if (outcome.status) {
+            std::cout << family_name(outcome.family) << ": rules "
+                      << (apply ? "installed" : "removed") << "\n";
+            continue;
+        }
+        std::cerr << family_name(outcome.family) << ": " << outcome.status.error().message()
+                  << "\n";
+        if (outcome.family == pw::IpFamily::V4) {
+            exit_code = 1;
+        }
+    }
+    if (apply && exit_code == 0) {
+        std::cout << "Note: until `portwarden run` binds the queues, new connections are dropped "
+                     "(fail-closed). `portwarden iptables remove` undoes this.\n";
+    }
+    return exit_code;
+}
+
+int show_rules() {
+    for (const pw::IpFamily family : {pw::IpFamily::V4, pw::IpFamily::V6}) {
+        std::cout << "# " << (family == pw::IpFamily::V4 ? "iptables-restore" : "ip6tables-restore")
+                  << " --noflush\n"
+                  << pw::interception::render_rules(family) << "\n";
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"portwarden: an application firewall for Linux"};
+    app.require_subcommand(1);
+    std::string log_level = "info";
+    app.add_option("--log-level", log_level, "debug, info, warn or error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+
+    auto* run = app.add_subcommand("run", "Run the firewall daemon in the foreground (root)");
+    std::string config_path;
+    std::string events_target;
+    run->add_option("--config", config_path,
+                    std::string("JSON config file (default: ") + kDefaultConfigPath +
+                        " if it exists, else built-in defaults)");
+    run->add_option("--events", events_target,
+                    "Write connection events as JSON lines to FILE, or - for standard output");
+
+    auto* iptables = app.add_subcommand("iptables", "Show, install or remove the kernel rules");
+    iptables->require_subcommand(1);
+    auto* show = iptables->add_subcommand("show", "Print the rules without applying them");
+    auto* apply = iptables->add_subcommand("apply", "Install the rules (idempotent)");
+    auto* remove = iptables->add_subcommand(
+        "remove", "Remove every rule and chain of ours (recovery after a crash)");
+    auto* version = app.add_subcommand("version", "Print the version");
+
+    CLI11_PARSE(app, argc, argv);
+    pw::log::set_level(log_level);
+
+    if (*run) {
+        pw::daemon::RunOptions options;
+        if (!config_path.empty()) {
+            options.config_path = config_path;
+        } else if (std::filesystem::exists(kDefaultConfigPath)) {
+            options.config_path = kDefaultConfigPath;
+        }
+        if (!events_target.empty()) {
+            options.events_target = events_target;
+        }
+        return pw::daemon::run(options);
+    }
+    if (*show) {
+        return show_rules();
+    }
+    if (*apply) {
+        return change_rules(true);
+    }
+    if (*remove) {
+        return change_rules(false);
+    }
+    if (*version) {
+        std::cout << "portwarden " << PW_VERSION << "\n";
+    }
+    return 0;
+}

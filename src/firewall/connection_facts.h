@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/ip_address.h"
+#include "packet/packet_info.h"
+
+namespace pw::firewall {
+
+// Who opened the connection. Filled by process attribution (issue 3); empty until then.
+struct ProcessFacts {
+    std::int64_t pid = -1;
+    std::string executable;
+    std::uint32_t uid = 0;
+    std::string user;
+    std::vector<std::string> tags;
+};
+
+// Which name the remote address was resolved from, by this process. Filled by the nameserver
+// (issue 4); empty until then.
+struct DomainFacts {
+    std::string domain;
+    std::vector<std::string> cname_chain;
+};
+
+// Everything the decision core may look at for one connection. Plain data: no sockets, no
+// syscalls. The daemon fills it from the first packet and enrichers (process, domain).
+struct ConnectionFacts {
+    packet::Direction direction = packet::Direction::Outbound;
+    IpFamily ip_family = IpFamily::V4;
+    std::uint8_t protocol = 0;
+    IpAddress local_address;
+    std::uint16_t local_port = 0;
+    IpAddress remote_address;
+    std::uint16_t remote_port = 0;
+    std::uint8_t icmp_type = 0;  // of the first packet, for ICMP and ICMPv6
+    std::optional<ProcessFacts> process{};
+    std::optional<DomainFacts> domain{};
+
+    // The port that names the service: remote for outbound, local for inbound.
+    [[nodiscard]] std::uint16_t service_port() const {
+        return direction == packet::Direction::Outbound ? remote_port : local_port;
+    }
+};
+
+}  // namespace pw::firewall

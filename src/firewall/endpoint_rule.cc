@@ -1,0 +1,275 @@
+#include "firewall/endpoint_rule.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstddef>
+
+#include "packet/packet_info.h"
+
+namespace pw::firewall {
+namespace {
+
+// Tokens are separated by any run of ASCII whitespace. \r and \n are included so that a rule
+// copied from a CRLF file or a multi-line JSON string still splits where the user sees a gap.
+constexpr std::string_view kWhitespace = " \t\r\n\v\f";
+
+// Every name spelled in lower case; lookup folds the token to lower case first.
+struct ProtocolName {
+    std::string_view name;
+    std::uint8_t number;
+};
+constexpr std::array<ProtocolName, 8> kProtocolNames = {{
+    {"tcp", packet::protocol::kTcp},
+    {"udp", packet::protocol::kUdp},
+    {"icmp", packet::protocol::kIcmp},
+    {"icmpv6", packet::protocol::kIcmpV6},
+    {"icmp6", packet::protocol::kIcmpV6},
+    {"udplite", packet::protocol::kUdpLite},
+    {"sctp", packet::protocol::kSctp},
+    {"igmp", packet::protocol::kIgmp},
+}};
+
+// The longest protocol name is 7 characters; anything longer cannot be a name.
+constexpr std::size_t kMaxProtocolNameLength = 7;
+
+std::vector<std::string_view> split_tokens(std::string_view text) {
+    std::vector<std::string_view> tokens;
+    std::size_t position = 0;
+    while (true) {
+        const std::size_t start = text.find_first_not_of(kWhitespace, position);
+        if (start == std::string_view::npos) {
+            break;
+        }
+        const std::size_t end = text.find_first_of(kWhitespace, start);
+        tokens.push_back(text.substr(start, end == std::string_view::npos ? end : end - start));
+        if (end == std::string_view::npos) {
+            break;
+        }
+        position = end;
+    }
+    return tokens;
+}
+
+std::string_view trim(std::string_view text) {
+    const std::size_t start = text.find_first_not_of(kWhitespace);
+    if (start == std::string_view::npos) {
+        return {};
+    }
+    const std::size_t end = text.find_last_not_of(kWhitespace);
+    return text.substr(start, end - start + 1);
+}
+
+// Parses a decimal number without sign or leading '+'; nullopt on anything else or overflow.
+template <typename Number>
+std::optional<Number> parse_decimal(std::string_view digits) {
+    if (digits.empty()) {
+        return std::nullopt;
+    }
+    Number value{};
+    const char* end = digits.data() + digits.size();
+    const auto [ptr, error] = std::from_chars(digits.data(), end, value);
+    if (error != std::errc{} || ptr != end) {
+        return std::nullopt;
+    }
+    return value;
+}
+
+bool protocol_has_ports(std::uint8_t protocol) {
+    return protocol == packet::protocol::kTcp || protocol == packet::protocol::kUdp ||
+           protocol == packet::protocol::kUdpLite || protocol == packet::protocol::kSctp;
+}
+
+// A token that only an IP address or CIDR could be meant as: it has a colon (IPv6) or consists
+// of digits and dots (IPv4). Such tokens get the address parser's precise error; everything else
+// ("example.com", "LAN") is an entity kind this version does not support yet.
+bool looks_like_address(std::string_view token) {
+    const std::string_view address = token.substr(0, token.find('/'));
+    if (address.find(':') != std::string_view::npos) {
+        return true;
+    }
+    return !address.empty() && std::ranges::all_of(address, [](char character) {
+        return (character >= '0' && character <= '9') || character == '.';
+    });
+}
+
+Result<Entity> parse_entity(std::string_view token) {
+    if (token == "*") {
+        return AnyEntity{};
+    }
+    if (!looks_like_address(token)) {
+        return fail("unsupported entity '" + std::string(token) +
+                    "': expected *, an IP address or a CIDR (domains and scopes come in a later "
+                    "version)");
+    }
+    auto cidr = Cidr::parse(token);
+    if (!cidr) {
+        return std::unexpected(cidr.error());
+    }
+    return *cidr;
+}
+
+// nullopt in the result means "any protocol" (the token "*").
+Result<std::optional<std::uint8_t>> parse_protocol(std::string_view token) {
+    if (token == "*") {
+        return std::optional<std::uint8_t>{};
+    }
+    if (!token.empty() && std::ranges::all_of(token, [](char character) {
+            return character >= '0' && character <= '9';
+        })) {
+        const auto number = parse_decimal<unsigned>(token);
+        if (!number || *number > 255) {
+            return fail("protocol number " + std::string(token) + " is out of range (0-255)");
+        }
+        return std::optional<std::uint8_t>(static_cast<std::uint8_t>(*number));
+    }
+    if (token.size() <= kMaxProtocolNameLength) {
+        std::string lower(token);
+        std::ranges::transform(lower, lower.begin(), [](char character) {
+            return (character >= 'A' && character <= 'Z') ? static_cast<char>(character - 'A' + 'a')
+                                                          : character;
+        });
+        for (const auto& [name, number] : kProtocolNames) {
+            if (lower == name) {
+                return std::optional<std::uint8_t>(number);
+            }
+        }
+    }
+    return fail("unknown protocol '" + std::string(token) +
+                "' (expected tcp, udp, icmp, icmpv6, udplite, sctp, igmp, * or 0-255)");
+}
+
+// `service` is the whole PROTO/PORT token, quoted in errors so the user sees where it went wrong.
+Result<std::uint16_t> parse_port(std::string_view token, std::string_view service) {
+    if (token.empty()) {
+        return fail("missing port number in '" + std::string(service) + "'");
+    }
+    if (!std::ranges::all_of(token,
+                             [](char character) { return character >= '0' && character <= '9'; })) {
+        return fail("invalid port '" + std::string(token) + "' (expected a number 0-65535)");
+    }
+    const auto number = parse_decimal<unsigned long>(token);
+    if (!number || *number > 65535) {
+        return fail("port " + std::string(token) + " is out of range (0-65535)");
+    }
+    return static_cast<std::uint16_t>(*number);
+}
+
+struct PortRange {
+    std::uint16_t low = 0;
+    std::uint16_t high = 65535;
+};
+
+Result<PortRange> parse_port_range(std::string_view text, std::string_view service) {
+    const std::size_t dash = text.find('-');
+    const auto low = parse_port(text.substr(0, dash), service);
+    if (!low) {
+        return std::unexpected(low.error());
+    }
+    if (dash == std::string_view::npos) {
+        return PortRange{.low = *low, .high = *low};
+    }
+    const auto high = parse_port(text.substr(dash + 1), service);
+    if (!high) {
+        return std::unexpected(high.error());
+    }
+    if (*low > *high) {
+        return fail("port range " + std::string(text) + " is reversed");
+    }
+    return PortRange{.low = *low, .high = *high};
+}
+
+Status parse_service(std::string_view token, EndpointRule& rule) {
+    const std::size_t slash = token.find('/');
+    const std::string_view protocol_text = token.substr(0, slash);
+    const auto protocol = parse_protocol(protocol_text);
+    if (!protocol) {
+        return std::unexpected(protocol.error());
+    }
+    rule.protocol = *protocol;
+    if (slash == std::string_view::npos) {
+        return {};
+    }
+    if (!rule.protocol || !protocol_has_ports(*rule.protocol)) {
+        return fail("ports need tcp, udp, udplite or sctp, not '" + std::string(protocol_text) +
+                    "'");
+    }
+    const auto range = parse_port_range(token.substr(slash + 1), token);
+    if (!range) {
+        return std::unexpected(range.error());
+    }
+    rule.port_low = range->low;
+    rule.port_high = range->high;
+    return {};
+}
+
+} // namespace
+
+Result<EndpointRule> parse_endpoint_rule(std::string_view line) {
+    const std::string_view text = trim(line);
+    const std::vector<std::string_view> tokens = split_tokens(text);
+    if (tokens.empty()) {
+        return fail("empty rule (expected '+|- ENTITY [PROTO[/PORT[-PORT]]]')");
+    }
+
+    EndpointRule rule;
+    if (tokens[0] == "+") {
+        rule.action = RuleAction::Permit;
+    } else if (tokens[0] == "-") {
+        rule.action = RuleAction::Block;
+    } else {
+        return fail("a rule starts with '+' (permit) or '-' (block) and a space, not '" +
+                    std::string(tokens[0]) + "'");
+    }
+
+    if (tokens.size() < 2) {
+        return fail("missing entity after '" + std::string(tokens[0]) +
+                    "' (expected *, an IP address or a CIDR)");
+    }
+    auto entity = parse_entity(tokens[1]);
+    if (!entity) {
+        return std::unexpected(entity.error());
+    }
+    rule.entity = *entity;
+
+    if (tokens.size() >= 3) {
+        const auto service = parse_service(tokens[2], rule);
+        if (!service) {
+            return std::unexpected(service.error());
+        }
+    }
+    if (tokens.size() > 3) {
+        return fail("unexpected '" + std::string(tokens[3]) +
+                    "' after the protocol (expected '+|- ENTITY [PROTO[/PORT[-PORT]]]')");
+    }
+
+    rule.text = std::string(text);
+    return rule;
+}
+
+bool matches(const EndpointRule& rule, const EndpointQuery& query) {
+    if (const auto* cidr = std::get_if<Cidr>(&rule.entity);
+        cidr != nullptr && !cidr->contains(query.remote_address)) {
+        return false;
+    }
+    if (rule.protocol && *rule.protocol != query.protocol) {
+        return false;
+    }
+    const bool any_port = rule.port_low == 0 && rule.port_high == 65535;
+    if (any_port) {
+        return true;
+    }
+    // A port range can only hold for protocols that carry ports; the parser guarantees that
+    // for the rule's protocol, this also guards hand-built rules without one.
+    return protocol_has_ports(query.protocol) && query.service_port >= rule.port_low &&
+           query.service_port <= rule.port_high;
+}
+
+const EndpointRule* first_match(const std::vector<EndpointRule>& rules,
+                                const EndpointQuery& query) {
+    const auto found = std::ranges::find_if(
+        rules, [&query](const EndpointRule& rule) { return matches(rule, query); });
+    return found == rules.end() ? nullptr : &*found;
+}
+
+} // namespace pw::firewall

@@ -1,0 +1,200 @@
+#include "network/event_writer.h"
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+
+#include "packet/packet_info.h"
+
+namespace pw::network {
+namespace {
+
+void append_endpoint(std::string& out, std::string_view name, const IpAddress& address,
+                     std::uint16_t port) {
+    std::array<char, IpAddress::kMaxTextLength> buffer{};
+    out += '"';
+    out += name;
+    out += "\":{\"ip\":\"";
+    out += address.format(buffer);
+    out += "\",\"port\":";
+    out += std::to_string(port);
+    out += '}';
+}
+
+void append_process(std::string& out, const firewall::ProcessFacts& process) {
+    out += ",\"process\":{\"pid\":";
+    out += std::to_string(process.pid);
+    out += ",\"executable\":";
+    append_json_string(out, process.executable);
+    out += ",\"uid\":";
+    out += std::to_string(process.uid);
+    out += ",\"user\":";
+    append_json_string(out, process.user);
+    out += ",\"tags\":[";
+    for (std::size_t index = 0; index < process.tags.size(); ++index) {
+        if (index > 0) {
+            out += ',';
+        }
+        append_json_string(out, process.tags[index]);
+    }
+    out += "]}";
+}
+
+void append_domain(std::string& out, const firewall::DomainFacts& domain) {
+    out += ",\"domain\":";
+    append_json_string(out, domain.domain);
+    out += ",\"cnames\":[";
+    for (std::size_t index = 0; index < domain.cname_chain.size(); ++index) {
+        if (index > 0) {
+            out += ',';
+        }
+        append_json_string(out, domain.cname_chain[index]);
+    }
+    out += ']';
+}
+
+}  // namespace
+
+Result<std::unique_ptr<JsonLinesEventWriter>> JsonLinesEventWriter::open(const std::string& target) {
+    if (target == "-") {
+        return std::unique_ptr<JsonLinesEventWriter>(new JsonLinesEventWriter(stdout, false));
+    }
+    std::FILE* file = std::fopen(target.c_str(), "ae");
+    if (file == nullptr) {
+        return fail_errno("open events file " + target, errno);
+    }
+    return std::unique_ptr<JsonLinesEventWriter>(new JsonLinesEventWriter(file, true));
+}
+
+JsonLinesEventWriter::~JsonLinesEventWriter() {
+    std::fflush(file_);
+    if (owns_file_) {
+        std::fclose(file_);
+    }
+}
+
+void JsonLinesEventWriter::connection_new(std::uint64_t id,
+                                          const firewall::ConnectionFacts& connection) {
+    write_connection("new", id, connection, nullptr, 0);
+}
+
+void JsonLinesEventWriter::connection_decided(std::uint64_t id,
+                                              const firewall::ConnectionFacts& connection,
+                                              const firewall::Decision& decision,
+                                              std::uint32_t mark) {
+    write_connection("decided", id, connection, &decision, mark);
+}
+
+void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_t id,
+                                            const firewall::ConnectionFacts& connection,
+                                            const firewall::Decision* decision,
+                                            std::uint32_t mark) {
+    std::string& out = line_;
+    out.clear();
+    out += "{\"event\":\"";
+    out += event;
+    out += "\",\"id\":";
+    out += std::to_string(id);
+    out += ",\"time\":\"";
+    out += utc_timestamp_now();
+    out += "\",\"protocol\":\"";
+    out += protocol_name(connection.protocol);
+    out += "\",\"ipVersion\":";
+    out += connection.ip_family == IpFamily::V4 ? "4" : "6";
+    out += ",\"direction\":\"";
+    out += connection.direction == packet::Direction::Outbound ? "outbound" : "inbound";
+    out += "\",";
+    append_endpoint(out, "local", connection.local_address, connection.local_port);
+    out += ',';
+    append_endpoint(out, "remote", connection.remote_address, connection.remote_port);
+    if (connection.protocol == packet::protocol::kIcmp ||
+        connection.protocol == packet::protocol::kIcmpV6) {
+        out += ",\"icmpType\":";
+        out += std::to_string(connection.icmp_type);
+    }
+    if (connection.process) {
+        append_process(out, *connection.process);
+    }
+    if (connection.domain) {
+        append_domain(out, *connection.domain);
+    }
+    if (decision != nullptr) {
+        out += ",\"verdict\":\"";
+        out += packet::verdict_name(decision->verdict);
+        out += "\",\"mark\":";
+        out += std::to_string(mark);
+        out += ",\"permanent\":";
+        out += decision->persistence == packet::Persistence::Permanent ? "true" : "false";
+        out += ",\"reason\":";
+        append_json_string(out, decision->reason);
+    }
+    out += "}\n";
+    std::fwrite(out.data(), 1, out.size(), file_);
+}
+
+void JsonLinesEventWriter::flush() {
+    std::fflush(file_);
+}
+
+void JsonLinesEventWriter::write_line(std::string_view json_object) {
+    std::fwrite(json_object.data(), 1, json_object.size(), file_);
+    std::fputc('\n', file_);
+    std::fflush(file_);
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+    static constexpr std::string_view kHex = "0123456789abcdef";
+    out += '"';
+    for (const char character : text) {
+        const auto byte = static_cast<unsigned char>(character);
+        if (character == '"' || character == '\\') {
+            out += '\\';
+            out += character;
+        } else if (byte < 0x20) {
+            out += "\\u00";
+            out += kHex[byte >> 4U];
+            out += kHex[byte & 0x0FU];
+        } else {
+            out += character;
+        }
+    }
+    out += '"';
+}
+
+std::string utc_timestamp_now() {
+    const auto now = std::chrono::system_clock::now();
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    std::array<char, 32> buffer{};
+    const std::size_t length = std::strftime(buffer.data(), buffer.size(), "%Y-%m-%dT%H:%M:%S", &utc);
+    std::array<char, 8> fraction{};
+    std::snprintf(fraction.data(), fraction.size(), ".%03dZ", static_cast<int>(millis));
+    return std::string(buffer.data(), length) + fraction.data();
+}
+
+std::string protocol_name(std::uint8_t protocol) {
+    switch (protocol) {
+        case packet::protocol::kTcp:
+            return "tcp";
+        case packet::protocol::kUdp:
+            return "udp";
+        case packet::protocol::kIcmp:
+            return "icmp";
+        case packet::protocol::kIcmpV6:
+            return "icmpv6";
+        case packet::protocol::kUdpLite:
+            return "udplite";
+        case packet::protocol::kSctp:
+            return "sctp";
+        case packet::protocol::kIgmp:
+            return "igmp";
+        default:
+            return std::to_string(protocol);
+    }
+}
+
+}  // namespace pw::network

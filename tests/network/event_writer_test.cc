@@ -1,0 +1,85 @@
+#include "network/event_writer.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace pw::network {
+namespace {
+
+namespace fs = std::filesystem;
+
+class EventWriterTest : public ::testing::Test {
+protected:
+    void TearDown() override { fs::remove(path_); }
+
+    std::vector<nlohmann::json> read_lines() const {
+        std::ifstream input(path_);
+        std::vector<nlohmann::json> lines;
+        for (std::string line; std::getline(input, line);) {
+            lines.push_back(nlohmann::json::parse(line));
+        }
+        return lines;
+    }
+
+    fs::path path_ = fs::temp_directory_path() /
+                     ("pw-events-" + std::to_string(::getpid()) + ".jsonl");
+};
+
+TEST_F(EventWriterTest, DecidedLineIsSelfContainedJson) {
+    {
+        auto writer = JsonLinesEventWriter::open(path_.string());
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        firewall::ConnectionFacts connection{
+            .direction = packet::Direction::Inbound,
+            .ip_family = IpFamily::V6,
+            .protocol = 17,
+            .local_address = *IpAddress::parse("fd00::1"),
+            .local_port = 53,
+            .remote_address = *IpAddress::parse("fd00::2"),
+            .remote_port = 40000,
+        };
+        const firewall::Decision decision{.verdict = packet::Verdict::Drop,
+                                          .persistence = packet::Persistence::Permanent,
+                                          .reason = "rule '- \"odd\\text'"};
+        (*writer)->connection_new(7, connection);
+        (*writer)->connection_decided(7, connection, decision, 1712);
+    }
+    const auto lines = read_lines();
+    ASSERT_EQ(lines.size(), 2U);
+    EXPECT_EQ(lines[0]["event"], "new");
+    const auto& decided = lines[1];
+    EXPECT_EQ(decided["event"], "decided");
+    EXPECT_EQ(decided["id"], 7);
+    EXPECT_EQ(decided["protocol"], "udp");
+    EXPECT_EQ(decided["ipVersion"], 6);
+    EXPECT_EQ(decided["direction"], "inbound");
+    EXPECT_EQ(decided["local"]["ip"], "fd00::1");
+    EXPECT_EQ(decided["local"]["port"], 53);
+    EXPECT_EQ(decided["remote"]["ip"], "fd00::2");
+    EXPECT_EQ(decided["remote"]["port"], 40000);
+    EXPECT_EQ(decided["verdict"], "drop");
+    EXPECT_EQ(decided["mark"], 1712);
+    EXPECT_EQ(decided["permanent"], true);
+    EXPECT_EQ(decided["reason"], "rule '- \"odd\\text'");
+    EXPECT_TRUE(decided["time"].get<std::string>().ends_with("Z"));
+}
+
+TEST_F(EventWriterTest, OpeningAnUnwritablePathIsAClearError) {
+    auto writer = JsonLinesEventWriter::open("/nonexistent-dir/events.jsonl");
+    ASSERT_FALSE(writer.has_value());
+    EXPECT_NE(writer.error().message().find("/nonexistent-dir/events.jsonl"), std::string::npos);
+}
+
+TEST(JsonString, EscapesControlCharactersQuotesAndBackslashes) {
+    std::string out;
+    append_json_string(out, std::string_view("a\"b\\c\n\x01", 7));
+    EXPECT_EQ(out, R"("a\"b\\c\u000a\u0001")");
+}
+
+}  // namespace
+}  // namespace pw::network
