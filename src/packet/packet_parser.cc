@@ -59,6 +59,31 @@ std::unexpected<Error> truncated(std::string_view what, std::size_t have, std::s
                 std::to_string(need) + " bytes");
 }
 
+// Built only on failure: parsing a good packet does not allocate.
+std::unexpected<Error> extension_truncated(std::uint8_t type, std::size_t have, std::size_t need) {
+    return truncated("IPv6 extension header " + std::to_string(type), have, need);
+}
+
+// For error messages about the transport headers this parser reads.
+std::string_view header_name(std::uint8_t transport) {
+    switch (transport) {
+        case protocol::kTcp:
+            return "TCP header";
+        case protocol::kUdp:
+            return "UDP header";
+        case protocol::kUdpLite:
+            return "UDP-Lite header";
+        case protocol::kSctp:
+            return "SCTP header";
+        case protocol::kIcmp:
+            return "ICMP header";
+        case protocol::kIcmpV6:
+            return "ICMPv6 header";
+        default:
+            return "transport header";
+    }
+}
+
 void set_payload_offset(PacketInfo& info, std::size_t offset) {
     info.payload_offset = static_cast<std::uint16_t>(offset);
 }
@@ -70,7 +95,7 @@ Status parse_transport(Bytes packet, std::size_t offset, PacketInfo& info) {
     switch (info.protocol) {
         case protocol::kTcp: {
             if (available < kTcpMinHeaderLength) {
-                return truncated("TCP header", available, kTcpMinHeaderLength);
+                return truncated(header_name(info.protocol), available, kTcpMinHeaderLength);
             }
             const std::size_t data_offset = packet[offset + 12] >> 4U;
             const std::size_t header_length = data_offset * 4;
@@ -78,7 +103,7 @@ Status parse_transport(Bytes packet, std::size_t offset, PacketInfo& info) {
                 return fail("bad TCP data offset " + std::to_string(data_offset) + " (minimum 5)");
             }
             if (available < header_length) {
-                return truncated("TCP header", available, header_length);
+                return truncated(header_name(info.protocol), available, header_length);
             }
             const std::uint8_t flags = packet[offset + 13];
             info.source_port = read_u16(packet, offset);
@@ -93,10 +118,7 @@ Status parse_transport(Bytes packet, std::size_t offset, PacketInfo& info) {
             const bool is_sctp = info.protocol == protocol::kSctp;
             const std::size_t header_length = is_sctp ? kSctpCommonHeaderLength : kUdpHeaderLength;
             if (available < header_length) {
-                const std::string_view name = is_sctp                           ? "SCTP header"
-                                              : info.protocol == protocol::kUdp ? "UDP header"
-                                                                                : "UDP-Lite header";
-                return truncated(name, available, header_length);
+                return truncated(header_name(info.protocol), available, header_length);
             }
             info.source_port = read_u16(packet, offset);
             info.destination_port = read_u16(packet, offset + 2);
@@ -106,8 +128,7 @@ Status parse_transport(Bytes packet, std::size_t offset, PacketInfo& info) {
         case protocol::kIcmp:
         case protocol::kIcmpV6: {
             if (available < kIcmpHeaderLength) {
-                return truncated(info.protocol == protocol::kIcmp ? "ICMP header" : "ICMPv6 header",
-                                 available, kIcmpHeaderLength);
+                return truncated(header_name(info.protocol), available, kIcmpHeaderLength);
             }
             info.icmp_type = packet[offset];
             info.icmp_code = packet[offset + 1];
@@ -161,8 +182,8 @@ Result<PacketInfo> parse_ipv4(Bytes bytes) {
     return info;
 }
 
-// Walks the IPv6 extension headers from `offset` and parses the transport header behind them.
-// `next` is the Next Header value of the fixed header.
+// Walks the IPv6 extension headers after the fixed header and parses the transport header behind
+// them. `next` is the Next Header value of the fixed header.
 Status parse_ipv6_chain(Bytes packet, std::uint8_t next, PacketInfo& info) {
     std::size_t offset = kIpv6HeaderLength;
     for (int walked = 0;; ++walked) {
@@ -188,9 +209,8 @@ Status parse_ipv6_chain(Bytes packet, std::uint8_t next, PacketInfo& info) {
             return fail("IPv6 extension header chain longer than " +
                         std::to_string(kMaxIpv6ExtensionHeaders) + " headers");
         }
-        const std::string what = "IPv6 extension header " + std::to_string(next);
         if (available < 2) {
-            return truncated(what, available, 2);
+            return extension_truncated(next, available, 2);
         }
         std::size_t length = 0;
         if (next == ipv6_header::kFragment) {
@@ -201,7 +221,7 @@ Status parse_ipv6_chain(Bytes packet, std::uint8_t next, PacketInfo& info) {
             length = (std::size_t{packet[offset + 1]} + 1) * 8; // RFC 8200: 8-byte units
         }
         if (available < length) {
-            return truncated(what, available, length);
+            return extension_truncated(next, available, length);
         }
         const std::uint8_t following = packet[offset];
         if (next == ipv6_header::kFragment &&

@@ -18,6 +18,7 @@ namespace {
 // A fuzz finding must stop the run with a message naming the broken promise.
 void require(bool condition, const char* promise) {
     if (!condition) {
+        // NOLINTNEXTLINE(modernize-use-std-print): libstdc++ 12 has no <print>
         std::fprintf(stderr, "packet_parser_fuzz: invariant violated: %s\n", promise);
         std::abort();
     }
@@ -52,6 +53,7 @@ void check_invariants(std::span<const std::uint8_t> bytes, const pw::packet::Pac
 
 } // namespace
 
+// NOLINTNEXTLINE(readability-identifier-naming): the name libFuzzer calls
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> bytes(data, size);
     const auto info = pw::packet::parse_packet(bytes);
