@@ -13,7 +13,7 @@ packages=(
   # tests: unit (GoogleTest), fuzz (clang 19 + libFuzzer), integration (python3, ping)
   libgtest-dev libgmock-dev python3 clang-19 libclang-rt-19-dev iputils-ping
   # benchmarks and lint
-  libbenchmark-dev iperf3 clang-format-19 clang-tidy-19
+  libbenchmark-dev iperf3 nftables clang-format-19 clang-tidy-19
 )
 
 missing=()

@@ -249,9 +249,11 @@ std::string Daemon::stats_json() const {
     const auto& counters = processor_.counters();
     std::uint64_t verdicts = 0;
     std::uint64_t receive_errors = 0;
+    std::uint64_t truncated = 0;
     for (const QueueBinding& binding : queues_) {
         verdicts += binding.queue->counters().verdicts;
         receive_errors += binding.queue->counters().receive_errors;
+        truncated += binding.queue->counters().truncated_messages;
     }
     return "{\"event\":\"stats\",\"time\":\"" + network::utc_timestamp_now() +
            "\",\"packets\":" + std::to_string(counters.packets) +
@@ -260,7 +262,8 @@ std::string Daemon::stats_json() const {
            ",\"knownPackets\":" + std::to_string(counters.known) +
            ",\"tableFull\":" + std::to_string(counters.table_full) +
            ",\"verdicts\":" + std::to_string(verdicts) +
-           ",\"receiveErrors\":" + std::to_string(receive_errors) + "}";
+           ",\"receiveErrors\":" + std::to_string(receive_errors) +
+           ",\"truncatedMessages\":" + std::to_string(truncated) + "}";
 }
 
 void Daemon::write_lifecycle(const std::string& json) {

@@ -16,9 +16,13 @@
 namespace pw::interception {
 namespace {
 
-// Room for one datagram from the kernel: the copy range plus netlink and nfqueue attributes.
-// Several packets may share one datagram, so take a generous fixed size.
-constexpr std::size_t kReceiveBufferSize = 64 * 1024;
+// Room for one datagram from the kernel: one packet's message, i.e. the copy range plus the
+// netlink header and nfqueue attributes (packet header, mark, interfaces, timestamp, hardware
+// address: a few hundred bytes). Generous, because a truncated message cannot be answered.
+constexpr std::size_t kReceiveSlotOverhead = 3840;
+// Datagrams fetched by one recvmmsg(). Fewer than this means the socket is empty: no extra
+// syscall to learn that it would block.
+constexpr std::size_t kReceiveSlots = 32;
 // Upper bound of one verdict message (nlmsghdr + nfgenmsg + verdict header + mark, aligned).
 constexpr std::size_t kVerdictMessageSize = 64;
 // Config messages and their acknowledgements are small; MNL_SOCKET_BUFFER_SIZE is not constexpr.
@@ -88,7 +92,8 @@ NfQueue::NfQueue(MnlSocket socket, const Options& options)
     : socket_(std::move(socket)),
       options_(options),
       port_id_(mnl_socket_get_portid(socket_.get())),
-      receive_buffer_(kReceiveBufferSize),
+      receive_slot_size_(options.copy_range + kReceiveSlotOverhead),
+      receive_buffer_(kReceiveSlots * receive_slot_size_),
       verdict_batch_(kMaxBatch * kVerdictMessageSize) {}
 
 NfQueue::~NfQueue() {
@@ -167,10 +172,18 @@ Status NfQueue::configure() {
 
 Result<std::size_t> NfQueue::drain(const Handler& handler) {
     DrainContext context{.handler = &handler, .queue = this};
+    std::array<iovec, kReceiveSlots> vectors{};
+    std::array<mmsghdr, kReceiveSlots> messages{};
+    for (std::size_t slot = 0; slot < kReceiveSlots; ++slot) {
+        vectors[slot] = {.iov_base = receive_buffer_.data() + slot * receive_slot_size_,
+                         .iov_len = receive_slot_size_};
+        messages[slot].msg_hdr.msg_iov = &vectors[slot];
+        messages[slot].msg_hdr.msg_iovlen = 1;
+    }
     while (context.packets < kMaxBatch) {
-        const ssize_t length =
-            ::recv(fd(), receive_buffer_.data(), receive_buffer_.size(), MSG_DONTWAIT);
-        if (length < 0) {
+        const int received =
+            ::recvmmsg(fd(), messages.data(), kReceiveSlots, MSG_DONTWAIT, nullptr);
+        if (received < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 break;
             }
@@ -187,8 +200,20 @@ Result<std::size_t> NfQueue::drain(const Handler& handler) {
             return fail_errno("receive from nfqueue " + std::to_string(options_.queue_number),
                               saved);
         }
-        mnl_cb_run(receive_buffer_.data(), static_cast<std::size_t>(length), 0, port_id_,
-                   on_packet_message, &context);
+        for (int index = 0; index < received; ++index) {
+            const mmsghdr& message = messages[static_cast<std::size_t>(index)];
+            if ((message.msg_hdr.msg_flags & MSG_TRUNC) != 0) {
+                // Cannot happen with our copy range; if it does, the packet waits in the kernel
+                // queue without a verdict, so make it loud.
+                ++counters_.truncated_messages;
+                continue;
+            }
+            mnl_cb_run(vectors[static_cast<std::size_t>(index)].iov_base, message.msg_len, 0,
+                       port_id_, on_packet_message, &context);
+        }
+        if (static_cast<std::size_t>(received) < kReceiveSlots) {
+            break;  // the socket is empty
+        }
     }
     counters_.packets += context.packets;
     if (auto flushed = flush_verdicts(); !flushed) {

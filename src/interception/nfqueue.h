@@ -46,6 +46,7 @@ public:
         std::uint64_t packets = 0;
         std::uint64_t verdicts = 0;
         std::uint64_t receive_errors = 0;  // ENOBUFS: the kernel dropped packets for us
+        std::uint64_t truncated_messages = 0;  // larger than a receive slot: left unanswered
     };
 
     // Returns the mark for the packet's NF_ACCEPT verdict now, or nullopt to answer later with
@@ -84,7 +85,8 @@ private:
     std::uint32_t port_id_ = 0;
     std::uint32_t config_sequence_ = 0;
     Counters counters_;
-    std::vector<char> receive_buffer_;
+    std::size_t receive_slot_size_ = 0;
+    std::vector<char> receive_buffer_;  // kReceiveSlots slots for one recvmmsg()
     std::vector<char> verdict_batch_;
     std::size_t verdict_batch_used_ = 0;
 };

@@ -2,7 +2,9 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdlib>
 #include <initializer_list>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -11,6 +13,10 @@
 #include "packet/packet_info.h"
 
 namespace pw::packet {
+
+// Incremented by the replaced operator new at the end of this file.
+std::size_t allocation_count = 0; // NOLINT(*-avoid-non-const-global-variables): test probe
+
 namespace {
 
 // Packets are built byte by byte, in network order, the way they appear on the wire, so that a
@@ -689,5 +695,51 @@ TEST(PacketParser, SurvivesArbitraryBytes) {
     }
 }
 
+// parse_packet() runs for every queued packet, so a good packet must not cost an allocation.
+TEST(PacketParser, DoesNotAllocateOnSuccess) {
+    const std::vector<Bytes> packets = {
+        ipv4(protocol::kTcp, tcp(40000, 443, kSyn, {2, 4, 5, 180})),
+        ipv4(Ipv4Fields{.protocol = protocol::kUdp, .options = {1, 1, 1, 0}}, udp(1, 53)),
+        ipv4(Ipv4Fields{.protocol = protocol::kUdp, .flags_fragment = 100}, {1, 2, 3, 4}),
+        ipv6(kHopByHop,
+             concat({extension_header(kDestinationOptions, 1), extension_header(kAuthentication, 0),
+                     authentication_header(protocol::kIcmpV6), icmp(128, 0)})),
+        ipv6(kFragment, concat({fragment_header(protocol::kTcp, 10, false), {1, 2}})),
+    };
+    const std::size_t probe_before = allocation_count;
+    const std::string probe(packets.size() * 100, 'x'); // too long for the small-string buffer
+    ASSERT_GT(allocation_count, probe_before) << "the counting operator new is not in effect";
+    EXPECT_EQ(probe.size(), packets.size() * 100);
+
+    const std::size_t before = allocation_count;
+    for (const Bytes& packet : packets) {
+        EXPECT_TRUE(parse_packet(packet).has_value());
+    }
+    EXPECT_EQ(allocation_count, before);
+}
+
 } // namespace
 } // namespace pw::packet
+
+// Counts allocations for DoesNotAllocateOnSuccess. Replacing the global operator new is the
+// only way to see allocations made inside the parser; it applies to this test binary only.
+// The analyzer does not know that these functions are the allocator, hence the NOLINTs; GCC's
+// -O2 mismatched-new-delete check does not either, hence the pragma.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+void* operator new(std::size_t size) {
+    ++pw::packet::allocation_count;
+    if (void* memory = std::malloc(size == 0 ? 1 : size)) {
+        return memory;
+    }
+    throw std::bad_alloc();
+}
+
+void operator delete(void* memory) noexcept {
+    std::free(memory); // NOLINT(clang-analyzer-cplusplus.NewDelete)
+}
+
+void operator delete(void* memory, std::size_t /*size*/) noexcept {
+    std::free(memory); // NOLINT(clang-analyzer-cplusplus.NewDelete)
+}
+#pragma GCC diagnostic pop
