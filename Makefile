@@ -29,8 +29,11 @@ test: build
 unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
 
+# Debian's opensnitchd is unpacked (never installed: that would start it on this host's own
+# network) and measured beside portwarden; the benchmark goes on without it if it cannot be had.
 bench: build
-	python3 bench/run_bench.py --portwarden $(PORTWARDEN) $(ARGS)
+	@osn=$$(bench/extract_opensnitchd.sh build/opensnitch || true); \
+	python3 bench/run_bench.py --portwarden $(PORTWARDEN) $${osn:+--opensnitchd $$osn} $(ARGS)
 
 lint: build
 	run-clang-tidy-19 -quiet -p $(BUILD_DIR) 'src/.*\.cc$$'

@@ -466,26 +466,23 @@ class Portwarden(Config):
 
 
 class OpenSnitch(Config):
-    """Debian's opensnitchd, allowing everything, without a UI. Untested where not installed."""
+    """Debian's opensnitchd 1.5.8 with its defaults and no UI (it then allows connections)."""
     name = "opensnitchd"
 
     def __init__(self, binary: Path) -> None:
         self.binary = binary
 
     def start(self, world: World) -> Firewall:
+        # opensnitchd 1.5.8 reads its settings from /etc/opensnitchd/ only; where that is
+        # missing it logs an error and runs with its built-in defaults, which allow connections
+        # when no UI answers. Everything else is given on the command line.
         rules = world.workdir / "opensnitch-rules"
         rules.mkdir(exist_ok=True)
-        config = world.workdir / "opensnitchd.json"
-        config.write_text(json.dumps({
-            "Server": {"Address": f"unix://{world.workdir}/osui.sock",
-                       "LogFile": str(world.workdir / "opensnitchd-own.log")},
-            "DefaultAction": "allow", "DefaultDuration": "always", "InterceptUnknown": False,
-            "ProcMonitorMethod": "proc", "LogLevel": 2, "Firewall": "iptables",
-            "Stats": {"MaxEvents": 150, "MaxStats": 25},
-        }) + "\n")
         process = world.spawn(world.client, [
-            str(self.binary), "-config-file", str(config), "-rules-path", str(rules),
-            "-ui-socket", f"unix://{world.workdir}/osui.sock"], self.name)
+            str(self.binary), "-rules-path", str(rules),
+            "-ui-socket", f"unix://{world.workdir}/osui.sock",
+            "-process-monitor-method", "proc",
+            "-log-file", str(world.workdir / "opensnitchd-own.log")], self.name)
         wait_for(lambda: "NFQUEUE" in world.mangle_rules(4), "opensnitchd rules", process,
                  world, self.name, timeout=30)
         time.sleep(1)  # It binds its queue right after adding the rules.
@@ -697,6 +694,9 @@ def parse_arguments() -> argparse.Namespace:
                         help=f"comma-separated subset of: {', '.join(CONFIGS)}")
     parser.add_argument("--ipv6", action="store_true",
                         help="send the traffic over IPv6 (fd99::2) instead of IPv4")
+    parser.add_argument("--opensnitchd", type=Path, default=None,
+                        help="opensnitchd binary (default: the one on PATH, if any); "
+                        "bench/extract_opensnitchd.sh unpacks Debian's without installing it")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 1 s")
     parser.add_argument("--no-save", action="store_true",
                         help="do not write bench/results/<timestamp>.md")
@@ -714,7 +714,10 @@ def choose_configs(arguments: argparse.Namespace, notes: list[str]) -> list[str]
     if "portwarden" in wanted and not os.access(arguments.portwarden, os.X_OK):
         notes.append(f"portwarden skipped: {arguments.portwarden} is not built")
         wanted.remove("portwarden")
-    if "opensnitchd" in wanted and shutil.which("opensnitchd") is None:
+    if arguments.opensnitchd is None and shutil.which("opensnitchd"):
+        arguments.opensnitchd = Path(shutil.which("opensnitchd"))
+    if "opensnitchd" in wanted and (arguments.opensnitchd is None or
+                                    not os.access(arguments.opensnitchd, os.X_OK)):
         notes.append("opensnitchd skipped: not installed (Debian package `opensnitch`); see "
                      "shared/reference/peer-figures.md for figures measured on this kind of "
                      "machine")
@@ -749,7 +752,7 @@ def make_config(name: str, arguments: argparse.Namespace, ruleset: Ruleset,
         return MinimalVerdict(verdict_binary, ruleset, portwarden)
     if name == "portwarden":
         return Portwarden(arguments.portwarden)
-    return OpenSnitch(Path(shutil.which("opensnitchd") or "opensnitchd"))
+    return OpenSnitch(arguments.opensnitchd)
 
 
 def load_average() -> float:

@@ -66,6 +66,8 @@ int show_rules() {
 int main(int argc, char** argv) {
     CLI::App app{"portwarden: an application firewall for Linux"};
     app.require_subcommand(1);
+    // Global options may also follow the subcommand: `portwarden run --log-level debug`.
+    app.fallthrough();
     std::string log_level = "info";
     app.add_option("--log-level", log_level, "debug, info, warn or error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
