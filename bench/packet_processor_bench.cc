@@ -1,10 +1,10 @@
 // Micro benchmark of the userspace part of a verdict: parse, connection table, decide().
 // The system benchmark (run_bench.py) measures the whole path through the kernel.
 
-#include <benchmark/benchmark.h>
-
 #include <cstdint>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "common/clock.h"
 #include "firewall/endpoint_rule.h"
@@ -46,8 +46,7 @@ void new_connection(benchmark::State& state) {
     pw::firewall::FilterSettings settings;
     for (std::int64_t index = 0; index < state.range(0); ++index) {
         settings.endpoints.push_back(*pw::firewall::parse_endpoint_rule(
-            "- 192.168." + std::to_string(index % 256) + ".0/24 tcp/" +
-            std::to_string(1 + index)));
+            "- 192.168." + std::to_string(index % 256) + ".0/24 tcp/" + std::to_string(1 + index)));
     }
     pw::network::ConnectionTable table;
     pw::network::NullEventSink events;
@@ -59,8 +58,7 @@ void new_connection(benchmark::State& state) {
     }
     std::size_t next = 0;
     for (auto _ : state) {
-        benchmark::DoNotOptimize(
-            processor.handle(pw::packet::Direction::Outbound, packets[next]));
+        benchmark::DoNotOptimize(processor.handle(pw::packet::Direction::Outbound, packets[next]));
         if (++next == packets.size()) {
             next = 0;
             state.PauseTiming();
@@ -71,6 +69,6 @@ void new_connection(benchmark::State& state) {
 }
 BENCHMARK(new_connection)->Arg(0)->Arg(10)->Arg(100);
 
-}  // namespace
+} // namespace
 
 BENCHMARK_MAIN();

@@ -61,7 +61,7 @@ int show_rules() {
     return 0;
 }
 
-}  // namespace
+} // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"portwarden: an application firewall for Linux"};

@@ -19,4 +19,4 @@ public:
     [[nodiscard]] TimePoint now() const override { return std::chrono::steady_clock::now(); }
 };
 
-}  // namespace pw
+} // namespace pw

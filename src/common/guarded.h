@@ -24,4 +24,4 @@ private:
     T value_;
 };
 
-}  // namespace pw
+} // namespace pw

@@ -20,9 +20,9 @@ enum class IpFamily : std::uint8_t { V4, V6 };
 // equal everywhere (connection keys, socket tables, rules).
 class IpAddress {
 public:
-    static constexpr std::size_t kMaxTextLength = 46;  // INET6_ADDRSTRLEN, with the NUL
+    static constexpr std::size_t kMaxTextLength = 46; // INET6_ADDRSTRLEN, with the NUL
 
-    IpAddress() = default;  // 0.0.0.0
+    IpAddress() = default; // 0.0.0.0
     [[nodiscard]] static IpAddress from_v4_bytes(std::span<const std::uint8_t, 4> bytes);
     [[nodiscard]] static IpAddress from_v6_bytes(std::span<const std::uint8_t, 16> bytes);
     // Accepts dotted IPv4 and any RFC 4291 IPv6 text; no brackets, no zone index.
@@ -48,12 +48,12 @@ public:
 
 private:
     IpFamily family_ = IpFamily::V4;
-    std::array<std::uint8_t, 16> bytes_{};  // IPv4 uses the first 4 bytes; the rest stay zero
+    std::array<std::uint8_t, 16> bytes_{}; // IPv4 uses the first 4 bytes; the rest stay zero
 };
 
 // An address block such as 10.0.0.0/8 or fd00::/8. A bare address is a /32 or /128.
 struct Cidr {
-    IpAddress network;  // host bits are cleared by parse()
+    IpAddress network; // host bits are cleared by parse()
     std::uint8_t prefix_length = 0;
 
     [[nodiscard]] static Result<Cidr> parse(std::string_view text);
@@ -63,7 +63,7 @@ struct Cidr {
     friend bool operator==(const Cidr&, const Cidr&) = default;
 };
 
-}  // namespace pw
+} // namespace pw
 
 template <>
 struct std::hash<pw::IpAddress> {

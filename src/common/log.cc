@@ -17,4 +17,4 @@ void set_level(const std::string& level) {
     spdlog::set_level(spdlog::level::from_str(level));
 }
 
-}  // namespace pw::log
+} // namespace pw::log

@@ -1,9 +1,9 @@
 #pragma once
 
-#include <spdlog/spdlog.h>
-
 #include <memory>
 #include <string>
+
+#include <spdlog/spdlog.h>
 
 namespace pw::log {
 
@@ -15,4 +15,4 @@ namespace pw::log {
 // Sets the level of every logger, present and future: "debug", "info", "warn", "error".
 void set_level(const std::string& level);
 
-}  // namespace pw::log
+} // namespace pw::log

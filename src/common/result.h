@@ -9,8 +9,8 @@ namespace pw {
 
 // An error a log reader can act on: what failed, and the OS reason if there was one.
 struct Error {
-    std::string what;        // "open /proc/4242/fd: Permission denied"
-    std::error_code reason;  // empty for parse and logic errors
+    std::string what;       // "open /proc/4242/fd: Permission denied"
+    std::error_code reason; // empty for parse and logic errors
 
     // "what: reason" when there is an OS reason, else just "what".
     [[nodiscard]] std::string message() const {
@@ -35,4 +35,4 @@ inline std::unexpected<Error> fail_errno(std::string what, int saved_errno) {
     return fail(std::move(what), std::error_code(saved_errno, std::system_category()));
 }
 
-}  // namespace pw
+} // namespace pw

@@ -91,7 +91,7 @@ private:
     SteadyClock clock_;
     network::ConnectionTable table_;
     std::unique_ptr<network::EventSink> events_;
-    network::JsonLinesEventWriter* lifecycle_writer_;  // nullptr without --events
+    network::JsonLinesEventWriter* lifecycle_writer_; // nullptr without --events
     network::PacketProcessor processor_;
     asio::io_context io_;
     asio::signal_set signals_;
@@ -131,8 +131,7 @@ Status Daemon::bind_queues() {
         }
         QueueBinding binding;
         binding.direction = spec.direction;
-        binding.descriptor =
-            std::make_unique<asio::posix::stream_descriptor>(io_, (*queue)->fd());
+        binding.descriptor = std::make_unique<asio::posix::stream_descriptor>(io_, (*queue)->fd());
         binding.backoff = std::make_unique<asio::steady_timer>(io_);
         binding.queue = std::move(*queue);
         queues_.push_back(std::move(binding));
@@ -143,9 +142,10 @@ Status Daemon::bind_queues() {
 void Daemon::forget_remembered_verdicts() {
     const auto deleted = interception::delete_conntrack_entries_with_marks(kRememberedMarks);
     if (!deleted) {
-        log_->warn("conntrack_flush_failed error=\"{}\" (connections decided by an earlier run "
-                   "keep their verdict until they end)",
-                   deleted.error().message());
+        log_->warn(
+            "conntrack_flush_failed error=\"{}\" (connections decided by an earlier run "
+            "keep their verdict until they end)",
+            deleted.error().message());
         return;
     }
     log_->info("conntrack_flushed entries={}", *deleted);
@@ -193,7 +193,8 @@ void Daemon::wait_for_packets(QueueBinding& binding) {
 void Daemon::on_readable(QueueBinding& binding) {
     const packet::Direction direction = binding.direction;
     const auto drained = binding.queue->drain(
-        [this, direction](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
+        [this,
+         direction](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
             return processor_.handle(direction, packet.bytes);
         });
     events_->flush();
@@ -228,10 +229,10 @@ void Daemon::stop() {
     // Rules first: while they exist, packets nobody answers are dropped.
     for (const auto& outcome : rules_.remove()) {
         if (!outcome.status) {
-            log_->error("rules_remove_failed family={} error=\"{}\" (run `portwarden iptables "
-                        "remove`)",
-                        outcome.family == IpFamily::V4 ? "ipv4" : "ipv6",
-                        outcome.status.error().message());
+            log_->error(
+                "rules_remove_failed family={} error=\"{}\" (run `portwarden iptables "
+                "remove`)",
+                outcome.family == IpFamily::V4 ? "ipv4" : "ipv6", outcome.status.error().message());
         }
     }
     forget_remembered_verdicts();
@@ -272,7 +273,7 @@ void Daemon::write_lifecycle(const std::string& json) {
     }
 }
 
-}  // namespace
+} // namespace
 
 int run(const RunOptions& options) {
     const auto log = log::get("daemon");
@@ -286,8 +287,9 @@ int run(const RunOptions& options) {
         config = std::move(*loaded);
     }
     if (::geteuid() != 0) {
-        log->error("not_root: portwarden run needs root (CAP_NET_ADMIN) to bind NFQUEUE and "
-                   "install iptables rules");
+        log->error(
+            "not_root: portwarden run needs root (CAP_NET_ADMIN) to bind NFQUEUE and "
+            "install iptables rules");
         return kExitFailure;
     }
 
@@ -315,4 +317,4 @@ int run(const RunOptions& options) {
     return kExitOk;
 }
 
-}  // namespace pw::daemon
+} // namespace pw::daemon

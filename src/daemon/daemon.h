@@ -8,8 +8,8 @@ namespace pw::daemon {
 
 // Exit codes of `portwarden run`, documented in the README.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;      // the environment stopped us (no root, queue busy)
-inline constexpr int kExitBadConfig = 2;    // the config file was refused; nothing was touched
+inline constexpr int kExitFailure = 1;   // the environment stopped us (no root, queue busy)
+inline constexpr int kExitBadConfig = 2; // the config file was refused; nothing was touched
 
 struct RunOptions {
     // nullopt: built-in defaults (permit everything, permanent verdicts).
@@ -23,4 +23,4 @@ struct RunOptions {
 // and on a signal removes the rules again. Returns the process exit code.
 [[nodiscard]] int run(const RunOptions& options);
 
-}  // namespace pw::daemon
+} // namespace pw::daemon

@@ -36,7 +36,7 @@ struct ConnectionFacts {
     std::uint16_t local_port = 0;
     IpAddress remote_address;
     std::uint16_t remote_port = 0;
-    std::uint8_t icmp_type = 0;  // of the first packet, for ICMP and ICMPv6
+    std::uint8_t icmp_type = 0; // of the first packet, for ICMP and ICMPv6
     std::optional<ProcessFacts> process{};
     std::optional<DomainFacts> domain{};
 
@@ -46,4 +46,4 @@ struct ConnectionFacts {
     }
 };
 
-}  // namespace pw::firewall
+} // namespace pw::firewall

@@ -30,4 +30,4 @@ struct Decision {
 //     side of the same loopback flow skip its own (inbound) decision.
 [[nodiscard]] Decision decide(const FilterSettings& settings, const ConnectionFacts& connection);
 
-}  // namespace pw::firewall
+} // namespace pw::firewall

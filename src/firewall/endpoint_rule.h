@@ -31,10 +31,10 @@ using Entity = std::variant<AnyEntity, Cidr>;
 struct EndpointRule {
     RuleAction action = RuleAction::Block;
     Entity entity;
-    std::optional<std::uint8_t> protocol;  // nullopt: any protocol
-    std::uint16_t port_low = 0;            // 0..65535 together mean "any port"
+    std::optional<std::uint8_t> protocol; // nullopt: any protocol
+    std::uint16_t port_low = 0;           // 0..65535 together mean "any port"
     std::uint16_t port_high = 65535;
-    std::string text;  // the line as written, trimmed; shown as the decision's reason
+    std::string text; // the line as written, trimmed; shown as the decision's reason
 
     friend bool operator==(const EndpointRule&, const EndpointRule&) = default;
 };
@@ -58,4 +58,4 @@ struct EndpointQuery {
 [[nodiscard]] const EndpointRule* first_match(const std::vector<EndpointRule>& rules,
                                               const EndpointQuery& query);
 
-}  // namespace pw::firewall
+} // namespace pw::firewall

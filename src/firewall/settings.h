@@ -26,4 +26,4 @@ struct FilterSettings {
     OutboundBlockAction outbound_block_action = OutboundBlockAction::Reject;
 };
 
-}  // namespace pw::firewall
+} // namespace pw::firewall

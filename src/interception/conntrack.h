@@ -14,4 +14,4 @@ namespace pw::interception {
 [[nodiscard]] Result<std::size_t> delete_conntrack_entries_with_marks(
     std::span<const std::uint32_t> marks);
 
-}  // namespace pw::interception
+} // namespace pw::interception

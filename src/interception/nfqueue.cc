@@ -43,7 +43,7 @@ struct DrainContext {
 
 int on_packet_message(const nlmsghdr* message, void* data) {
     auto& context = *static_cast<DrainContext*>(data);
-    nlattr* attributes[NFQA_MAX + 1] = {};  // NOLINT(modernize-avoid-c-arrays): libnfq API
+    nlattr* attributes[NFQA_MAX + 1] = {}; // NOLINT(modernize-avoid-c-arrays): libnfq API
     if (nfq_nlmsg_parse(message, attributes) < 0 || attributes[NFQA_PACKET_HDR] == nullptr) {
         // Not a packet (or a malformed message from the kernel): nothing to answer.
         return MNL_CB_OK;
@@ -53,8 +53,9 @@ int on_packet_message(const nlmsghdr* message, void* data) {
     QueuedPacket packet;
     packet.packet_id = ntohl(header.packet_id);
     if (attributes[NFQA_PAYLOAD] != nullptr) {
-        packet.bytes = {static_cast<const std::uint8_t*>(mnl_attr_get_payload(attributes[NFQA_PAYLOAD])),
-                        mnl_attr_get_payload_len(attributes[NFQA_PAYLOAD])};
+        packet.bytes = {
+            static_cast<const std::uint8_t*>(mnl_attr_get_payload(attributes[NFQA_PAYLOAD])),
+            mnl_attr_get_payload_len(attributes[NFQA_PAYLOAD])};
     }
     packet.original_length = attributes[NFQA_CAP_LEN] != nullptr
                                  ? ntohl(mnl_attr_get_u32(attributes[NFQA_CAP_LEN]))
@@ -66,7 +67,7 @@ int on_packet_message(const nlmsghdr* message, void* data) {
     return MNL_CB_OK;
 }
 
-}  // namespace
+} // namespace
 
 void MnlSocketDeleter::operator()(mnl_socket* socket) const noexcept {
     mnl_socket_close(socket);
@@ -109,7 +110,7 @@ int NfQueue::fd() const {
 }
 
 Status NfQueue::send_config_message(std::span<char> buffer) {
-    auto* message = reinterpret_cast<nlmsghdr*>(buffer.data());  // NOLINT: netlink framing
+    auto* message = reinterpret_cast<nlmsghdr*>(buffer.data()); // NOLINT: netlink framing
     message->nlmsg_flags |= NLM_F_ACK;
     message->nlmsg_seq = ++config_sequence_;
     if (mnl_socket_sendto(socket_.get(), message, message->nlmsg_len) < 0) {
@@ -212,7 +213,7 @@ Result<std::size_t> NfQueue::drain(const Handler& handler) {
                        port_id_, on_packet_message, &context);
         }
         if (static_cast<std::size_t>(received) < kReceiveSlots) {
-            break;  // the socket is empty
+            break; // the socket is empty
         }
     }
     counters_.packets += context.packets;
@@ -253,4 +254,4 @@ Status NfQueue::flush_verdicts() {
     }
 }
 
-}  // namespace pw::interception
+} // namespace pw::interception

@@ -19,8 +19,8 @@ namespace pw::interception {
 // into the receive buffer.
 struct QueuedPacket {
     std::uint32_t packet_id = 0;
-    std::span<const std::uint8_t> bytes;  // from the IP header on, at most the copy range
-    std::uint32_t original_length = 0;    // the packet's full length (bytes may be shorter)
+    std::span<const std::uint8_t> bytes; // from the IP header on, at most the copy range
+    std::uint32_t original_length = 0;   // the packet's full length (bytes may be shorter)
 };
 
 struct MnlSocketDeleter {
@@ -45,8 +45,8 @@ public:
     struct Counters {
         std::uint64_t packets = 0;
         std::uint64_t verdicts = 0;
-        std::uint64_t receive_errors = 0;  // ENOBUFS: the kernel dropped packets for us
-        std::uint64_t truncated_messages = 0;  // larger than a receive slot: left unanswered
+        std::uint64_t receive_errors = 0;     // ENOBUFS: the kernel dropped packets for us
+        std::uint64_t truncated_messages = 0; // larger than a receive slot: left unanswered
     };
 
     // Returns the mark for the packet's NF_ACCEPT verdict now, or nullopt to answer later with
@@ -86,9 +86,9 @@ private:
     std::uint32_t config_sequence_ = 0;
     Counters counters_;
     std::size_t receive_slot_size_ = 0;
-    std::vector<char> receive_buffer_;  // kReceiveSlots slots for one recvmmsg()
+    std::vector<char> receive_buffer_; // kReceiveSlots slots for one recvmmsg()
     std::vector<char> verdict_batch_;
     std::size_t verdict_batch_used_ = 0;
 };
 
-}  // namespace pw::interception
+} // namespace pw::interception

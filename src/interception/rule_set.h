@@ -70,4 +70,4 @@ private:
     IptablesRunner& runner_;
 };
 
-}  // namespace pw::interception
+} // namespace pw::interception

@@ -40,10 +40,10 @@ struct ConnectionKeyHash {
     std::size_t operator()(const ConnectionKey& key) const noexcept {
         std::size_t hash = key.local_address.hash();
         hash = hash * 31 + key.remote_address.hash();
-        hash = hash * 31 + (std::size_t{key.local_port} << 24U | std::size_t{key.remote_port} << 8U |
-                            key.protocol);
+        hash = hash * 31 + (std::size_t{key.local_port} << 24U |
+                            std::size_t{key.remote_port} << 8U | key.protocol);
         return hash;
     }
 };
 
-}  // namespace pw::network
+} // namespace pw::network

@@ -10,7 +10,7 @@ namespace {
 // How many connections one expiry must forget before the memory is handed back.
 constexpr std::size_t kCompactionThreshold = 1024;
 
-}  // namespace
+} // namespace
 
 ConnectionEntry* ConnectionTable::find(const ConnectionKey& key) {
     const auto found = entries_.find(key);
@@ -60,4 +60,4 @@ std::chrono::seconds ConnectionTable::lifetime(const ConnectionKey& key,
     }
 }
 
-}  // namespace pw::network
+} // namespace pw::network

@@ -58,4 +58,4 @@ private:
     std::unordered_map<ConnectionKey, ConnectionEntry, ConnectionKeyHash> entries_;
 };
 
-}  // namespace pw::network
+} // namespace pw::network

@@ -26,12 +26,12 @@ public:
 class NullEventSink final : public EventSink {
 public:
     // network::EventSink
-    void connection_new(std::uint64_t /*id*/, const firewall::ConnectionFacts& /*connection*/)
-        override {}
+    void connection_new(std::uint64_t /*id*/,
+                        const firewall::ConnectionFacts& /*connection*/) override {}
     void connection_decided(std::uint64_t /*id*/, const firewall::ConnectionFacts& /*connection*/,
-                            const firewall::Decision& /*decision*/, std::uint32_t /*mark*/)
-        override {}
+                            const firewall::Decision& /*decision*/,
+                            std::uint32_t /*mark*/) override {}
     void flush() override {}
 };
 
-}  // namespace pw::network
+} // namespace pw::network

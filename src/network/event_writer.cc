@@ -53,9 +53,10 @@ void append_domain(std::string& out, const firewall::DomainFacts& domain) {
     out += ']';
 }
 
-}  // namespace
+} // namespace
 
-Result<std::unique_ptr<JsonLinesEventWriter>> JsonLinesEventWriter::open(const std::string& target) {
+Result<std::unique_ptr<JsonLinesEventWriter>> JsonLinesEventWriter::open(
+    const std::string& target) {
     if (target == "-") {
         return std::unique_ptr<JsonLinesEventWriter>(new JsonLinesEventWriter(stdout, false));
     }
@@ -170,7 +171,8 @@ std::string utc_timestamp_now() {
     std::tm utc{};
     gmtime_r(&seconds, &utc);
     std::array<char, 32> buffer{};
-    const std::size_t length = std::strftime(buffer.data(), buffer.size(), "%Y-%m-%dT%H:%M:%S", &utc);
+    const std::size_t length =
+        std::strftime(buffer.data(), buffer.size(), "%Y-%m-%dT%H:%M:%S", &utc);
     std::array<char, 8> fraction{};
     std::snprintf(fraction.data(), fraction.size(), ".%03dZ", static_cast<int>(millis));
     return std::string(buffer.data(), length) + fraction.data();
@@ -197,4 +199,4 @@ std::string protocol_name(std::uint8_t protocol) {
     }
 }
 
-}  // namespace pw::network
+} // namespace pw::network

@@ -22,7 +22,8 @@ namespace pw::network {
 class JsonLinesEventWriter final : public EventSink {
 public:
     // "-" is standard output; anything else a file, appended to (created if missing).
-    [[nodiscard]] static Result<std::unique_ptr<JsonLinesEventWriter>> open(const std::string& target);
+    [[nodiscard]] static Result<std::unique_ptr<JsonLinesEventWriter>> open(
+        const std::string& target);
 
     JsonLinesEventWriter(const JsonLinesEventWriter&) = delete;
     JsonLinesEventWriter& operator=(const JsonLinesEventWriter&) = delete;
@@ -47,7 +48,7 @@ private:
 
     std::FILE* file_;
     bool owns_file_;
-    std::string line_;  // reused for every event, so formatting does not allocate
+    std::string line_; // reused for every event, so formatting does not allocate
 };
 
 // JSON string escaping for the few free-text fields (reasons, paths, names).
@@ -59,4 +60,4 @@ void append_json_string(std::string& out, std::string_view text);
 // "tcp", "udp", "icmp", "icmpv6", "udplite", "sctp", "igmp", or the number.
 [[nodiscard]] std::string protocol_name(std::uint8_t protocol);
 
-}  // namespace pw::network
+} // namespace pw::network

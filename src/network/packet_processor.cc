@@ -8,8 +8,7 @@ namespace pw::network {
 namespace {
 
 firewall::ConnectionFacts facts_from_packet(const packet::PacketInfo& packet,
-                                            packet::Direction direction,
-                                            const ConnectionKey& key) {
+                                            packet::Direction direction, const ConnectionKey& key) {
     return firewall::ConnectionFacts{
         .direction = direction,
         .ip_family = packet.ip_family,
@@ -24,7 +23,7 @@ firewall::ConnectionFacts facts_from_packet(const packet::PacketInfo& packet,
     };
 }
 
-}  // namespace
+} // namespace
 
 std::uint32_t PacketProcessor::handle(packet::Direction direction,
                                       std::span<const std::uint8_t> bytes) {
@@ -70,4 +69,4 @@ std::uint32_t PacketProcessor::decide_new_connection(const packet::PacketInfo& p
     return mark;
 }
 
-}  // namespace pw::network
+} // namespace pw::network

@@ -17,11 +17,11 @@ namespace pw::network {
 class PacketProcessor {
 public:
     struct Counters {
-        std::uint64_t packets = 0;      // every packet handed to handle()
-        std::uint64_t malformed = 0;    // could not be parsed: dropped, never remembered
-        std::uint64_t connections = 0;  // new connections decided
-        std::uint64_t known = 0;        // packets of connections already decided
-        std::uint64_t table_full = 0;   // decided but not remembered
+        std::uint64_t packets = 0;     // every packet handed to handle()
+        std::uint64_t malformed = 0;   // could not be parsed: dropped, never remembered
+        std::uint64_t connections = 0; // new connections decided
+        std::uint64_t known = 0;       // packets of connections already decided
+        std::uint64_t table_full = 0;  // decided but not remembered
     };
 
     // All references are borrowed and must outlive the processor.
@@ -52,4 +52,4 @@ private:
     std::uint64_t next_connection_id_ = 1;
 };
 
-}  // namespace pw::network
+} // namespace pw::network

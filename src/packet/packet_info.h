@@ -15,7 +15,7 @@ inline constexpr std::uint8_t kUdp = 17;
 inline constexpr std::uint8_t kIcmpV6 = 58;
 inline constexpr std::uint8_t kSctp = 132;
 inline constexpr std::uint8_t kUdpLite = 136;
-}  // namespace protocol
+} // namespace protocol
 
 // Which way a packet travels relative to this host; known from the queue it arrived on.
 enum class Direction : std::uint8_t { Outbound, Inbound };
@@ -23,7 +23,7 @@ enum class Direction : std::uint8_t { Outbound, Inbound };
 // What the firewall needs from one IP packet's headers. Plain value; the payload is not copied.
 struct PacketInfo {
     IpFamily ip_family = IpFamily::V4;
-    std::uint8_t protocol = 0;  // transport protocol after IPv6 extension headers
+    std::uint8_t protocol = 0; // transport protocol after IPv6 extension headers
     IpAddress source;
     IpAddress destination;
     // TCP, UDP, UDP-Lite and SCTP carry ports; for all other protocols both are 0.
@@ -48,4 +48,4 @@ struct PacketInfo {
     }
 };
 
-}  // namespace pw::packet
+} // namespace pw::packet

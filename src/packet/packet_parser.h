@@ -20,4 +20,4 @@ namespace pw::packet {
 // the transport header; ESP and "no next header" end the walk with that protocol and no ports.
 [[nodiscard]] Result<PacketInfo> parse_packet(std::span<const std::uint8_t> bytes);
 
-}  // namespace pw::packet
+} // namespace pw::packet

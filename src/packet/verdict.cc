@@ -42,4 +42,4 @@ std::string_view verdict_name(Verdict verdict) {
     return "drop";
 }
 
-}  // namespace pw::packet
+} // namespace pw::packet

@@ -10,10 +10,10 @@ namespace pw::packet {
 // filter chain C17 then acts on the mark (see docs/architecture.md and the seed design).
 enum class Verdict : std::uint8_t {
     Accept,
-    Block,  // REJECT with icmp-host-prohibited / icmp6-adm-prohibited
+    Block, // REJECT with icmp-host-prohibited / icmp6-adm-prohibited
     Drop,
-    RerouteToNameserver,  // nat DNAT to 127.0.0.17:53 / [::1]:53
-    RerouteToTunnel,      // nat DNAT to 127.0.0.17:1117
+    RerouteToNameserver, // nat DNAT to 127.0.0.17:53 / [::1]:53
+    RerouteToTunnel,     // nat DNAT to 127.0.0.17:1117
 };
 
 // Whether the kernel should remember the verdict for the whole connection (connmark), so that
@@ -32,7 +32,7 @@ inline constexpr std::uint32_t kPermanentBlock = 1711;
 inline constexpr std::uint32_t kPermanentDrop = 1712;
 inline constexpr std::uint32_t kRerouteToTunnel = 1717;
 inline constexpr std::uint32_t kRerouteToNameserver = 1799;
-}  // namespace mark
+} // namespace mark
 
 // The mark for a verdict. Reroutes have one mark each: they are always remembered by the kernel.
 [[nodiscard]] constexpr std::uint32_t mark_for(Verdict verdict, Persistence persistence) {
@@ -49,7 +49,7 @@ inline constexpr std::uint32_t kRerouteToNameserver = 1799;
         case Verdict::RerouteToTunnel:
             return mark::kRerouteToTunnel;
     }
-    return mark::kPermanentDrop;  // unreachable with a valid enum; fail closed
+    return mark::kPermanentDrop; // unreachable with a valid enum; fail closed
 }
 
 struct MarkMeaning {
@@ -63,4 +63,4 @@ struct MarkMeaning {
 // "accept", "block", "drop", "reroute-nameserver", "reroute-tunnel".
 [[nodiscard]] std::string_view verdict_name(Verdict verdict);
 
-}  // namespace pw::packet
+} // namespace pw::packet

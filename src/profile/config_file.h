@@ -29,4 +29,4 @@ struct Config {
 // Reads and parses a file; a missing or unreadable file is an error naming the path.
 [[nodiscard]] Result<Config> load_config_file(const std::filesystem::path& path);
 
-}  // namespace pw::profile
+} // namespace pw::profile

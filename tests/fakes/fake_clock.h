@@ -16,4 +16,4 @@ private:
     TimePoint now_{std::chrono::hours(1)};
 };
 
-}  // namespace pw::testing
+} // namespace pw::testing

@@ -86,4 +86,4 @@ private:
     IpAddress destination_;
 };
 
-}  // namespace pw::testing
+} // namespace pw::testing

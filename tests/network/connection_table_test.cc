@@ -44,18 +44,18 @@ TEST(ConnectionTable, PermanentEntriesLingerBriefly) {
 
 TEST(ConnectionTable, TemporaryEntriesLiveUntilIdleByProtocol) {
     testing::FakeClock clock;
-    ConnectionTable table({.tcp_idle = seconds(600), .udp_idle = seconds(120),
-                           .other_idle = seconds(60)});
+    ConnectionTable table(
+        {.tcp_idle = seconds(600), .udp_idle = seconds(120), .other_idle = seconds(60)});
     ASSERT_TRUE(table.insert(key(6, 1), entry(packet::Persistence::Temporary, clock.now())));
     ASSERT_TRUE(table.insert(key(17, 2), entry(packet::Persistence::Temporary, clock.now())));
     ASSERT_TRUE(table.insert(key(1, 0), entry(packet::Persistence::Temporary, clock.now())));
     clock.advance(seconds(60));
-    EXPECT_EQ(table.expire(clock.now()), 1U);  // ICMP
+    EXPECT_EQ(table.expire(clock.now()), 1U); // ICMP
     clock.advance(seconds(60));
-    EXPECT_EQ(table.expire(clock.now()), 1U);  // UDP
+    EXPECT_EQ(table.expire(clock.now()), 1U); // UDP
     EXPECT_NE(table.find(key(6, 1)), nullptr);
     clock.advance(seconds(480));
-    EXPECT_EQ(table.expire(clock.now()), 1U);  // TCP
+    EXPECT_EQ(table.expire(clock.now()), 1U); // TCP
 }
 
 TEST(ConnectionTable, RefusesNewEntriesWhenFull) {
@@ -82,5 +82,5 @@ TEST(ConnectionKey, BothDirectionsOfAFlowShareOneKey) {
               ConnectionKey::from_packet(outbound, packet::Direction::Inbound));
 }
 
-}  // namespace
-}  // namespace pw::network
+} // namespace
+} // namespace pw::network

@@ -1,12 +1,13 @@
 #include "network/event_writer.h"
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace pw::network {
 namespace {
@@ -26,8 +27,8 @@ protected:
         return lines;
     }
 
-    fs::path path_ = fs::temp_directory_path() /
-                     ("pw-events-" + std::to_string(::getpid()) + ".jsonl");
+    fs::path path_ =
+        fs::temp_directory_path() / ("pw-events-" + std::to_string(::getpid()) + ".jsonl");
 };
 
 TEST_F(EventWriterTest, DecidedLineIsSelfContainedJson) {
@@ -81,5 +82,5 @@ TEST(JsonString, EscapesControlCharactersQuotesAndBackslashes) {
     EXPECT_EQ(out, R"("a\"b\\c\u000a\u0001")");
 }
 
-}  // namespace
-}  // namespace pw::network
+} // namespace
+} // namespace pw::network

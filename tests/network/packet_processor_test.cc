@@ -1,9 +1,9 @@
 #include "network/packet_processor.h"
 
+#include <vector>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <vector>
 
 #include "fakes/fake_clock.h"
 #include "fakes/packet_builder.h"
@@ -120,5 +120,5 @@ TEST_F(PacketProcessorTest, ForgottenConnectionsAreDecidedAgain) {
     EXPECT_EQ(events_.records.back().id, 2U);
 }
 
-}  // namespace
-}  // namespace pw::network
+} // namespace
+} // namespace pw::network
