@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -24,7 +25,10 @@ const char* family_name(pw::IpFamily family) {
 
 // `portwarden iptables apply|remove`: exit 0 when IPv4 succeeded; IPv6 failures are reported
 // but do not fail the command, as a system without IPv6 is common.
-int change_rules(bool apply) {
+enum class RuleChange : std::uint8_t { Apply, Remove };
+
+int change_rules(RuleChange change) {
+    const bool apply = change == RuleChange::Apply;
     if (::geteuid() != 0) {
         std::cerr << "portwarden iptables: needs root (CAP_NET_ADMIN)\n";
         return 1;
@@ -63,7 +67,9 @@ int show_rules() {
 
 } // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int run_command_line(int argc, char** argv) {
     CLI::App app{"portwarden: an application firewall for Linux"};
     app.require_subcommand(1);
     // Global options may also follow the subcommand: `portwarden run --log-level debug`.
@@ -108,13 +114,26 @@ int main(int argc, char** argv) {
         return show_rules();
     }
     if (*apply) {
-        return change_rules(true);
+        return change_rules(RuleChange::Apply);
     }
     if (*remove) {
-        return change_rules(false);
+        return change_rules(RuleChange::Remove);
     }
     if (*version) {
         std::cout << "portwarden " << PW_VERSION << "\n";
     }
     return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // Exceptions (bad_alloc, or a library's at start-up) end the process with a message rather
+    // than std::terminate's bare abort.
+    try {
+        return run_command_line(argc, argv);
+    } catch (const std::exception& error) {
+        std::cerr << "portwarden: " << error.what() << "\n";
+        return 1;
+    }
 }

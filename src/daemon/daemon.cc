@@ -12,6 +12,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -35,10 +36,10 @@ struct QueueSpec {
     packet::Direction direction;
 };
 constexpr std::array<QueueSpec, 4> kQueues = {{
-    {17040, packet::Direction::Outbound},
-    {17140, packet::Direction::Inbound},
-    {17060, packet::Direction::Outbound},
-    {17160, packet::Direction::Inbound},
+    {.number = 17040, .direction = packet::Direction::Outbound},
+    {.number = 17140, .direction = packet::Direction::Inbound},
+    {.number = 17060, .direction = packet::Direction::Outbound},
+    {.number = 17160, .direction = packet::Direction::Inbound},
 }};
 
 // Marks whose conntrack entries must not outlive a run: a new run decides every flow afresh.
@@ -115,10 +116,15 @@ Status Daemon::start() {
         static_cast<void>(rules_.remove());
         return fail("the IPv4 rules could not be installed (see the error above)");
     }
-    write_lifecycle(std::string("{\"event\":\"started\",\"time\":\"") +
-                    network::utc_timestamp_now() +
-                    "\",\"queues\":[17040,17140,17060,17160],\"ipv4Rules\":true,\"ipv6Rules\":" +
-                    (ipv6_rules_ ? "true" : "false") + "}");
+    nlohmann::ordered_json started = {{"event", "started"},
+                                      {"time", network::utc_timestamp_now()},
+                                      {"queues", nlohmann::json::array()},
+                                      {"ipv4Rules", ipv4_rules_},
+                                      {"ipv6Rules", ipv6_rules_}};
+    for (const QueueSpec& spec : kQueues) {
+        started["queues"].push_back(spec.number);
+    }
+    write_lifecycle(started.dump());
     log_->info("started queues=17040,17140,17060,17160 ipv6_rules={}", ipv6_rules_);
     return {};
 }
@@ -248,23 +254,28 @@ void Daemon::stop() {
 
 std::string Daemon::stats_json() const {
     const auto& counters = processor_.counters();
-    std::uint64_t verdicts = 0;
-    std::uint64_t receive_errors = 0;
-    std::uint64_t truncated = 0;
+    interception::NfQueue::Counters queues;
     for (const QueueBinding& binding : queues_) {
-        verdicts += binding.queue->counters().verdicts;
-        receive_errors += binding.queue->counters().receive_errors;
-        truncated += binding.queue->counters().truncated_messages;
+        const auto& queue = binding.queue->counters();
+        queues.verdicts += queue.verdicts;
+        queues.receive_errors += queue.receive_errors;
+        queues.truncated_messages += queue.truncated_messages;
+        queues.send_errors += queue.send_errors;
     }
-    return "{\"event\":\"stats\",\"time\":\"" + network::utc_timestamp_now() +
-           "\",\"packets\":" + std::to_string(counters.packets) +
-           ",\"malformed\":" + std::to_string(counters.malformed) +
-           ",\"connections\":" + std::to_string(counters.connections) +
-           ",\"knownPackets\":" + std::to_string(counters.known) +
-           ",\"tableFull\":" + std::to_string(counters.table_full) +
-           ",\"verdicts\":" + std::to_string(verdicts) +
-           ",\"receiveErrors\":" + std::to_string(receive_errors) +
-           ",\"truncatedMessages\":" + std::to_string(truncated) + "}";
+    const nlohmann::ordered_json stats = {
+        {"event", "stats"},
+        {"time", network::utc_timestamp_now()},
+        {"packets", counters.packets},
+        {"malformed", counters.malformed},
+        {"connections", counters.connections},
+        {"knownPackets", counters.known},
+        {"tableFull", counters.table_full},
+        {"verdicts", queues.verdicts},
+        {"receiveErrors", queues.receive_errors},
+        {"truncatedMessages", queues.truncated_messages},
+        {"sendErrors", queues.send_errors},
+    };
+    return stats.dump();
 }
 
 void Daemon::write_lifecycle(const std::string& json) {

@@ -37,8 +37,10 @@ struct ConnectionFacts {
     IpAddress remote_address;
     std::uint16_t remote_port = 0;
     std::uint8_t icmp_type = 0; // of the first packet, for ICMP and ICMPv6
-    std::optional<ProcessFacts> process{};
-    std::optional<DomainFacts> domain{};
+    std::optional<ProcessFacts>
+        process{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
+    std::optional<DomainFacts>
+        domain{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
 
     // The port that names the service: remote for outbound, local for inbound.
     [[nodiscard]] std::uint16_t service_port() const {

@@ -20,14 +20,14 @@ struct ProtocolName {
     std::uint8_t number;
 };
 constexpr std::array<ProtocolName, 8> kProtocolNames = {{
-    {"tcp", packet::protocol::kTcp},
-    {"udp", packet::protocol::kUdp},
-    {"icmp", packet::protocol::kIcmp},
-    {"icmpv6", packet::protocol::kIcmpV6},
-    {"icmp6", packet::protocol::kIcmpV6},
-    {"udplite", packet::protocol::kUdpLite},
-    {"sctp", packet::protocol::kSctp},
-    {"igmp", packet::protocol::kIgmp},
+    {.name = "tcp", .number = packet::protocol::kTcp},
+    {.name = "udp", .number = packet::protocol::kUdp},
+    {.name = "icmp", .number = packet::protocol::kIcmp},
+    {.name = "icmpv6", .number = packet::protocol::kIcmpV6},
+    {.name = "icmp6", .number = packet::protocol::kIcmpV6},
+    {.name = "udplite", .number = packet::protocol::kUdpLite},
+    {.name = "sctp", .number = packet::protocol::kSctp},
+    {.name = "igmp", .number = packet::protocol::kIgmp},
 }};
 
 // The longest protocol name is 7 characters; anything longer cannot be a name.
@@ -68,7 +68,9 @@ std::optional<Number> parse_decimal(std::string_view digits) {
     }
     Number value{};
     const char* end = digits.data() + digits.size();
-    const auto [ptr, error] = std::from_chars(digits.data(), end, value);
+    // from_chars takes a [begin, end) range: no NUL terminator is needed.
+    const auto [ptr, error] = std::from_chars(
+        digits.data(), end, value); // NOLINT(bugprone-suspicious-stringview-data-usage)
     if (error != std::errc{} || ptr != end) {
         return std::nullopt;
     }

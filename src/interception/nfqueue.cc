@@ -197,7 +197,9 @@ Result<std::size_t> NfQueue::drain(const Handler& handler) {
                 continue;
             }
             const int saved = errno;
-            static_cast<void>(flush_verdicts());
+            if (!flush_verdicts()) {
+                ++counters_.send_errors;
+            }
             return fail_errno("receive from nfqueue " + std::to_string(options_.queue_number),
                               saved);
         }
@@ -226,7 +228,9 @@ Result<std::size_t> NfQueue::drain(const Handler& handler) {
 void NfQueue::queue_verdict(std::uint32_t packet_id, std::uint32_t mark) {
     if (verdict_batch_used_ + kVerdictMessageSize > verdict_batch_.size()) {
         // A full batch (only possible with deferred verdicts) goes out now.
-        static_cast<void>(flush_verdicts());
+        if (!flush_verdicts()) {
+            ++counters_.send_errors;
+        }
     }
     char* slot = verdict_batch_.data() + verdict_batch_used_;
     nlmsghdr* message = nfq_nlmsg_put(slot, NFQNL_MSG_VERDICT, options_.queue_number);

@@ -45,8 +45,10 @@ public:
     struct Counters {
         std::uint64_t packets = 0;
         std::uint64_t verdicts = 0;
-        std::uint64_t receive_errors = 0;     // ENOBUFS: the kernel dropped packets for us
-        std::uint64_t truncated_messages = 0; // larger than a receive slot: left unanswered
+        std::uint64_t receive_errors = 0; // ENOBUFS: the kernel dropped packets for us
+        std::uint64_t truncated_messages = 0;
+        std::uint64_t send_errors =
+            0; // verdict batches the kernel refused // larger than a receive slot: left unanswered
     };
 
     // Returns the mark for the packet's NF_ACCEPT verdict now, or nullopt to answer later with

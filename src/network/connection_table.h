@@ -17,7 +17,8 @@ struct ConnectionEntry {
     std::uint64_t id = 0;
     std::uint32_t mark = 0;
     packet::Persistence persistence = packet::Persistence::Temporary;
-    Clock::TimePoint last_seen{};
+    Clock::TimePoint
+        last_seen{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
     std::uint64_t packets = 0;
 };
 

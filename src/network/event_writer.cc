@@ -14,23 +14,23 @@ void append_endpoint(std::string& out, std::string_view name, const IpAddress& a
     std::array<char, IpAddress::kMaxTextLength> buffer{};
     out += '"';
     out += name;
-    out += "\":{\"ip\":\"";
+    out += R"(":{"ip":")";
     out += address.format(buffer);
-    out += "\",\"port\":";
+    out += R"(","port":)";
     out += std::to_string(port);
     out += '}';
 }
 
 void append_process(std::string& out, const firewall::ProcessFacts& process) {
-    out += ",\"process\":{\"pid\":";
+    out += R"(,"process":{"pid":)";
     out += std::to_string(process.pid);
-    out += ",\"executable\":";
+    out += R"(,"executable":)";
     append_json_string(out, process.executable);
-    out += ",\"uid\":";
+    out += R"(,"uid":)";
     out += std::to_string(process.uid);
-    out += ",\"user\":";
+    out += R"(,"user":)";
     append_json_string(out, process.user);
-    out += ",\"tags\":[";
+    out += R"(,"tags":[)";
     for (std::size_t index = 0; index < process.tags.size(); ++index) {
         if (index > 0) {
             out += ',';
@@ -41,9 +41,9 @@ void append_process(std::string& out, const firewall::ProcessFacts& process) {
 }
 
 void append_domain(std::string& out, const firewall::DomainFacts& domain) {
-    out += ",\"domain\":";
+    out += R"(,"domain":)";
     append_json_string(out, domain.domain);
-    out += ",\"cnames\":[";
+    out += R"(,"cnames":[)";
     for (std::size_t index = 0; index < domain.cname_chain.size(); ++index) {
         if (index > 0) {
             out += ',';
@@ -92,25 +92,25 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
                                             std::uint32_t mark) {
     std::string& out = line_;
     out.clear();
-    out += "{\"event\":\"";
+    out += R"({"event":")";
     out += event;
-    out += "\",\"id\":";
+    out += R"(","id":)";
     out += std::to_string(id);
-    out += ",\"time\":\"";
+    out += R"(,"time":")";
     out += utc_timestamp_now();
-    out += "\",\"protocol\":\"";
+    out += R"(","protocol":")";
     out += protocol_name(connection.protocol);
-    out += "\",\"ipVersion\":";
+    out += R"(","ipVersion":)";
     out += connection.ip_family == IpFamily::V4 ? "4" : "6";
-    out += ",\"direction\":\"";
+    out += R"(,"direction":")";
     out += connection.direction == packet::Direction::Outbound ? "outbound" : "inbound";
-    out += "\",";
+    out += R"(",)";
     append_endpoint(out, "local", connection.local_address, connection.local_port);
     out += ',';
     append_endpoint(out, "remote", connection.remote_address, connection.remote_port);
     if (connection.protocol == packet::protocol::kIcmp ||
         connection.protocol == packet::protocol::kIcmpV6) {
-        out += ",\"icmpType\":";
+        out += R"(,"icmpType":)";
         out += std::to_string(connection.icmp_type);
     }
     if (connection.process) {
@@ -120,13 +120,13 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
         append_domain(out, *connection.domain);
     }
     if (decision != nullptr) {
-        out += ",\"verdict\":\"";
+        out += R"(,"verdict":")";
         out += packet::verdict_name(decision->verdict);
-        out += "\",\"mark\":";
+        out += R"(","mark":)";
         out += std::to_string(mark);
-        out += ",\"permanent\":";
+        out += R"(,"permanent":)";
         out += decision->persistence == packet::Persistence::Permanent ? "true" : "false";
-        out += ",\"reason\":";
+        out += R"(,"reason":)";
         append_json_string(out, decision->reason);
     }
     out += "}\n";

@@ -1,26 +1,33 @@
 #include "packet/verdict.h"
 
 namespace pw::packet {
+namespace {
+
+constexpr MarkMeaning meaning(Verdict verdict, Persistence persistence) {
+    return MarkMeaning{.verdict = verdict, .persistence = persistence};
+}
+
+} // namespace
 
 std::optional<MarkMeaning> meaning_of_mark(std::uint32_t value) {
     using enum Verdict;
     switch (value) {
         case mark::kAccept:
-            return MarkMeaning{Accept, Persistence::Temporary};
+            return meaning(Accept, Persistence::Temporary);
         case mark::kBlock:
-            return MarkMeaning{Block, Persistence::Temporary};
+            return meaning(Block, Persistence::Temporary);
         case mark::kDrop:
-            return MarkMeaning{Drop, Persistence::Temporary};
+            return meaning(Drop, Persistence::Temporary);
         case mark::kPermanentAccept:
-            return MarkMeaning{Accept, Persistence::Permanent};
+            return meaning(Accept, Persistence::Permanent);
         case mark::kPermanentBlock:
-            return MarkMeaning{Block, Persistence::Permanent};
+            return meaning(Block, Persistence::Permanent);
         case mark::kPermanentDrop:
-            return MarkMeaning{Drop, Persistence::Permanent};
+            return meaning(Drop, Persistence::Permanent);
         case mark::kRerouteToTunnel:
-            return MarkMeaning{RerouteToTunnel, Persistence::Permanent};
+            return meaning(RerouteToTunnel, Persistence::Permanent);
         case mark::kRerouteToNameserver:
-            return MarkMeaning{RerouteToNameserver, Persistence::Permanent};
+            return meaning(RerouteToNameserver, Persistence::Permanent);
         default:
             return std::nullopt;
     }

@@ -21,7 +21,7 @@ IpAddress address(std::string_view text) {
     return parsed.value_or(IpAddress{});
 }
 
-FilterSettings settings_with(std::vector<std::string_view> lines,
+FilterSettings settings_with(const std::vector<std::string_view>& lines,
                              DefaultAction default_action = DefaultAction::Permit) {
     FilterSettings settings;
     settings.default_action = default_action;

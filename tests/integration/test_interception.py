@@ -347,6 +347,26 @@ class InboundTest(IntegrationCase):
         self.stop_cleanly(self.world, daemon)
 
 
+class NeighbourDiscoveryTest(IntegrationCase):
+    """IPv6 needs neighbour discovery: it passes even when everything else is blocked."""
+
+    def test_default_block_keeps_ipv6_neighbour_discovery_working(self):
+        # No static neighbour entries here: the client must solicit the internet's address.
+        with w.World(static_neighbours=False) as world:
+            world.start_echo_services(tcp_ports=(ECHO_PORT,), udp_ports=())
+            daemon = world.start_daemon(endpoint_config(
+                default_action="block", endpoints=[f"+ {INTERNET_V6} tcp/{ECHO_PORT}"]))
+            result = world.tcp(INTERNET_V6, ECHO_PORT, timeout=TIMEOUT)
+            self.assert_outcome(result, "ok", daemon)
+            fast_tracked = [e for e in daemon.events("decided")
+                            if e.get("protocol") == "icmpv6"
+                            and "neighbour discovery" in e.get("reason", "")]
+            self.assertTrue(fast_tracked, f"no fast-tracked NDP\n{self.dump_events(daemon)}")
+            self.assertTrue(all(e["verdict"] == "accept" and e["permanent"] is False
+                                for e in fast_tracked), self.dump_events(daemon))
+            self.stop_cleanly(world, daemon)
+
+
 class PermanentVerdictTest(IntegrationCase):
     """Permanent verdicts keep all but the first packet of a connection in the kernel."""
 

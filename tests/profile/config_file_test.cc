@@ -181,7 +181,7 @@ TEST(ConfigFile, BadDefaultActionNamesTheChoices) {
 }
 
 TEST(ConfigFile, AskSaysPromptingIsNotAvailableYet) {
-    const std::string error = parse_error("{\"filter/defaultAction\": \"ask\"}");
+    const std::string error = parse_error(R"({"filter/defaultAction": "ask"})");
     EXPECT_NE(error.find("'ask' is not available yet"), std::string::npos) << error;
     EXPECT_NE(error.find("prompting"), std::string::npos) << error;
 }
@@ -250,7 +250,7 @@ TEST(ConfigFile, ErrorsFromDifferentKeysAreAllReported) {
 
 TEST(ConfigFile, LongValuesAreShortenedInErrors) {
     const std::string error =
-        parse_error("{\"filter/defaultAction\": \"" + std::string(500, 'a') + "\"}");
+        parse_error(R"({"filter/defaultAction": ")" + std::string(500, 'a') + R"("})");
     EXPECT_LT(error.size(), 200U) << error;
     EXPECT_NE(error.find("..."), std::string::npos);
 }
