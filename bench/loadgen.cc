@@ -14,7 +14,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,6 +85,8 @@ struct Options {
     int port = 0;
     int threads = 1;
     double seconds = 3.0;
+    int processes = 0; // idle-sockets: background processes
+    int sockets = 5;   // idle-sockets: TCP connections each of them holds
 };
 
 constexpr int kUsageError = 2;
@@ -91,7 +96,9 @@ int usage(std::string_view message) {
                "pw_loadgen: {}\n"
                "usage: pw_loadgen tcp-server|udp-server --bind ADDR --port P [--threads N]\n"
                "       pw_loadgen tcp-connect|udp-flows --target ADDR --port P [--threads N] "
-               "[--seconds S]\n",
+               "[--seconds S]\n"
+               "       pw_loadgen idle-sockets --target ADDR --port P --processes N "
+               "[--sockets K]\n",
                message);
     return kUsageError;
 }
@@ -121,6 +128,10 @@ std::optional<std::string> parse_options(std::span<char*> arguments, Options& op
             options.threads = std::max(1, std::atoi(value.c_str()));
         } else if (name == "--seconds") {
             options.seconds = std::atof(value.c_str());
+        } else if (name == "--processes") {
+            options.processes = std::max(0, std::atoi(value.c_str()));
+        } else if (name == "--sockets") {
+            options.sockets = std::max(1, std::atoi(value.c_str()));
         } else {
             return "unknown option " + std::string(name);
         }
@@ -378,6 +389,54 @@ int run_client(const Options& options,
     return 0;
 }
 
+// Background load for attribution and socket-table costs: N processes that each hold K open TCP
+// connections and do nothing else, as on a busy desktop. Prints READY when all are connected and
+// stays until SIGTERM/SIGINT, then takes its children down with it.
+int run_idle_sockets(const Options& options) {
+    const auto endpoint = parse_endpoint(options.address, options.port);
+    if (!endpoint) {
+        return usage("bad --target address");
+    }
+    std::vector<pid_t> children;
+    for (int index = 0; index < options.processes; ++index) {
+        const pid_t child = ::fork();
+        if (child < 0) {
+            fmt::print(stderr, "fork: {}\n", describe_errno(errno));
+            break;
+        }
+        if (child == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL); // never outlive the benchmark
+            std::vector<UniqueFd> held;
+            for (int socket_index = 0; socket_index < options.sockets; ++socket_index) {
+                UniqueFd fd(::socket(endpoint->family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+                if (fd.valid() &&
+                    ::connect(fd.get(), as_sockaddr(*endpoint), endpoint->length) == 0) {
+                    held.push_back(std::move(fd));
+                }
+            }
+            ::pause();
+            ::_exit(0);
+        }
+        children.push_back(child);
+    }
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    fmt::print("READY {}\n", children.size());
+    std::fflush(stdout);
+    int received = 0;
+    ::sigwait(&stop_signals, &received);
+    for (const pid_t child : children) {
+        ::kill(child, SIGKILL);
+    }
+    for (const pid_t child : children) {
+        ::waitpid(child, nullptr, 0);
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -397,6 +456,9 @@ int main(int argc, char** argv) {
     }
     if (options.command == "udp-flows") {
         return run_client(options, udp_flow_loop);
+    }
+    if (options.command == "idle-sockets") {
+        return run_idle_sockets(options);
     }
     return usage("unknown subcommand " + options.command);
 }

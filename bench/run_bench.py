@@ -226,6 +226,21 @@ class World:
         self.spawn(self.internet, ["iperf3", "-s", "-p", str(IPERF_PORT)], "iperf3-server")
         self.wait_reachable()
 
+    def start_background(self, processes: int, target: str) -> None:
+        """Idle processes holding 5 TCP connections each: a populated socket table."""
+        process = self.spawn(self.client, [str(self.loadgen), "idle-sockets", "--target", target,
+                                           "--port", str(TCP_PORT), "--processes",
+                                           str(processes), "--sockets", "5"], "background")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if "READY" in self.log_tail("background", 1):
+                log(f"background: {processes} processes holding 5 connections each")
+                return
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise BenchError(f"background processes did not start:\n{self.log_tail('background')}")
+
     def wait_reachable(self) -> None:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -697,6 +712,9 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--opensnitchd", type=Path, default=None,
                         help="opensnitchd binary (default: the one on PATH, if any); "
                         "bench/extract_opensnitchd.sh unpacks Debian's without installing it")
+    parser.add_argument("--background", type=int, default=0, metavar="N",
+                        help="N idle processes in the client namespace holding 5 TCP "
+                        "connections each, as on a busy desktop (default 0)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 1 s")
     parser.add_argument("--no-save", action="store_true",
                         help="do not write bench/results/<timestamp>.md")
@@ -789,6 +807,8 @@ def main() -> int:
         try:
             world.setup()
             world.flush_firewall()
+            if arguments.background:
+                world.start_background(arguments.background, target)
             loadgen(world, "tcp-connect", TCP_PORT, 0.5, 1, target)  # warm-up, not recorded
             for round_index in range(arguments.rounds):
                 # Interleaved, and rotated each round so that no configuration always runs
@@ -819,6 +839,8 @@ def main() -> int:
         f"kernel {os.uname().release}, {os.cpu_count()} CPUs",
         f"- {arguments.rounds} interleaved round(s) of {arguments.seconds:g} s per measurement, "
         f"traffic over IPv{'6' if arguments.ipv6 else '4'}",
+        f"- background in the client namespace: {arguments.background} idle processes x 5 TCP "
+        "connections",
         f"- ruleset: {ruleset.source}",
         f"- load average (1 min) before / after: {load_before:.2f} / {load_average():.2f} "
         "(ours adds about 2 while it runs; more than that means other work shared the CPUs)",
