@@ -8,6 +8,9 @@ packages=(
   g++ cmake ninja-build pkg-config make
   libnetfilter-queue-dev libmnl-dev libnetfilter-conntrack-dev
   libboost-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
+  # eBPF socket-owner records (src/state/bpf): libbpf, bpftool for the skeleton; clang-19
+  # below compiles the BPF program. Without them that library builds as a stub.
+  libbpf-dev bpftool libelf-dev zlib1g-dev
   # run: the iptables binaries (nft or legacy backend), conntrack tooling
   iptables conntrack iproute2
   # tests: unit (GoogleTest), fuzz (clang 19 + libFuzzer), integration (python3, ping)

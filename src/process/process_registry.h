@@ -1,0 +1,93 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "process/process_info.h"
+
+namespace pw::process {
+
+struct RegistryOptions {
+    // How long an entry outlives its process: connections and DNS answers that arrive after the
+    // exit (fire-and-forget UDP, lingering TCP) still find who they belonged to.
+    std::chrono::seconds keep_after_exit{std::chrono::minutes(5)};
+    // environ is read only for the packaging tags; a bigger one is cut, not rejected.
+    std::size_t max_environ_bytes = std::size_t{64} * 1024;
+    // The firewall's own PID, whose entry is tagged IdentityKind::Portwarden; nullopt = getpid().
+    std::optional<int> self_pid = std::nullopt;
+};
+
+struct RegistryCounters {
+    std::uint64_t lookups = 0;
+    std::uint64_t cache_hits = 0;
+    std::uint64_t loads = 0;    // ProcessInfo built from /proc
+    std::uint64_t failures = 0; // process gone or unreadable
+    std::uint64_t expired = 0;
+};
+
+// Process details (executable, command line, user, packaging tags) by PID, cached per
+// PID + start time so that a reused PID gives a new entry (issue 3, part 3). `proc_root` is
+// "/proc" in the daemon and a temporary directory in tests. Runs on the event-loop thread only.
+class ProcessRegistry {
+public:
+    ProcessRegistry(std::filesystem::path proc_root, const Clock& clock,
+                    RegistryOptions options = {});
+
+    // The process now running as `pid`. Costs one read of /proc/<pid>/stat when cached, and a
+    // handful of /proc reads when not. PID 0 is the kernel. Fails when the process is gone or
+    // its stat is unreadable; a field that cannot be read (exe of another user's process when
+    // not root, environ) is left empty instead.
+    [[nodiscard]] Result<std::shared_ptr<const ProcessInfo>> lookup(int pid);
+
+    // Forgets entries whose process has been gone (no /proc/<pid>/stat, or another start time)
+    // for RegistryOptions::keep_after_exit. Call it from a periodic timer. Returns entries removed.
+    std::size_t expire();
+
+    [[nodiscard]] std::size_t size() const { return entries_.size(); }
+    [[nodiscard]] const RegistryCounters& counters() const { return counters_; }
+
+private:
+    struct Key {
+        int pid = 0;
+        std::uint64_t start_time = 0;
+        bool operator==(const Key&) const = default;
+    };
+    struct KeyHash {
+        std::size_t operator()(const Key& key) const noexcept {
+            return std::hash<std::uint64_t>{}((key.start_time << 22U) ^
+                                              static_cast<std::uint64_t>(key.pid));
+        }
+    };
+    struct Entry {
+        std::shared_ptr<const ProcessInfo> info;
+        std::optional<Clock::TimePoint> gone_since;
+    };
+
+    bool open_root();
+    [[nodiscard]] Result<std::shared_ptr<const ProcessInfo>> load(int pid_dir,
+                                                                  const StatFields& stat);
+    void add_identity(int pid_dir, ProcessInfo& info) const;
+    void add_packaging(int pid_dir, ProcessInfo& info) const;
+    [[nodiscard]] bool alive(const Key& key) const;
+    const std::string& user_name(std::uint32_t uid);
+
+    std::filesystem::path proc_root_;
+    const Clock& clock_;
+    RegistryOptions options_;
+    int self_pid_;
+    UniqueFd root_fd_;
+    std::unordered_map<Key, Entry, KeyHash> entries_;
+    std::unordered_map<std::uint32_t, std::string> users_; // getpwuid_r may ask NSS: cache it
+    RegistryCounters counters_;
+};
+
+} // namespace pw::process

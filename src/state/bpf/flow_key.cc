@@ -1,0 +1,26 @@
+#include "state/bpf/flow_key.h"
+
+#include <algorithm>
+
+namespace pw::state::bpf {
+
+SocketOwnerFlowKey make_flow_key(const Flow& flow, FlowMatch match) {
+    SocketOwnerFlowKey key{};
+    key.protocol = flow.protocol;
+    key.family =
+        flow.remote_address.is_v4() ? PW_SOCKET_OWNER_FAMILY_V4 : PW_SOCKET_OWNER_FAMILY_V6;
+    const auto remote = flow.remote_address.bytes();
+    std::ranges::copy(remote, std::begin(key.remote_address));
+    key.remote_port = flow.remote_port;
+    if (match == FlowMatch::RemoteOnly) {
+        return key;
+    }
+    key.local_port = flow.local_port;
+    // A local address of the other family cannot belong to this flow; leave it "unknown".
+    if (match == FlowMatch::Exact && flow.local_address.family() == flow.remote_address.family()) {
+        std::ranges::copy(flow.local_address.bytes(), std::begin(key.local_address));
+    }
+    return key;
+}
+
+} // namespace pw::state::bpf

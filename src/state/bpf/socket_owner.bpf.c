@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// Socket-owner records for portwarden (issue 3, part 2). Observes only: every program returns 1
+// (allow) and never changes the socket, the address or the message.
+//
+// Built against the kernel's uapi headers (no vmlinux.h, no CO-RE): the programs read only the
+// stable context structs bpf_sock, bpf_sock_addr and bpf_sock_ops, so the object loads on any
+// kernel with these hooks, whatever its BTF.
+
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/socket.h>
+
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "socket_owner_abi.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+// Context fields must be read with the size the verifier allows (4 bytes here); volatile keeps
+// clang from merging two neighbouring 4-byte loads into one 8-byte load, which it rejects.
+#define PW_READ_U32(field) (*(volatile __u32*)&(field))
+
+char LICENSE[] SEC("license") = "GPL";
+
+// Socket cookie -> the process that created the socket (cgroup/sock_create).
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, PW_SOCKET_OWNER_MAX_ENTRIES);
+    __type(key, __u64);
+    __type(value, struct SocketOwnerValue);
+} owner_by_cookie SEC(".maps");
+
+// Flow -> the process that connected or sent on it (cgroup/connect4|6, sendmsg4|6, sockops).
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, PW_SOCKET_OWNER_MAX_ENTRIES);
+    __type(key, struct SocketOwnerFlowKey);
+    __type(value, struct SocketOwnerValue);
+} owner_by_flow SEC(".maps");
+
+// TCP connects waiting for their local port (cookie -> pending record).
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, PW_SOCKET_OWNER_MAX_ENTRIES);
+    __type(key, __u64);
+    __type(value, struct SocketOwnerPendingConnect);
+} pending_connect SEC(".maps");
+
+static __always_inline void fill_value(struct SocketOwnerValue* value, __u64 cookie) {
+    __u64 pid_tgid = bpf_get_current_pid_tgid();
+    value->cookie = cookie;
+    value->time_ns = bpf_ktime_get_ns();
+    value->tgid = (__u32)(pid_tgid >> 32);
+    value->pid = (__u32)pid_tgid;
+    value->uid = (__u32)bpf_get_current_uid_gid();
+    value->padding = 0;
+}
+
+static __always_inline int is_v4_mapped(__u32 a0, __u32 a1, __u32 a2) {
+    return a0 == 0 && a1 == 0 && a2 == bpf_htonl(0x0000ffff);
+}
+
+static __always_inline void put_v4(__u8* bytes, __u32 address_be) {
+    __builtin_memcpy(bytes, &address_be, 4);
+}
+
+static __always_inline void put_v6(__u8* bytes, __u32 a0, __u32 a1, __u32 a2, __u32 a3) {
+    __builtin_memcpy(bytes, &a0, 4);
+    __builtin_memcpy(bytes + 4, &a1, 4);
+    __builtin_memcpy(bytes + 8, &a2, 4);
+    __builtin_memcpy(bytes + 12, &a3, 4);
+}
+
+// The socket's own (local) address. With an IPv4 remote, a v4-mapped local address is folded
+// and an IPv6 wildcard (::) stays all zeros ("unknown").
+static __always_inline void put_local_from_sock(struct SocketOwnerFlowKey* key,
+                                                struct bpf_sock* sk) {
+    if (!sk) {
+        return;
+    }
+    key->local_port = (__u16)sk->src_port;
+    if (sk->family == AF_INET) {
+        put_v4(key->local_address, sk->src_ip4);
+        return;
+    }
+    __u32 a0 = PW_READ_U32(sk->src_ip6[0]);
+    __u32 a1 = PW_READ_U32(sk->src_ip6[1]);
+    __u32 a2 = PW_READ_U32(sk->src_ip6[2]);
+    __u32 a3 = PW_READ_U32(sk->src_ip6[3]);
+    if (is_v4_mapped(a0, a1, a2)) {
+        put_v4(key->local_address, a3);
+    } else if (key->family == PW_SOCKET_OWNER_FAMILY_V6) {
+        put_v6(key->local_address, a0, a1, a2, a3);
+    }
+}
+
+// Remote address of a connect4/sendmsg4 call.
+static __always_inline void put_remote_v4(struct SocketOwnerFlowKey* key,
+                                          struct bpf_sock_addr* ctx) {
+    key->family = PW_SOCKET_OWNER_FAMILY_V4;
+    put_v4(key->remote_address, ctx->user_ip4);
+    key->remote_port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+// Remote address of a connect6/sendmsg6 call; ::ffff:a.b.c.d becomes a.b.c.d.
+static __always_inline void put_remote_v6(struct SocketOwnerFlowKey* key,
+                                          struct bpf_sock_addr* ctx) {
+    __u32 a0 = PW_READ_U32(ctx->user_ip6[0]);
+    __u32 a1 = PW_READ_U32(ctx->user_ip6[1]);
+    __u32 a2 = PW_READ_U32(ctx->user_ip6[2]);
+    __u32 a3 = PW_READ_U32(ctx->user_ip6[3]);
+    if (is_v4_mapped(a0, a1, a2)) {
+        key->family = PW_SOCKET_OWNER_FAMILY_V4;
+        put_v4(key->remote_address, a3);
+    } else {
+        key->family = PW_SOCKET_OWNER_FAMILY_V6;
+        put_v6(key->remote_address, a0, a1, a2, a3);
+    }
+    key->remote_port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+// connect() on TCP: the local port is chosen after this hook, so park the record until the
+// sockops TCP_CONNECT callback. Connected UDP: record now; the local port is known only if the
+// socket was bound before connect().
+static __always_inline void record_connect(struct bpf_sock_addr* ctx,
+                                           struct SocketOwnerFlowKey* key) {
+    __u64 cookie = bpf_get_socket_cookie(ctx);
+    key->protocol = (__u8)ctx->protocol;
+    put_local_from_sock(key, ctx->sk);
+    if (ctx->protocol == IPPROTO_TCP) {
+        struct SocketOwnerPendingConnect pending;
+        __builtin_memset(&pending, 0, sizeof(pending));
+        pending.key = *key;
+        fill_value(&pending.value, cookie);
+        bpf_map_update_elem(&pending_connect, &cookie, &pending, BPF_ANY);
+        return;
+    }
+    struct SocketOwnerValue value;
+    fill_value(&value, cookie);
+    bpf_map_update_elem(&owner_by_flow, key, &value, BPF_ANY);
+}
+
+// sendmsg() with a destination address (unconnected UDP). The kernel has already bound the
+// socket by now, so the local port is known; the local address is known only if bound to one.
+static __always_inline void record_sendmsg(struct bpf_sock_addr* ctx,
+                                           struct SocketOwnerFlowKey* key) {
+    __u64 cookie = bpf_get_socket_cookie(ctx);
+    key->protocol = (__u8)ctx->protocol;
+    put_local_from_sock(key, ctx->sk);
+    struct SocketOwnerValue value;
+    fill_value(&value, cookie);
+    bpf_map_update_elem(&owner_by_flow, key, &value, BPF_ANY);
+}
+
+SEC("cgroup/sock_create")
+int pw_sock_create(struct bpf_sock* sk) {
+    __u64 cookie = bpf_get_socket_cookie(sk);
+    struct SocketOwnerValue value;
+    fill_value(&value, cookie);
+    bpf_map_update_elem(&owner_by_cookie, &cookie, &value, BPF_ANY);
+    return 1;
+}
+
+SEC("cgroup/connect4")
+int pw_connect4(struct bpf_sock_addr* ctx) {
+    struct SocketOwnerFlowKey key;
+    __builtin_memset(&key, 0, sizeof(key));
+    put_remote_v4(&key, ctx);
+    record_connect(ctx, &key);
+    return 1;
+}
+
+SEC("cgroup/connect6")
+int pw_connect6(struct bpf_sock_addr* ctx) {
+    struct SocketOwnerFlowKey key;
+    __builtin_memset(&key, 0, sizeof(key));
+    put_remote_v6(&key, ctx);
+    record_connect(ctx, &key);
+    return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int pw_sendmsg4(struct bpf_sock_addr* ctx) {
+    struct SocketOwnerFlowKey key;
+    __builtin_memset(&key, 0, sizeof(key));
+    put_remote_v4(&key, ctx);
+    record_sendmsg(ctx, &key);
+    return 1;
+}
+
+SEC("cgroup/sendmsg6")
+int pw_sendmsg6(struct bpf_sock_addr* ctx) {
+    struct SocketOwnerFlowKey key;
+    __builtin_memset(&key, 0, sizeof(key));
+    put_remote_v6(&key, ctx);
+    record_sendmsg(ctx, &key);
+    return 1;
+}
+
+// TCP_CONNECT runs in tcp_connect(), after the local port was chosen and before the SYN leaves,
+// so the exact record exists before the firewall sees the first packet.
+SEC("sockops")
+int pw_sockops(struct bpf_sock_ops* skops) {
+    if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB) {
+        return 1;
+    }
+    __u64 cookie = bpf_get_socket_cookie(skops);
+    struct SocketOwnerPendingConnect* pending = bpf_map_lookup_elem(&pending_connect, &cookie);
+    if (!pending) {
+        return 1;
+    }
+    struct SocketOwnerFlowKey key = pending->key;
+    struct SocketOwnerValue value = pending->value;
+    __builtin_memset(key.local_address, 0, sizeof(key.local_address));
+    key.local_port = (__u16)skops->local_port;
+    if (key.family == PW_SOCKET_OWNER_FAMILY_V4) {
+        // Also right for a dual-stack socket reaching IPv4: the IPv4 fields are set by then.
+        put_v4(key.local_address, skops->local_ip4);
+    } else {
+        put_v6(key.local_address, PW_READ_U32(skops->local_ip6[0]),
+               PW_READ_U32(skops->local_ip6[1]), PW_READ_U32(skops->local_ip6[2]),
+               PW_READ_U32(skops->local_ip6[3]));
+    }
+    bpf_map_update_elem(&owner_by_flow, &key, &value, BPF_ANY);
+    bpf_map_delete_elem(&pending_connect, &cookie);
+    return 1;
+}

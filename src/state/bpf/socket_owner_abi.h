@@ -1,0 +1,50 @@
+#pragma once
+
+// The layout of the BPF maps, shared by socket_owner.bpf.c (compiled by clang for the BPF
+// target) and the C++ reader. Plain C on purpose: both compilers must agree byte for byte.
+// NOLINTBEGIN(modernize-avoid-c-arrays,modernize-use-using,modernize-macro-to-enum): shared with
+// BPF C, which has neither std::array, `using` nor scoped constants (the map definition needs a
+// macro).
+
+#include <linux/types.h>
+
+// Entries per map. LRU hash maps evict the least recently used entry when full, so the maps
+// stay bounded whatever the host does.
+#define PW_SOCKET_OWNER_MAX_ENTRIES 16384
+
+// Address families in SocketOwnerFlowKey.family.
+#define PW_SOCKET_OWNER_FAMILY_V4 4
+#define PW_SOCKET_OWNER_FAMILY_V6 6
+
+// One flow from the socket's point of view. IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are
+// folded to IPv4 (family 4, address in the first 4 bytes), as pw::IpAddress does. A local
+// address of all zeros and a local port of 0 mean "not known when the record was written" (a
+// socket that was not bound yet, or bound to the wildcard address).
+struct SocketOwnerFlowKey {
+    __u8 local_address[16];  // network byte order; IPv4 in the first 4 bytes, rest zero
+    __u8 remote_address[16]; // network byte order; IPv4 in the first 4 bytes, rest zero
+    __u16 local_port;        // host byte order
+    __u16 remote_port;       // host byte order
+    __u8 protocol;           // IANA number: 6 TCP, 17 UDP
+    __u8 family;             // PW_SOCKET_OWNER_FAMILY_V4 or _V6
+    __u8 padding[2];         // always zero: keys are compared as bytes
+};
+
+// Who acted on a socket, taken in the context of the process that made the system call.
+struct SocketOwnerValue {
+    __u64 cookie;  // the kernel's socket cookie (SO_COOKIE)
+    __u64 time_ns; // bpf_ktime_get_ns(): CLOCK_MONOTONIC
+    __u32 tgid;    // process id
+    __u32 pid;     // thread id
+    __u32 uid;
+    __u32 padding;
+};
+
+// A TCP connect() seen by cgroup/connect4|6 before the kernel chose the local port; the
+// sockops TCP_CONNECT callback completes it with the local address and port.
+struct SocketOwnerPendingConnect {
+    struct SocketOwnerFlowKey key;
+    struct SocketOwnerValue value;
+};
+
+// NOLINTEND(modernize-avoid-c-arrays,modernize-use-using,modernize-macro-to-enum)

@@ -1,0 +1,104 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "common/ip_address.h"
+#include "common/result.h"
+
+// libbpf's handles, used in socket_owner_records.cc only.
+struct bpf_link;
+struct bpf_object;
+
+namespace pw::state::bpf {
+
+// How a flow record matched a lookup. Records written before the kernel chose the local end
+// (connected UDP on an unbound socket) carry no local port; the caller should treat such an
+// answer as a hint and cross-check it with the socket tables.
+enum class FlowMatch : std::uint8_t {
+    Exact,           // protocol, local address and port, remote address and port
+    AnyLocalAddress, // the socket was bound to the wildcard address: local port and remote
+    RemoteOnly,      // the local end was unknown when recorded: protocol and remote only
+};
+
+// The process that created, connected or sent on a socket, as seen by the kernel in the
+// context of that system call.
+struct Owner {
+    std::uint32_t tgid = 0; // the process id
+    std::uint32_t pid = 0;  // the thread id
+    std::uint32_t uid = 0;
+    std::uint64_t cookie = 0;               // the socket's SO_COOKIE
+    std::chrono::nanoseconds recorded_at{}; // CLOCK_MONOTONIC of the system call
+    FlowMatch match = FlowMatch::Exact;     // Exact for find_by_cookie()
+};
+
+// One flow from this host's point of view ("local" is our end). IPv4-mapped IPv6 addresses are
+// folded to IPv4 by IpAddress, as the BPF programs fold them.
+struct Flow {
+    std::uint8_t protocol = 6; // IANA number: 6 TCP, 17 UDP
+    IpAddress local_address;
+    std::uint16_t local_port = 0;
+    IpAddress remote_address;
+    std::uint16_t remote_port = 0;
+};
+
+struct BpfLinkDeleter {
+    void operator()(bpf_link* link) const noexcept; // detaches the program
+};
+using BpfLink = std::unique_ptr<bpf_link, BpfLinkDeleter>;
+
+struct BpfObjectDeleter {
+    void operator()(bpf_object* object) const noexcept; // unloads programs and maps
+};
+using BpfObject = std::unique_ptr<bpf_object, BpfObjectDeleter>;
+
+// eBPF socket-owner records (issue 3, part 2): cgroup hooks record, in kernel context, which
+// process created each socket (by cookie) and which process connected or sent on each flow, so
+// that even a fire-and-forget UDP sender that has already exited is attributed. Owned by the
+// composition root; lookups are read-only map syscalls, safe from any thread. When load()
+// fails the caller falls back to the socket tables.
+class SocketOwnerRecords {
+public:
+    // Loads the programs and attaches them to `cgroup`, a cgroup v2 directory: the v2 root in
+    // the daemon (every process on the host), a child cgroup in tests. Fails with a clear
+    // message without permission, without eBPF support, on a verifier rejection or when the
+    // path is not a cgroup v2 directory.
+    [[nodiscard]] static Result<std::unique_ptr<SocketOwnerRecords>> load(
+        const std::filesystem::path& cgroup);
+
+    SocketOwnerRecords(const SocketOwnerRecords&) = delete;
+    SocketOwnerRecords& operator=(const SocketOwnerRecords&) = delete;
+    SocketOwnerRecords(SocketOwnerRecords&&) = delete;
+    SocketOwnerRecords& operator=(SocketOwnerRecords&&) = delete;
+    ~SocketOwnerRecords(); // detaches every program, then unloads
+
+    // The process that created the socket with this SO_COOKIE; nullopt when no record exists
+    // (created before load(), outside the cgroup, or evicted).
+    [[nodiscard]] std::optional<Owner> find_by_cookie(std::uint64_t cookie) const;
+
+    // The process that connected or last sent on this flow. Tries the exact flow first, then a
+    // wildcard local address, then the remote end only (see FlowMatch).
+    [[nodiscard]] std::optional<Owner> find_by_flow(const Flow& flow) const;
+
+private:
+    SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, int owner_by_cookie_fd,
+                       int owner_by_flow_fd);
+
+    BpfObject object_;
+    std::vector<BpfLink> links_;  // declared after object_: detached before it is unloaded
+    int owner_by_cookie_fd_ = -1; // owned by object_
+    int owner_by_flow_fd_ = -1;   // owned by object_
+};
+
+// Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified system,
+// /sys/fs/cgroup/unified on a hybrid one. An error when neither is cgroup2.
+[[nodiscard]] Result<std::filesystem::path> find_cgroup2_root();
+
+// True when `path` is a directory on a cgroup2 file system.
+[[nodiscard]] bool is_cgroup2_directory(const std::filesystem::path& path);
+
+} // namespace pw::state::bpf

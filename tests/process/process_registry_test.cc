@@ -1,0 +1,273 @@
+#include "process/process_registry.h"
+
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "fakes/fake_clock.h"
+#include "fakes/fake_proc_tree.h"
+
+namespace pw::process {
+namespace {
+
+using std::chrono::minutes;
+using std::chrono::seconds;
+using testing::FakeProcess;
+using testing::FakeProcTree;
+
+class ProcessRegistryTest : public ::testing::Test {
+protected:
+    ProcessRegistry registry(RegistryOptions options = {}) {
+        if (!options.self_pid) {
+            options.self_pid = 1; // not any fake PID below, unless a test says so
+        }
+        return {proc_.root(), clock_, options};
+    }
+
+    FakeProcTree proc_;
+    pw::testing::FakeClock clock_;
+};
+
+TEST_F(ProcessRegistryTest, ReadsAnOrdinaryProcess) {
+    proc_.add({.pid = 4242,
+               .comm = "curl",
+               .parent_pid = 17,
+               .start_time = 555,
+               .uid = 0,
+               .exe = "/usr/bin/curl",
+               .command_line = {"curl", "-s", "https://example.org"}});
+    auto processes = registry();
+    const auto info = processes.lookup(4242);
+    ASSERT_TRUE(info.has_value()) << info.error().message();
+    const ProcessInfo& process = **info;
+    EXPECT_EQ(process.kind, IdentityKind::Process);
+    EXPECT_EQ(process.pid, 4242);
+    EXPECT_EQ(process.start_time, 555U);
+    EXPECT_EQ(process.parent_pid, 17);
+    EXPECT_EQ(process.uid, 0U);
+    EXPECT_EQ(process.user, "root");
+    EXPECT_EQ(process.executable, "/usr/bin/curl");
+    EXPECT_FALSE(process.deleted);
+    EXPECT_EQ(process.command_line,
+              (std::vector<std::string>{"curl", "-s", "https://example.org"}));
+    EXPECT_EQ(process.identity_path, "/usr/bin/curl");
+    EXPECT_EQ(process.tags, ProcessTags{});
+}
+
+TEST_F(ProcessRegistryTest, UnknownUidFallsBackToTheNumber) {
+    proc_.add({.pid = 10, .uid = 3999999});
+    auto processes = registry();
+    const auto info = processes.lookup(10);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->user, "3999999");
+}
+
+TEST_F(ProcessRegistryTest, CommWithParenthesesParses) {
+    proc_.add({.pid = 11, .comm = "a) b (c", .parent_pid = 9, .start_time = 77});
+    auto processes = registry();
+    const auto info = processes.lookup(11);
+    ASSERT_TRUE(info.has_value()) << info.error().message();
+    EXPECT_EQ((*info)->parent_pid, 9);
+    EXPECT_EQ((*info)->start_time, 77U);
+}
+
+TEST_F(ProcessRegistryTest, SameProcessIsReadOnce) {
+    proc_.add({.pid = 12});
+    auto processes = registry();
+    const auto first = processes.lookup(12);
+    const auto second = processes.lookup(12);
+    ASSERT_TRUE(first.has_value());
+    ASSERT_TRUE(second.has_value());
+    EXPECT_EQ(*first, *second);
+    EXPECT_EQ(processes.counters().loads, 1U);
+    EXPECT_EQ(processes.counters().cache_hits, 1U);
+}
+
+TEST_F(ProcessRegistryTest, ReusedPidGivesANewEntry) {
+    proc_.add({.pid = 13, .start_time = 100, .exe = "/usr/bin/curl"});
+    auto processes = registry();
+    const auto old_process = processes.lookup(13);
+    ASSERT_TRUE(old_process.has_value());
+
+    proc_.remove(13);
+    proc_.add({.pid = 13, .start_time = 200, .exe = "/usr/bin/wget"});
+    const auto new_process = processes.lookup(13);
+    ASSERT_TRUE(new_process.has_value());
+    EXPECT_NE(*old_process, *new_process);
+    EXPECT_EQ((*new_process)->executable, "/usr/bin/wget");
+    EXPECT_EQ((*new_process)->start_time, 200U);
+    // Connections that hold the old entry still see the old program.
+    EXPECT_EQ((*old_process)->executable, "/usr/bin/curl");
+    EXPECT_EQ(processes.size(), 2U);
+}
+
+TEST_F(ProcessRegistryTest, DeletedExecutableIsFlagged) {
+    proc_.add({.pid = 14, .exe = "/usr/lib/firefox/firefox (deleted)"});
+    auto processes = registry();
+    const auto info = processes.lookup(14);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->executable, "/usr/lib/firefox/firefox");
+    EXPECT_TRUE((*info)->deleted);
+    EXPECT_EQ((*info)->identity_path, "/usr/lib/firefox/firefox");
+}
+
+TEST_F(ProcessRegistryTest, GoneProcessFails) {
+    auto processes = registry();
+    EXPECT_FALSE(processes.lookup(15).has_value());
+    EXPECT_FALSE(processes.lookup(-1).has_value());
+    EXPECT_EQ(processes.counters().failures, 2U);
+}
+
+TEST_F(ProcessRegistryTest, UnreadableExecutableLeavesItEmpty) {
+    proc_.add({.pid = 16, .exe = ""}); // no exe link, as for another user's process
+    auto processes = registry();
+    const auto info = processes.lookup(16);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_TRUE((*info)->executable.empty());
+    EXPECT_TRUE((*info)->identity_path.empty());
+}
+
+TEST_F(ProcessRegistryTest, PidZeroAndKernelThreadsAreTheKernel) {
+    proc_.add({.pid = 2,
+               .comm = "kthreadd",
+               .parent_pid = 0,
+               .flags = kKernelThreadFlag,
+               .exe = "",
+               .command_line = {}});
+    auto processes = registry();
+    const auto zero = processes.lookup(0);
+    ASSERT_TRUE(zero.has_value());
+    EXPECT_EQ(*zero, kernel_identity());
+    const auto thread = processes.lookup(2);
+    ASSERT_TRUE(thread.has_value());
+    EXPECT_EQ((*thread)->kind, IdentityKind::Kernel);
+    EXPECT_EQ((*thread)->pid, 2);
+    EXPECT_EQ((*thread)->identity_path, kernel_identity()->identity_path);
+}
+
+TEST_F(ProcessRegistryTest, OwnPidIsPortwarden) {
+    proc_.add({.pid = 17, .exe = "/usr/sbin/portwarden"});
+    auto processes = registry({.self_pid = 17});
+    const auto info = processes.lookup(17);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->kind, IdentityKind::Portwarden);
+    EXPECT_EQ((*info)->executable, "/usr/sbin/portwarden");
+}
+
+TEST_F(ProcessRegistryTest, FlatpakFromEnvironment) {
+    proc_.add(
+        {.pid = 20, .exe = "/app/bin/app", .environ = {"HOME=/", "FLATPAK_ID=org.example.App"}});
+    auto processes = registry();
+    const auto info = processes.lookup(20);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->tags.flatpak_id, "org.example.App");
+    EXPECT_EQ((*info)->tags.names(), std::vector<std::string_view>{"flatpak"});
+}
+
+TEST_F(ProcessRegistryTest, FlatpakFromInfoFileInItsRoot) {
+    proc_.add({.pid = 21, .exe = "/app/bin/app", .environ = {}});
+    std::filesystem::create_directories(proc_.dir(21) / "root");
+    FakeProcTree::write(proc_.dir(21) / "root" / ".flatpak-info",
+                        "[Application]\nname=org.example.Other\nruntime=x\n");
+    auto processes = registry();
+    const auto info = processes.lookup(21);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->tags.flatpak_id, "org.example.Other");
+}
+
+TEST_F(ProcessRegistryTest, SnapFromEnvironmentOrPath) {
+    proc_.add({.pid = 22, .exe = "/usr/bin/x", .environ = {"SNAP_NAME=spotify"}});
+    proc_.add({.pid = 23, .exe = "/snap/firefox/4336/usr/lib/firefox/firefox", .environ = {}});
+    auto processes = registry();
+    const auto by_env = processes.lookup(22);
+    const auto by_path = processes.lookup(23);
+    ASSERT_TRUE(by_env.has_value());
+    ASSERT_TRUE(by_path.has_value());
+    EXPECT_EQ((*by_env)->tags.snap_name, "spotify");
+    EXPECT_EQ((*by_path)->tags.snap_name, "firefox");
+    EXPECT_EQ((*by_path)->tags.flatpak_id, std::nullopt);
+}
+
+TEST_F(ProcessRegistryTest, AppImageFromEnvironmentOrMountPath) {
+    proc_.add({.pid = 24,
+               .exe = "/tmp/.mount_Kritaa1b2c/usr/bin/krita",
+               .environ = {"APPIMAGE=/home/u/krita.AppImage"}});
+    proc_.add({.pid = 25, .exe = "/tmp/.mount_Obsidx9/obsidian", .environ = {}});
+    auto processes = registry();
+    const auto by_env = processes.lookup(24);
+    const auto by_path = processes.lookup(25);
+    ASSERT_TRUE(by_env.has_value());
+    ASSERT_TRUE(by_path.has_value());
+    EXPECT_EQ((*by_env)->tags.appimage, "/home/u/krita.AppImage");
+    EXPECT_EQ((*by_path)->tags.appimage, "/tmp/.mount_Obsidx9");
+}
+
+TEST_F(ProcessRegistryTest, PythonScriptWithRelativePathIsResolvedAgainstCwd) {
+    proc_.add({.pid = 30,
+               .exe = "/usr/bin/python3.11",
+               .command_line = {"python3", "-u", "../tools/sync.py", "--verbose"},
+               .cwd = "/home/user/project"});
+    auto processes = registry();
+    const auto info = processes.lookup(30);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->identity_path, "/home/user/tools/sync.py");
+    EXPECT_EQ((*info)->executable, "/usr/bin/python3.11");
+    EXPECT_EQ((*info)->tags.interpreter, "/usr/bin/python3.11");
+}
+
+TEST_F(ProcessRegistryTest, ShellScriptStartedThroughShebang) {
+    // "#!/bin/sh" + "./backup.sh" makes the kernel run: /bin/sh ./backup.sh
+    proc_.add({.pid = 31,
+               .exe = "/usr/bin/dash",
+               .command_line = {"/bin/sh", "./backup.sh"},
+               .cwd = "/opt/backup"});
+    proc_.add({.pid = 32, .exe = "/usr/bin/perl", .command_line = {"perl", "/usr/bin/cpan"}});
+    auto processes = registry();
+    const auto shell = processes.lookup(31);
+    const auto perl = processes.lookup(32);
+    ASSERT_TRUE(shell.has_value());
+    ASSERT_TRUE(perl.has_value());
+    EXPECT_EQ((*shell)->identity_path, "/opt/backup/backup.sh");
+    EXPECT_EQ((*perl)->identity_path, "/usr/bin/cpan");
+}
+
+TEST_F(ProcessRegistryTest, InterpreterWithoutScriptIsItsOwnIdentity) {
+    proc_.add({.pid = 33, .exe = "/usr/bin/bash", .command_line = {"bash", "-c", "curl x"}});
+    auto processes = registry();
+    const auto info = processes.lookup(33);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->identity_path, "/usr/bin/bash");
+    EXPECT_EQ((*info)->tags.interpreter, std::nullopt);
+}
+
+TEST_F(ProcessRegistryTest, EntriesExpireSomeMinutesAfterTheProcessIsGone) {
+    proc_.add({.pid = 40, .start_time = 1});
+    proc_.add({.pid = 41, .start_time = 1});
+    auto processes = registry({.keep_after_exit = minutes(5)});
+    ASSERT_TRUE(processes.lookup(40).has_value());
+    ASSERT_TRUE(processes.lookup(41).has_value());
+
+    proc_.remove(40);
+    EXPECT_EQ(processes.expire(), 0U); // noticed gone now, kept for 5 minutes
+    clock_.advance(minutes(4));
+    EXPECT_EQ(processes.expire(), 0U);
+    clock_.advance(minutes(1));
+    EXPECT_EQ(processes.expire(), 1U);
+    EXPECT_EQ(processes.size(), 1U);
+    clock_.advance(minutes(60));
+    EXPECT_EQ(processes.expire(), 0U); // PID 41 still runs
+    EXPECT_EQ(processes.size(), 1U);
+}
+
+TEST_F(ProcessRegistryTest, ReusedPidCountsAsGoneForTheOldEntry) {
+    proc_.add({.pid = 42, .start_time = 1});
+    auto processes = registry({.keep_after_exit = seconds(30)});
+    ASSERT_TRUE(processes.lookup(42).has_value());
+    proc_.write_stat({.pid = 42, .start_time = 2});
+    EXPECT_EQ(processes.expire(), 0U);
+    clock_.advance(seconds(30));
+    EXPECT_EQ(processes.expire(), 1U);
+}
+
+} // namespace
+} // namespace pw::process
