@@ -49,6 +49,10 @@ def describe(event):
     arrow = "→" if event["direction"] == "outbound" else "←"
     line = (f"{event['protocol']:<6} {local['ip']}:{local['port']} {arrow} "
             f"{remote['ip']}:{remote['port']}")
+    process = event.get("process")
+    if process:
+        who = process["identity"] if process["kind"] == "process" else process["kind"]
+        line += f"  [{who} pid {process['pid']}]" if process["pid"] >= 0 else f"  [{who}]"
     if event["event"] == "decided":
         line += f"  {event['verdict'].upper()} (mark {event['mark']}): {event['reason']}"
     return line

@@ -12,8 +12,12 @@ namespace pw::firewall {
 
 // Who opened the connection. Filled by process attribution (issue 3); empty until then.
 struct ProcessFacts {
-    std::int64_t pid = -1;
+    // "process", or a special identity: "kernel", "unidentified" (outbound, no owner found),
+    // "unsolicited" (inbound to no socket), "portwarden".
+    std::string kind = "process";
+    std::int64_t pid = -1; // -1 for the special identities
     std::string executable;
+    std::string identity; // what rules will match: the script for interpreters, else executable
     std::uint32_t uid = 0;
     std::string user;
     std::vector<std::string> tags;

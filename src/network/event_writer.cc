@@ -22,10 +22,14 @@ void append_endpoint(std::string& out, std::string_view name, const IpAddress& a
 }
 
 void append_process(std::string& out, const firewall::ProcessFacts& process) {
-    out += R"(,"process":{"pid":)";
+    out += R"(,"process":{"kind":)";
+    append_json_string(out, process.kind);
+    out += R"(,"pid":)";
     out += std::to_string(process.pid);
     out += R"(,"executable":)";
     append_json_string(out, process.executable);
+    out += R"(,"identity":)";
+    append_json_string(out, process.identity);
     out += R"(,"uid":)";
     out += std::to_string(process.uid);
     out += R"(,"user":)";

@@ -50,9 +50,12 @@ std::uint32_t PacketProcessor::decide_new_connection(const packet::PacketInfo& p
                                                      Clock::TimePoint now) {
     const std::uint64_t id = next_connection_id_++;
     ++counters_.connections;
-    // This is the seam where process attribution (issue 3) and the domain of the remote
-    // address (issue 4) fill in the facts before the decision.
-    const firewall::ConnectionFacts facts = facts_from_packet(packet, direction, key);
+    // The facts are complete before anything is reported or decided: the process now, the
+    // domain of the remote address with the nameserver (issue 4).
+    firewall::ConnectionFacts facts = facts_from_packet(packet, direction, key);
+    if (attributor_ != nullptr) {
+        facts.process = attributor_->attribute(facts);
+    }
     events_.connection_new(id, facts);
 
     const firewall::Decision decision = firewall::decide(settings_, facts);

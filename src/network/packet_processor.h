@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "firewall/settings.h"
+#include "network/attributor.h"
 #include "network/connection_table.h"
 #include "network/event_sink.h"
 #include "packet/packet_info.h"
@@ -24,10 +25,15 @@ public:
         std::uint64_t table_full = 0;  // decided but not remembered
     };
 
-    // All references are borrowed and must outlive the processor.
+    // All references are borrowed and must outlive the processor. Without an attributor,
+    // connections carry no process.
     PacketProcessor(const firewall::FilterSettings& settings, ConnectionTable& table,
-                    EventSink& events, const Clock& clock)
-        : settings_(settings), table_(table), events_(events), clock_(clock) {}
+                    EventSink& events, const Clock& clock, Attributor* attributor = nullptr)
+        : settings_(settings),
+          table_(table),
+          events_(events),
+          clock_(clock),
+          attributor_(attributor) {}
 
     // Returns the mark for this packet's NF_ACCEPT verdict. Malformed packets get the
     // temporary drop mark: they are counted and dropped, never remembered.
@@ -48,6 +54,7 @@ private:
     ConnectionTable& table_;
     EventSink& events_;
     const Clock& clock_;
+    Attributor* attributor_;
     Counters counters_;
     std::uint64_t next_connection_id_ = 1;
 };
