@@ -19,16 +19,11 @@
 #include "interception/conntrack.h"
 #include "interception/nfqueue.h"
 #include "interception/rule_set.h"
-#include "network/attributor.h"
 #include "network/connection_table.h"
 #include "network/event_writer.h"
 #include "network/packet_processor.h"
 #include "packet/verdict.h"
-#include "process/inode_pid_index.h"
-#include "process/process_registry.h"
 #include "profile/config_file.h"
-#include "state/proc_net_socket_table.h"
-#include "state/sock_diag_socket_table.h"
 
 namespace pw::daemon {
 namespace {
@@ -53,8 +48,6 @@ constexpr std::array<std::uint32_t, 5> kRememberedMarks = {
     packet::mark::kRerouteToTunnel, packet::mark::kRerouteToNameserver};
 
 constexpr auto kExpiryInterval = std::chrono::seconds(1);
-// Process entries are checked for liveness less often: each check reads /proc.
-constexpr unsigned kProcessExpiryEveryTicks = 30;
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
 
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
@@ -66,36 +59,6 @@ struct QueueBinding {
     std::unique_ptr<asio::steady_timer> backoff;
 };
 
-// Process attribution: socket tables, inode -> PID index, process registry. sock_diag is the
-// fast path; /proc/net the fallback where netlink sock_diag is unavailable.
-class Attribution {
-public:
-    explicit Attribution(const Clock& clock) : owners_("/proc", clock), processes_("/proc", clock) {
-        auto sock_diag = state::SockDiagSocketTable::open();
-        if (sock_diag) {
-            sockets_ = std::move(*sock_diag);
-        } else {
-            log::get("proc")->warn("sock_diag_unavailable error=\"{}\" (falling back to /proc/net)",
-                                   sock_diag.error().message());
-            sockets_ = std::make_unique<state::ProcNetSocketTable>("/proc");
-        }
-        attributor_ = std::make_unique<network::SocketAttributor>(*sockets_, owners_, processes_);
-        // Index the processes that already run, so the first lookups are cache hits.
-        const std::size_t scanned = owners_.scan_new_processes();
-        log::get("proc")->info("process_index_ready pids={} sockets={}", scanned,
-                               owners_.known_sockets());
-    }
-
-    [[nodiscard]] network::Attributor& attributor() { return *attributor_; }
-    std::size_t expire_processes() { return processes_.expire(); }
-
-private:
-    std::unique_ptr<state::SocketTable> sockets_;
-    process::InodePidIndex owners_;
-    process::ProcessRegistry processes_;
-    std::unique_ptr<network::SocketAttributor> attributor_;
-};
-
 // Owns everything the running firewall needs, in start/stop order. Runs on the event-loop
 // thread only (the one that calls serve()).
 class Daemon {
@@ -105,8 +68,7 @@ public:
         : config_(std::move(config)),
           events_(std::move(events)),
           lifecycle_writer_(lifecycle_writer),
-          attribution_(clock_),
-          processor_(config_.filter, table_, *events_, clock_, &attribution_.attributor()),
+          processor_(config_.filter, table_, *events_, clock_),
           signals_(io_, SIGINT, SIGTERM),
           expiry_timer_(io_),
           rules_(runner_) {}
@@ -131,7 +93,6 @@ private:
     network::ConnectionTable table_;
     std::unique_ptr<network::EventSink> events_;
     network::JsonLinesEventWriter* lifecycle_writer_; // nullptr without --events
-    Attribution attribution_;
     network::PacketProcessor processor_;
     asio::io_context io_;
     asio::signal_set signals_;
@@ -139,7 +100,6 @@ private:
     std::vector<QueueBinding> queues_;
     interception::IptablesBinaryRunner runner_;
     interception::RuleSet rules_;
-    unsigned expiry_ticks_ = 0;
     bool ipv4_rules_ = false;
     bool ipv6_rules_ = false;
 };
@@ -267,9 +227,6 @@ void Daemon::schedule_expiry() {
             return;
         }
         processor_.expire_connections();
-        if (++expiry_ticks_ % kProcessExpiryEveryTicks == 0) {
-            attribution_.expire_processes();
-        }
         schedule_expiry();
     });
 }
