@@ -39,15 +39,7 @@ InodePidIndex::InodePidIndex(std::filesystem::path proc_root, const Clock& clock
     : proc_root_(std::move(proc_root)), clock_(clock), limits_(limits) {}
 
 bool InodePidIndex::open_root() {
-    if (root_fd_.valid()) {
-        return true;
-    }
-    auto root = open_directory(AT_FDCWD, proc_root_.c_str());
-    if (!root) {
-        return false;
-    }
-    root_fd_ = std::move(*root);
-    return true;
+    return open_directory_once(root_fd_, proc_root_);
 }
 
 std::optional<Owner> InodePidIndex::find(std::uint64_t inode,

@@ -82,4 +82,16 @@ std::optional<std::uint64_t> parse_socket_link(std::string_view target) {
     return parse_decimal<std::uint64_t>(digits);
 }
 
+bool open_directory_once(UniqueFd& directory, const std::filesystem::path& path) {
+    if (directory.valid()) {
+        return true;
+    }
+    auto opened = open_directory(AT_FDCWD, path.c_str());
+    if (!opened) {
+        return false;
+    }
+    directory = std::move(*opened);
+    return true;
+}
+
 } // namespace pw::process

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,10 @@ using DirHandle = std::unique_ptr<DIR, DirCloser>;
 
 // Opens `path` (relative to `dir_fd`, or absolute) as a directory.
 [[nodiscard]] Result<UniqueFd> open_directory(int dir_fd, const char* path);
+
+// Opens the directory `path` into `directory` unless it is open already (the proc root is
+// opened lazily and kept). True when `directory` is open afterwards.
+[[nodiscard]] bool open_directory_once(UniqueFd& directory, const std::filesystem::path& path);
 
 // Wraps an open directory fd for readdir(). Takes ownership of the fd.
 [[nodiscard]] Result<DirHandle> directory_stream(UniqueFd directory);

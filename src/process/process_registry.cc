@@ -38,15 +38,7 @@ ProcessRegistry::ProcessRegistry(std::filesystem::path proc_root, const Clock& c
       self_pid_(options.self_pid.value_or(::getpid())) {}
 
 bool ProcessRegistry::open_root() {
-    if (root_fd_.valid()) {
-        return true;
-    }
-    auto root = open_directory(AT_FDCWD, proc_root_.c_str());
-    if (!root) {
-        return false;
-    }
-    root_fd_ = std::move(*root);
-    return true;
+    return open_directory_once(root_fd_, proc_root_);
 }
 
 Result<std::shared_ptr<const ProcessInfo>> ProcessRegistry::lookup(int pid) {

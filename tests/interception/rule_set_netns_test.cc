@@ -26,6 +26,7 @@
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
 #include "common/ip_address.h"
+#include "fakes/private_network_namespace.h"
 #include "interception/conntrack.h"
 #include "interception/rule_set.h"
 
@@ -42,37 +43,13 @@ std::string errno_text() {
     return std::error_code(errno, std::system_category()).message();
 }
 
-std::optional<ino_t> namespace_inode(const char* path) {
-    struct stat status{};
-    if (::stat(path, &status) != 0) {
-        return std::nullopt;
-    }
-    return status.st_ino;
-}
-
-// The network namespace the test binary was started in (the host's, normally). Recorded in
-// main() before any test can unshare.
-ino_t& original_namespace() {
-    static ino_t inode = 0;
-    return inode;
-}
-
 // Moves the process into a new network namespace and proves it. Anything but a proven private
 // namespace ends the process: running iptables-restore in the host namespace is not an option.
 class NetnsTest : public ::testing::Test {
 protected:
     void SetUp() override {
-        if (::geteuid() != 0) {
-            GTEST_SKIP() << "needs root and network namespaces (not root)";
-        }
-        if (::unshare(CLONE_NEWNET) != 0) {
-            GTEST_SKIP() << "needs root and network namespaces (unshare: " << errno_text() << ")";
-        }
-        const auto current = namespace_inode("/proc/self/ns/net");
-        const auto init = namespace_inode("/proc/1/ns/net"); // unreadable in some sandboxes
-        if (!current || *current == original_namespace() || (init && *current == *init)) {
-            std::cerr << "FATAL: still in the original network namespace, aborting\n";
-            std::abort();
+        if (const auto reason = testing::PrivateNetworkNamespace::enter()) {
+            GTEST_SKIP() << *reason;
         }
     }
 
@@ -407,12 +384,9 @@ TEST_F(NetnsTest, DeletesTheConntrackEntriesWithOurMarksOnly) {
 } // namespace pw::interception
 
 int main(int argc, char** argv) {
-    const auto inode = pw::interception::namespace_inode("/proc/self/ns/net");
-    if (!inode) {
-        std::cerr << "cannot read /proc/self/ns/net\n";
+    if (!pw::testing::PrivateNetworkNamespace::record_original()) {
         return 1;
     }
-    pw::interception::original_namespace() = *inode;
     ::testing::InitGoogleTest(&argc, argv);
     return RUN_ALL_TESTS();
 }

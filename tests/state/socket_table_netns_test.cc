@@ -27,6 +27,7 @@
 
 #include "common/ip_address.h"
 #include "common/unique_fd.h"
+#include "fakes/private_network_namespace.h"
 #include "state/proc_net_socket_table.h"
 #include "state/sock_diag_socket_table.h"
 
@@ -36,21 +37,6 @@ namespace {
 // strerror() is not thread-safe; this is.
 std::string errno_text() {
     return std::error_code(errno, std::system_category()).message();
-}
-
-std::optional<ino_t> namespace_inode(const char* path) {
-    struct stat status{};
-    if (::stat(path, &status) != 0) {
-        return std::nullopt;
-    }
-    return status.st_ino;
-}
-
-// The network namespace the test binary was started in. Recorded in main() before any test
-// can unshare.
-ino_t& original_namespace() {
-    static ino_t inode = 0;
-    return inode;
 }
 
 struct Endpoint {
@@ -203,17 +189,8 @@ std::string kind_name(const ::testing::TestParamInfo<TableKind>& info) {
 class SocketTableNetnsTest : public ::testing::TestWithParam<TableKind> {
 protected:
     void SetUp() override {
-        if (::geteuid() != 0) {
-            GTEST_SKIP() << "needs root and network namespaces (not root)";
-        }
-        if (::unshare(CLONE_NEWNET) != 0) {
-            GTEST_SKIP() << "needs root and network namespaces (unshare: " << errno_text() << ")";
-        }
-        const auto current = namespace_inode("/proc/self/ns/net");
-        const auto init = namespace_inode("/proc/1/ns/net"); // unreadable in some sandboxes
-        if (!current || *current == original_namespace() || (init && *current == *init)) {
-            std::cerr << "FATAL: still in the original network namespace, aborting\n";
-            std::abort();
+        if (const auto reason = testing::PrivateNetworkNamespace::enter()) {
+            GTEST_SKIP() << *reason;
         }
         ASSERT_NO_FATAL_FAILURE(bring_loopback_up());
         // The netlink socket belongs to the namespace it was opened in: open it now.
@@ -449,12 +426,9 @@ TEST_P(SocketTableNetnsTest, NothingIsFoundInAnEmptyNamespace) {
 } // namespace pw::state
 
 int main(int argc, char** argv) {
-    const auto inode = pw::state::namespace_inode("/proc/self/ns/net");
-    if (!inode) {
-        std::cerr << "cannot read /proc/self/ns/net\n";
+    if (!pw::testing::PrivateNetworkNamespace::record_original()) {
         return 1;
     }
-    pw::state::original_namespace() = *inode;
     ::testing::InitGoogleTest(&argc, argv);
     return RUN_ALL_TESTS();
 }
