@@ -68,21 +68,23 @@ std::optional<firewall::ProcessFacts> SocketAttributor::attribute(
                                    .remote_address = connection.remote_address,
                                    .remote_port = connection.remote_port,
                                    .direction = connection.direction};
-    const auto socket = sockets_.find(query);
-    if (!socket) {
+    const auto looked_up = sockets_.find(query);
+    if (!looked_up) {
         ++counters_.socket_errors;
         return nobody(connection.direction);
     }
-    if (!socket->has_value()) {
+    const std::optional<state::SocketRecord>& found = *looked_up;
+    if (!found) {
         ++counters_.no_socket;
         return nobody(connection.direction);
     }
-    if ((*socket)->inode == 0) {
+    const state::SocketRecord& record = *found;
+    if (record.inode == 0) {
         // Sockets the kernel itself owns (in-kernel tunnels, for example) have no inode.
         ++counters_.attributed;
         return facts_from(*process::kernel_identity());
     }
-    const auto owner = owners_.find((*socket)->inode, (*socket)->uid);
+    const auto owner = owners_.find(record.inode, record.uid);
     if (!owner) {
         ++counters_.no_process;
         return nobody(connection.direction);
