@@ -28,6 +28,7 @@
 #include "common/ip_address.h"
 #include "common/unique_fd.h"
 #include "fakes/private_network_namespace.h"
+#include "fakes/socket_address.h"
 #include "state/proc_net_socket_table.h"
 #include "state/sock_diag_socket_table.h"
 
@@ -39,32 +40,14 @@ std::string errno_text() {
     return std::error_code(errno, std::system_category()).message();
 }
 
-struct Endpoint {
-    IpAddress address;
-    std::uint16_t port = 0;
-};
-
-Endpoint to_endpoint(const sockaddr_storage& storage) {
-    if (storage.ss_family == AF_INET) {
-        sockaddr_in address{};
-        std::memcpy(&address, &storage, sizeof(address));
-        std::array<std::uint8_t, 4> bytes{};
-        std::memcpy(bytes.data(), &address.sin_addr, bytes.size());
-        return {.address = IpAddress::from_v4_bytes(bytes), .port = ntohs(address.sin_port)};
-    }
-    sockaddr_in6 address{};
-    std::memcpy(&address, &storage, sizeof(address));
-    std::array<std::uint8_t, 16> bytes{};
-    std::memcpy(bytes.data(), &address.sin6_addr, bytes.size());
-    return {.address = IpAddress::from_v6_bytes(bytes), .port = ntohs(address.sin6_port)};
-}
+using Endpoint = testing::SocketAddress;
 
 Endpoint local_end(const UniqueFd& socket) {
     sockaddr_storage storage{};
     socklen_t length = sizeof(storage);
     EXPECT_EQ(::getsockname(socket.get(), reinterpret_cast<sockaddr*>(&storage), &length), 0)
         << errno_text();
-    return to_endpoint(storage);
+    return testing::socket_address_from(storage);
 }
 
 Endpoint remote_end(const UniqueFd& socket) {
@@ -72,7 +55,7 @@ Endpoint remote_end(const UniqueFd& socket) {
     socklen_t length = sizeof(storage);
     EXPECT_EQ(::getpeername(socket.get(), reinterpret_cast<sockaddr*>(&storage), &length), 0)
         << errno_text();
-    return to_endpoint(storage);
+    return testing::socket_address_from(storage);
 }
 
 // A sockaddr for `text` (IPv4 or IPv6 literal, "::ffff:127.0.0.1" included) and `port`.

@@ -35,6 +35,7 @@
 
 #include "common/ip_address.h"
 #include "common/unique_fd.h"
+#include "fakes/socket_address.h"
 
 namespace pw::state::bpf {
 namespace {
@@ -141,25 +142,7 @@ std::optional<Endpoint> bind_endpoint(int family, int type) {
 }
 
 // The peer of an accepted connection or a received datagram, as the firewall would see it.
-struct Peer {
-    IpAddress address;
-    std::uint16_t port = 0;
-};
-
-Peer to_peer(const sockaddr_storage& storage) {
-    if (storage.ss_family == AF_INET) {
-        sockaddr_in v4{};
-        std::memcpy(&v4, &storage, sizeof(v4));
-        std::array<std::uint8_t, 4> bytes{};
-        std::memcpy(bytes.data(), &v4.sin_addr, 4);
-        return Peer{.address = IpAddress::from_v4_bytes(bytes), .port = ntohs(v4.sin_port)};
-    }
-    sockaddr_in6 v6{};
-    std::memcpy(&v6, &storage, sizeof(v6));
-    std::array<std::uint8_t, 16> bytes{};
-    std::memcpy(bytes.data(), &v6.sin6_addr, 16);
-    return Peer{.address = IpAddress::from_v6_bytes(bytes), .port = ntohs(v6.sin6_port)};
-}
+using Peer = pw::testing::SocketAddress;
 
 std::optional<Peer> accept_peer(const Endpoint& listener) {
     sockaddr_storage peer{};
@@ -169,7 +152,7 @@ std::optional<Peer> accept_peer(const Endpoint& listener) {
     if (!connection.valid()) {
         return std::nullopt;
     }
-    return to_peer(peer);
+    return pw::testing::socket_address_from(peer);
 }
 
 std::optional<Peer> receive_peer(const Endpoint& receiver) {
@@ -179,7 +162,7 @@ std::optional<Peer> receive_peer(const Endpoint& receiver) {
     if (::recvfrom(receiver.fd.get(), &byte, 1, 0, as_sockaddr(peer), &length) != 1) {
         return std::nullopt;
     }
-    return to_peer(peer);
+    return pw::testing::socket_address_from(peer);
 }
 
 // One child cgroup for one test: created empty, removed at the end with every process still in
