@@ -2,14 +2,16 @@
 // Socket-owner records for portwarden (issue 3, part 2). Observes only: every program returns 1
 // (allow) and never changes the socket, the address or the message.
 //
-// Built against the kernel's uapi headers (no vmlinux.h, no CO-RE): the programs read only the
-// stable context structs bpf_sock, bpf_sock_addr and bpf_sock_ops, so the object loads on any
-// kernel with these hooks, whatever its BTF.
+// Built against the kernel's uapi headers, without vmlinux.h: the socket programs read the
+// stable context structs bpf_sock, bpf_sock_addr and bpf_sock_ops. The three kernel structs
+// below are read through CO-RE (preserve_access_index): libbpf relocates each field against the
+// running kernel's BTF at load time, so only the fields named here must exist.
 
 #include <linux/bpf.h>
 #include <linux/in.h>
 #include <linux/socket.h>
 
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
@@ -27,6 +29,19 @@
 #define PW_READ_U32(field) (*(volatile __u32*)&(field))
 
 char LICENSE[] SEC("license") = "GPL";
+
+struct task_struct {
+    int pid; // thread id
+    int tgid;
+    struct task_struct* real_parent;
+    struct task_struct* group_leader;
+    __u64 start_boottime; // what /proc/<pid>/stat field 22 shows, in ns
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+    const char* filename; // as passed to execve(); for a #! script, the script
+    const char* interp;   // the file finally run: the interpreter for a #! script
+} __attribute__((preserve_access_index));
 
 // Socket cookie -> the process that created the socket (cgroup/sock_create).
 struct {
@@ -52,10 +67,32 @@ struct {
     __type(value, struct SocketOwnerPendingConnect);
 } pending_connect SEC(".maps");
 
+// The last exec of each process (tgid), for processes gone before the firewall reads /proc.
+struct {
+    __uint(type, BPF_MAP_TYPE_LRU_HASH);
+    __uint(max_entries, PW_EXEC_MAX_ENTRIES);
+    __type(key, __u32);
+    __type(value, struct ExecRecord);
+} exec_by_tgid SEC(".maps");
+
+// An ExecRecord is larger than the 512-byte BPF stack: it is built here, one per CPU.
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct ExecRecord);
+} exec_scratch SEC(".maps");
+
+static __always_inline __u64 current_process_start(void) {
+    struct task_struct* task = (struct task_struct*)bpf_get_current_task();
+    return BPF_CORE_READ(task, group_leader, start_boottime);
+}
+
 static __always_inline void fill_value(struct SocketOwnerValue* value, __u64 cookie) {
     __u64 pid_tgid = bpf_get_current_pid_tgid();
     value->cookie = cookie;
-    value->time_ns = bpf_ktime_get_ns();
+    value->time_ns = bpf_ktime_get_boot_ns();
+    value->start_time_ns = current_process_start();
     value->tgid = (__u32)(pid_tgid >> 32);
     value->pid = (__u32)pid_tgid;
     value->uid = (__u32)bpf_get_current_uid_gid();
@@ -230,4 +267,71 @@ int pw_sockops(struct bpf_sock_ops* skops) {
     bpf_map_update_elem(&owner_by_flow, &key, &value, BPF_ANY);
     bpf_map_delete_elem(&pending_connect, &cookie);
     return 1;
+}
+
+// Every successful execve(): the file it ran, before the process can exit and take its /proc
+// entry with it. Observes only.
+SEC("raw_tp/sched_process_exec")
+int pw_exec(struct bpf_raw_tracepoint_args* ctx) {
+    struct task_struct* task = (struct task_struct*)ctx->args[0];
+    struct linux_binprm* bprm = (struct linux_binprm*)ctx->args[2];
+    __u32 zero = 0;
+    struct ExecRecord* record = bpf_map_lookup_elem(&exec_scratch, &zero);
+    if (!record) {
+        return 0;
+    }
+    record->tgid = (__u32)BPF_CORE_READ(task, tgid);
+    record->parent_tgid = (__u32)BPF_CORE_READ(task, real_parent, tgid);
+    record->start_time_ns = BPF_CORE_READ(task, group_leader, start_boottime);
+    record->time_ns = bpf_ktime_get_boot_ns();
+    record->uid = (__u32)bpf_get_current_uid_gid();
+    record->flags = 0;
+    const char* filename = BPF_CORE_READ(bprm, filename);
+    const char* interp = BPF_CORE_READ(bprm, interp);
+    long length = bpf_probe_read_kernel_str(record->path, sizeof(record->path), filename);
+    if (length < 0) {
+        record->path[0] = 0;
+    } else if (length >= PW_EXEC_PATH_MAX) {
+        record->flags |= PW_EXEC_PATH_CUT;
+    }
+    record->interpreter[0] = 0;
+    if (interp && interp != filename) {
+        if (bpf_probe_read_kernel_str(record->interpreter, sizeof(record->interpreter), interp) >
+            0) {
+            record->flags |= PW_EXEC_SCRIPT;
+        }
+    }
+    bpf_map_update_elem(&exec_by_tgid, &record->tgid, record, BPF_ANY);
+    return 0;
+}
+
+// A new process (not a thread) runs its parent's program until it calls execve(): give it a
+// copy of the parent's exec record, so a forked child that sends and exits is named too.
+SEC("raw_tp/sched_process_fork")
+int pw_fork(struct bpf_raw_tracepoint_args* ctx) {
+    struct task_struct* parent = (struct task_struct*)ctx->args[0];
+    struct task_struct* child = (struct task_struct*)ctx->args[1];
+    __u32 child_pid = (__u32)BPF_CORE_READ(child, pid);
+    __u32 child_tgid = (__u32)BPF_CORE_READ(child, tgid);
+    if (child_pid != child_tgid) {
+        return 0; // a thread
+    }
+    __u32 parent_tgid = (__u32)BPF_CORE_READ(parent, tgid);
+    struct ExecRecord* inherited = bpf_map_lookup_elem(&exec_by_tgid, &parent_tgid);
+    if (!inherited) {
+        return 0;
+    }
+    __u32 zero = 0;
+    struct ExecRecord* record = bpf_map_lookup_elem(&exec_scratch, &zero);
+    if (!record) {
+        return 0;
+    }
+    __builtin_memcpy(record, inherited, sizeof(*record));
+    record->tgid = child_tgid;
+    record->parent_tgid = parent_tgid;
+    record->start_time_ns = BPF_CORE_READ(child, start_boottime);
+    record->time_ns = bpf_ktime_get_boot_ns();
+    record->flags |= PW_EXEC_INHERITED;
+    bpf_map_update_elem(&exec_by_tgid, &child_tgid, record, BPF_ANY);
+    return 0;
 }

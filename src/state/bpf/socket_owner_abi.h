@@ -32,13 +32,36 @@ struct SocketOwnerFlowKey {
 
 // Who acted on a socket, taken in the context of the process that made the system call.
 struct SocketOwnerValue {
-    __u64 cookie;  // the kernel's socket cookie (SO_COOKIE)
-    __u64 time_ns; // bpf_ktime_get_ns(): CLOCK_MONOTONIC
-    __u32 tgid;    // process id
-    __u32 pid;     // thread id
+    __u64 cookie;        // the kernel's socket cookie (SO_COOKIE)
+    __u64 time_ns;       // bpf_ktime_get_boot_ns(): CLOCK_BOOTTIME
+    __u64 start_time_ns; // the process's start (group leader's start_boottime), 0 if unknown:
+                         // with tgid the key that survives PID reuse (/proc/<pid>/stat field 22)
+    __u32 tgid;          // process id
+    __u32 pid;           // thread id
     __u32 uid;
     __u32 padding;
 };
+
+// Bytes of an executed file's path kept per exec record; longer paths are cut (and flagged).
+#define PW_EXEC_PATH_MAX 256
+
+// The last execve() of a process (raw tracepoint sched_process_exec), or the exec record of
+// its parent for a process that forked without exec. Lets the firewall name a process that sent
+// its last packet and exited before it could read /proc.
+struct ExecRecord {
+    __u64 start_time_ns; // the process's start_boottime: must match the flow record's
+    __u64 time_ns;       // when it was recorded, CLOCK_BOOTTIME
+    __u32 tgid;
+    __u32 parent_tgid;
+    __u32 uid;
+    __u32 flags; // PW_EXEC_* below
+    char path[PW_EXEC_PATH_MAX];        // the file passed to execve(): the script for scripts
+    char interpreter[PW_EXEC_PATH_MAX]; // the interpreter when the kernel ran a #! script
+};
+#define PW_EXEC_INHERITED 1U      // copied from the parent at fork: no exec of its own yet
+#define PW_EXEC_PATH_CUT 2U       // path longer than PW_EXEC_PATH_MAX - 1
+#define PW_EXEC_SCRIPT 4U         // interpreter holds the #! interpreter
+#define PW_EXEC_MAX_ENTRIES 16384 // processes remembered; the LRU evicts the oldest
 
 // A TCP connect() seen by cgroup/connect4|6 before the kernel chose the local port; the
 // sockops TCP_CONNECT callback completes it with the local address and port.

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 
 #include <array>
+#include <cstring>
 #include <cerrno>
 #include <cstddef>
 #include <string>
@@ -28,6 +29,7 @@ Owner to_owner(const SocketOwnerValue& value, FlowMatch match) {
                  .uid = value.uid,
                  .cookie = value.cookie,
                  .recorded_at = std::chrono::nanoseconds(value.time_ns),
+                 .process_start = std::chrono::nanoseconds(value.start_time_ns),
                  .match = match};
 }
 
@@ -49,6 +51,48 @@ std::string load_hint(int error) {
     }
 }
 
+// A NUL-terminated string from a fixed kernel buffer (NUL-terminated by the kernel helper, but
+// trust nothing: stop at the buffer's end).
+template <std::size_t N>
+std::string text_of(const char (&buffer)[N]) { // NOLINT(modernize-avoid-c-arrays): ABI struct
+    return {buffer, strnlen(buffer, N)};
+}
+
+// The socket programs: one per hook, attached to the cgroup. sockops completes TCP records
+// with the kernel-chosen local port.
+constexpr std::array<const char*, 6> kSocketPrograms{
+    "pw_sock_create", "pw_connect4", "pw_connect6", "pw_sendmsg4", "pw_sendmsg6", "pw_sockops"};
+// The exec records: raw tracepoints, host-wide, optional.
+constexpr std::array<const char*, 2> kExecPrograms{"pw_exec", "pw_fork"};
+
+// Opens the object embedded in the skeleton header and loads it, with or without the exec
+// programs.
+Result<BpfObject> open_and_load(bool with_exec_programs) {
+    // We open the embedded object with the plain libbpf object API rather than the skeleton's
+    // open/destroy helpers: their allocation failure path trips clang-analyzer's leak check
+    // inside generated code, where no NOLINT can go, and the object API gives the same handles.
+    std::size_t size = 0;
+    const void* elf = socket_owner_bpf__elf_bytes(&size);
+    bpf_object_open_opts options{};
+    options.sz = sizeof(options);
+    options.object_name = "socket_owner";
+    BpfObject object(bpf_object__open_mem(elf, size, &options));
+    if (!object) {
+        return fail_errno("open eBPF socket-owner object", errno);
+    }
+    if (!with_exec_programs) {
+        for (const char* name : kExecPrograms) {
+            if (bpf_program* program = bpf_object__find_program_by_name(object.get(), name)) {
+                bpf_program__set_autoload(program, false);
+            }
+        }
+    }
+    if (const int result = bpf_object__load(object.get()); result != 0) {
+        return fail_errno(load_hint(-result), -result);
+    }
+    return object;
+}
+
 } // namespace
 
 void BpfLinkDeleter::operator()(bpf_link* link) const noexcept {
@@ -59,12 +103,12 @@ void BpfObjectDeleter::operator()(bpf_object* object) const noexcept {
     bpf_object__close(object);
 }
 
-SocketOwnerRecords::SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links,
-                                       int owner_by_cookie_fd, int owner_by_flow_fd)
+SocketOwnerRecords::SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, MapFds maps)
     : object_(std::move(object)),
       links_(std::move(links)),
-      owner_by_cookie_fd_(owner_by_cookie_fd),
-      owner_by_flow_fd_(owner_by_flow_fd) {}
+      owner_by_cookie_fd_(maps.owner_by_cookie),
+      owner_by_flow_fd_(maps.owner_by_flow),
+      exec_by_tgid_fd_(maps.exec_by_tgid) {}
 
 SocketOwnerRecords::~SocketOwnerRecords() {
     // Detach first (while the programs still exist), then unload. The member order does the
@@ -84,35 +128,27 @@ Result<std::unique_ptr<SocketOwnerRecords>> SocketOwnerRecords::load(
         return fail_errno("open cgroup " + cgroup.string(), errno);
     }
 
-    // The object file that bpftool embedded in the skeleton header. We open it with the plain
-    // libbpf object API rather than the skeleton's open/destroy helpers: their allocation
-    // failure path trips clang-analyzer's leak check inside generated code, where no NOLINT can
-    // go, and the object API gives the same handles.
-    std::size_t size = 0;
-    const void* elf = socket_owner_bpf__elf_bytes(&size);
-    bpf_object_open_opts options{};
-    options.sz = sizeof(options);
-    options.object_name = "socket_owner";
-    BpfObject object(bpf_object__open_mem(elf, size, &options));
-    if (!object) {
-        return fail_errno("open eBPF socket-owner object", errno);
+    // The exec programs need the kernel's BTF for the fields they read; when the kernel refuses
+    // them, the socket records alone are still worth having.
+    auto object = open_and_load(/*with_exec_programs=*/true);
+    bool with_exec = object.has_value();
+    if (!with_exec) {
+        object = open_and_load(/*with_exec_programs=*/false);
+        if (!object) {
+            return std::unexpected(object.error());
+        }
     }
-    if (const int result = bpf_object__load(object.get()); result != 0) {
-        return fail_errno(load_hint(-result), -result);
-    }
-    bpf_map* owner_by_cookie = bpf_object__find_map_by_name(object.get(), "owner_by_cookie");
-    bpf_map* owner_by_flow = bpf_object__find_map_by_name(object.get(), "owner_by_flow");
-    if (owner_by_cookie == nullptr || owner_by_flow == nullptr) {
+    bpf_map* owner_by_cookie = bpf_object__find_map_by_name(object->get(), "owner_by_cookie");
+    bpf_map* owner_by_flow = bpf_object__find_map_by_name(object->get(), "owner_by_flow");
+    bpf_map* exec_by_tgid = bpf_object__find_map_by_name(object->get(), "exec_by_tgid");
+    if (owner_by_cookie == nullptr || owner_by_flow == nullptr || exec_by_tgid == nullptr) {
         return fail("eBPF socket-owner object lacks its maps (build mismatch)");
     }
 
-    // One program per hook; sockops completes TCP records with the kernel-chosen local port.
-    constexpr std::array<const char*, 6> kPrograms{"pw_sock_create", "pw_connect4", "pw_connect6",
-                                                   "pw_sendmsg4",    "pw_sendmsg6", "pw_sockops"};
     std::vector<BpfLink> links;
-    links.reserve(kPrograms.size());
-    for (const char* name : kPrograms) {
-        bpf_program* program = bpf_object__find_program_by_name(object.get(), name);
+    links.reserve(kSocketPrograms.size() + kExecPrograms.size());
+    for (const char* name : kSocketPrograms) {
+        bpf_program* program = bpf_object__find_program_by_name(object->get(), name);
         if (program == nullptr) {
             return fail(std::string("eBPF socket-owner object lacks program ") + name);
         }
@@ -125,11 +161,27 @@ Result<std::unique_ptr<SocketOwnerRecords>> SocketOwnerRecords::load(
         }
         links.push_back(std::move(link));
     }
+    const std::size_t socket_links = links.size();
+    for (const char* name : kExecPrograms) {
+        if (!with_exec) {
+            break;
+        }
+        bpf_program* program = bpf_object__find_program_by_name(object->get(), name);
+        BpfLink link(program != nullptr ? bpf_program__attach(program) : nullptr);
+        if (!link) {
+            // Without both, a forked child could be named by a stale record: drop them both.
+            links.resize(socket_links);
+            with_exec = false;
+        } else {
+            links.push_back(std::move(link));
+        }
+    }
     // The links hold their own reference to the cgroup; cgroup_fd closes here.
-    const int cookie_fd = bpf_map__fd(owner_by_cookie);
-    const int flow_fd = bpf_map__fd(owner_by_flow);
+    const MapFds maps{.owner_by_cookie = bpf_map__fd(owner_by_cookie),
+                      .owner_by_flow = bpf_map__fd(owner_by_flow),
+                      .exec_by_tgid = with_exec ? bpf_map__fd(exec_by_tgid) : -1};
     return std::unique_ptr<SocketOwnerRecords>(
-        new SocketOwnerRecords(std::move(object), std::move(links), cookie_fd, flow_fd));
+        new SocketOwnerRecords(std::move(*object), std::move(links), maps));
 }
 
 std::optional<Owner> SocketOwnerRecords::find_by_cookie(std::uint64_t cookie) const {
@@ -153,6 +205,24 @@ std::optional<Owner> SocketOwnerRecords::find_by_flow(const Flow& flow) const {
         }
     }
     return std::nullopt;
+}
+
+std::optional<ExecRecord> SocketOwnerRecords::find_exec(std::uint32_t tgid) const {
+    if (exec_by_tgid_fd_ < 0) {
+        return std::nullopt;
+    }
+    ::ExecRecord value{};
+    if (bpf_map_lookup_elem(exec_by_tgid_fd_, &tgid, &value) != 0) {
+        return std::nullopt;
+    }
+    return ExecRecord{.tgid = value.tgid,
+                      .parent_tgid = value.parent_tgid,
+                      .uid = value.uid,
+                      .process_start = std::chrono::nanoseconds(value.start_time_ns),
+                      .path = text_of(value.path),
+                      .interpreter = text_of(value.interpreter),
+                      .inherited = (value.flags & PW_EXEC_INHERITED) != 0,
+                      .path_cut = (value.flags & PW_EXEC_PATH_CUT) != 0};
 }
 
 } // namespace pw::state::bpf

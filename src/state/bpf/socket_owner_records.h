@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/ip_address.h"
@@ -32,8 +33,24 @@ struct Owner {
     std::uint32_t pid = 0;  // the thread id
     std::uint32_t uid = 0;
     std::uint64_t cookie = 0;               // the socket's SO_COOKIE
-    std::chrono::nanoseconds recorded_at{}; // CLOCK_MONOTONIC of the system call
+    std::chrono::nanoseconds recorded_at{}; // CLOCK_BOOTTIME of the system call
+    // When the process started (CLOCK_BOOTTIME, ns): with tgid, the process's identity across
+    // PID reuse. /proc/<pid>/stat field 22 is the same instant in clock ticks.
+    std::chrono::nanoseconds process_start{};
     FlowMatch match = FlowMatch::Exact;     // Exact for find_by_cookie()
+};
+
+// The last execve() of a process, kept by the kernel side until evicted: names a process that
+// exited before the firewall could read /proc.
+struct ExecRecord {
+    std::uint32_t tgid = 0;
+    std::uint32_t parent_tgid = 0;
+    std::uint32_t uid = 0;
+    std::chrono::nanoseconds process_start{}; // as Owner::process_start
+    std::string path;        // as passed to execve(): may be relative; the script for #! scripts
+    std::string interpreter; // the #! interpreter when the kernel ran a script, else empty
+    bool inherited = false;  // copied from the parent at fork (the child never called execve)
+    bool path_cut = false;   // longer than the kernel side keeps
 };
 
 // One flow from this host's point of view ("local" is our end). IPv4-mapped IPv6 addresses are
@@ -64,7 +81,9 @@ using BpfObject = std::unique_ptr<bpf_object, BpfObjectDeleter>;
 class SocketOwnerRecords {
 public:
     // Loads the programs and attaches them to `cgroup`, a cgroup v2 directory: the v2 root in
-    // the daemon (every process on the host), a child cgroup in tests. Fails with a clear
+    // the daemon (every process on the host), a child cgroup in tests. The exec and fork
+    // programs are raw tracepoints and see every process on the host whatever `cgroup` is;
+    // they are optional (see has_exec_records()). Fails with a clear
     // message without permission, without eBPF support, on a verifier rejection or when the
     // path is not a cgroup v2 directory.
     [[nodiscard]] static Result<std::unique_ptr<SocketOwnerRecords>> load(
@@ -84,14 +103,28 @@ public:
     // wildcard local address, then the remote end only (see FlowMatch).
     [[nodiscard]] std::optional<Owner> find_by_flow(const Flow& flow) const;
 
+    // The last exec record of process `tgid`; nullopt when there is none (the process was
+    // started before load() and never forked, or the record was evicted) or when exec records
+    // are not available (has_exec_records()).
+    [[nodiscard]] std::optional<ExecRecord> find_exec(std::uint32_t tgid) const;
+
+    // False when the kernel refused the exec/fork tracepoint programs (no BTF, say): socket
+    // records still work, exited processes are then only known by PID.
+    [[nodiscard]] bool has_exec_records() const { return exec_by_tgid_fd_ >= 0; }
+
 private:
-    SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, int owner_by_cookie_fd,
-                       int owner_by_flow_fd);
+    struct MapFds {
+        int owner_by_cookie = -1;
+        int owner_by_flow = -1;
+        int exec_by_tgid = -1; // -1 without exec records
+    };
+    SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, MapFds maps);
 
     BpfObject object_;
     std::vector<BpfLink> links_;  // declared after object_: detached before it is unloaded
     int owner_by_cookie_fd_ = -1; // owned by object_
     int owner_by_flow_fd_ = -1;   // owned by object_
+    int exec_by_tgid_fd_ = -1;    // owned by object_
 };
 
 // Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified system,

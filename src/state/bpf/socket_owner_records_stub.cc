@@ -10,12 +10,12 @@ namespace pw::state::bpf {
 void BpfLinkDeleter::operator()(bpf_link* /*link*/) const noexcept {}
 void BpfObjectDeleter::operator()(bpf_object* /*object*/) const noexcept {}
 
-SocketOwnerRecords::SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links,
-                                       int owner_by_cookie_fd, int owner_by_flow_fd)
+SocketOwnerRecords::SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, MapFds maps)
     : object_(std::move(object)),
       links_(std::move(links)),
-      owner_by_cookie_fd_(owner_by_cookie_fd),
-      owner_by_flow_fd_(owner_by_flow_fd) {}
+      owner_by_cookie_fd_(maps.owner_by_cookie),
+      owner_by_flow_fd_(maps.owner_by_flow),
+      exec_by_tgid_fd_(maps.exec_by_tgid) {}
 
 SocketOwnerRecords::~SocketOwnerRecords() = default;
 
@@ -29,6 +29,10 @@ std::optional<Owner> SocketOwnerRecords::find_by_cookie(std::uint64_t /*cookie*/
 }
 
 std::optional<Owner> SocketOwnerRecords::find_by_flow(const Flow& /*flow*/) const {
+    return std::nullopt;
+}
+
+std::optional<ExecRecord> SocketOwnerRecords::find_exec(std::uint32_t /*tgid*/) const {
     return std::nullopt;
 }
 
