@@ -86,6 +86,15 @@ int run_command_line(int argc, char** argv) {
                         " if it exists, else built-in defaults)");
     run->add_option("--events", events_target,
                     "Write connection events as JSON lines to FILE, or - for standard output");
+    std::string attribution = "auto";
+    run->add_option("--attribution", attribution,
+                    "Process attribution: auto (eBPF records, then socket tables), tables "
+                    "(sock_diag and /proc only) or off")
+        ->check(CLI::IsMember({"auto", "tables", "off"}));
+    std::string bpf_cgroup;
+    run->add_option("--bpf-cgroup", bpf_cgroup,
+                    "cgroup v2 directory whose processes the eBPF programs observe (default: "
+                    "the cgroup v2 root, i.e. every process)");
 
     auto* iptables = app.add_subcommand("iptables", "Show, install or remove the kernel rules");
     iptables->require_subcommand(1);
@@ -107,6 +116,12 @@ int run_command_line(int argc, char** argv) {
         }
         if (!events_target.empty()) {
             options.events_target = events_target;
+        }
+        options.attribution = attribution == "off"      ? pw::daemon::AttributionMode::Off
+                              : attribution == "tables" ? pw::daemon::AttributionMode::Tables
+                                                        : pw::daemon::AttributionMode::Auto;
+        if (!bpf_cgroup.empty()) {
+            options.bpf_cgroup = bpf_cgroup;
         }
         return pw::daemon::run(options);
     }

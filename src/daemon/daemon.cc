@@ -19,11 +19,17 @@
 #include "interception/conntrack.h"
 #include "interception/nfqueue.h"
 #include "interception/rule_set.h"
+#include "network/attributor.h"
 #include "network/connection_table.h"
 #include "network/event_writer.h"
 #include "network/packet_processor.h"
 #include "packet/verdict.h"
+#include "process/inode_pid_index.h"
+#include "process/process_registry.h"
 #include "profile/config_file.h"
+#include "state/bpf/socket_owner_records.h"
+#include "state/proc_net_socket_table.h"
+#include "state/sock_diag_socket_table.h"
 
 namespace pw::daemon {
 namespace {
@@ -48,6 +54,8 @@ constexpr std::array<std::uint32_t, 5> kRememberedMarks = {
     packet::mark::kRerouteToTunnel, packet::mark::kRerouteToNameserver};
 
 constexpr auto kExpiryInterval = std::chrono::seconds(1);
+// Forgetting exited processes reads one stat per cached process: not every second.
+constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
 
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
@@ -64,13 +72,14 @@ struct QueueBinding {
 class Daemon {
 public:
     Daemon(profile::Config config, std::unique_ptr<network::EventSink> events,
-           network::JsonLinesEventWriter* lifecycle_writer)
+           network::JsonLinesEventWriter* lifecycle_writer, const RunOptions& options)
         : config_(std::move(config)),
+          options_(options),
           events_(std::move(events)),
           lifecycle_writer_(lifecycle_writer),
-          processor_(config_.filter, table_, *events_, clock_),
           signals_(io_, SIGINT, SIGTERM),
           expiry_timer_(io_),
+          retry_timer_(io_),
           rules_(runner_) {}
 
     [[nodiscard]] Status start();
@@ -78,6 +87,11 @@ public:
     void stop();
 
 private:
+    void set_up_attribution();
+    [[nodiscard]] nlohmann::ordered_json attribution_json() const;
+    [[nodiscard]] nlohmann::ordered_json attribution_stats_json() const;
+    void schedule_retries();
+    void send_deferred_verdicts();
     [[nodiscard]] Status bind_queues();
     void install_rules();
     void forget_remembered_verdicts();
@@ -89,14 +103,26 @@ private:
 
     std::shared_ptr<spdlog::logger> log_ = log::get("daemon");
     profile::Config config_;
+    RunOptions options_;
     SteadyClock clock_;
     network::ConnectionTable table_;
     std::unique_ptr<network::EventSink> events_;
     network::JsonLinesEventWriter* lifecycle_writer_; // nullptr without --events
-    network::PacketProcessor processor_;
+    // Attribution: each null when not in use (mode, or it could not be set up).
+    std::unique_ptr<state::bpf::SocketOwnerRecords> kernel_records_;
+    std::unique_ptr<state::SocketTable> sockets_;
+    std::string socket_table_name_ = "none";
+    std::unique_ptr<process::InodePidIndex> inode_owners_;
+    std::unique_ptr<process::ProcessRegistry> processes_;
+    std::unique_ptr<network::ProcessAttributor> attributor_;
+    std::unique_ptr<network::PacketProcessor> processor_; // created by start()
     asio::io_context io_;
     asio::signal_set signals_;
     asio::steady_timer expiry_timer_;
+    asio::steady_timer retry_timer_;
+    bool retry_timer_armed_ = false;
+    std::vector<bool> queues_with_deferred_verdicts_;
+    Clock::TimePoint next_process_expiry_{};
     std::vector<QueueBinding> queues_;
     interception::IptablesBinaryRunner runner_;
     interception::RuleSet rules_;
@@ -105,6 +131,9 @@ private:
 };
 
 Status Daemon::start() {
+    set_up_attribution();
+    processor_ = std::make_unique<network::PacketProcessor>(config_.filter, table_, *events_,
+                                                            clock_, attributor_.get());
     // First the queues: once the rules exist, C17 drops every packet that no one answers.
     if (auto bound = bind_queues(); !bound) {
         return bound;
@@ -120,13 +149,100 @@ Status Daemon::start() {
                                       {"time", network::utc_timestamp_now()},
                                       {"queues", nlohmann::json::array()},
                                       {"ipv4Rules", ipv4_rules_},
-                                      {"ipv6Rules", ipv6_rules_}};
+                                      {"ipv6Rules", ipv6_rules_},
+                                      {"attribution", attribution_json()}};
     for (const QueueSpec& spec : kQueues) {
         started["queues"].push_back(spec.number);
     }
     write_lifecycle(started.dump());
     log_->info("started queues=17040,17140,17060,17160 ipv6_rules={}", ipv6_rules_);
     return {};
+}
+
+void Daemon::set_up_attribution() {
+    if (options_.attribution == AttributionMode::Off) {
+        log_->info("attribution=off (connections carry no process)");
+        return;
+    }
+    if (options_.attribution == AttributionMode::Auto) {
+        auto cgroup = options_.bpf_cgroup
+                          ? state::bpf::resolve_cgroup2_directory(*options_.bpf_cgroup)
+                          : state::bpf::find_cgroup2_root();
+        auto records = cgroup ? state::bpf::SocketOwnerRecords::load(*cgroup)
+                              : Result<std::unique_ptr<state::bpf::SocketOwnerRecords>>(
+                                    std::unexpected(cgroup.error()));
+        if (records) {
+            kernel_records_ = std::move(*records);
+            log_->info("attribution_ebpf cgroup={} exec_records={}", cgroup->string(),
+                       kernel_records_->has_exec_records());
+            if (!kernel_records_->has_exec_records()) {
+                log_->warn(
+                    "attribution_exec_records_unavailable (the kernel refused the exec "
+                    "tracepoints: processes that exit before their first packet is read are "
+                    "known by PID only)");
+            }
+        } else {
+            log_->warn(
+                "attribution_ebpf_unavailable error=\"{}\" (falling back to socket tables: "
+                "slower, and short-lived senders may stay unidentified)",
+                records.error().message());
+        }
+    }
+    if (auto diag = state::SockDiagSocketTable::open()) {
+        sockets_ = std::move(*diag);
+        socket_table_name_ = "sock_diag";
+    } else {
+        log_->warn("attribution_sock_diag_unavailable error=\"{}\" (using /proc/net)",
+                   diag.error().message());
+        sockets_ = std::make_unique<state::ProcNetSocketTable>("/proc");
+        socket_table_name_ = "proc_net";
+    }
+    inode_owners_ = std::make_unique<process::InodePidIndex>("/proc", clock_);
+    processes_ = std::make_unique<process::ProcessRegistry>("/proc", clock_);
+    // One full scan now, so that sockets of processes already running are cache hits later
+    // instead of stalls on the event loop.
+    const std::size_t scanned = inode_owners_->scan_new_processes();
+    attributor_ = std::make_unique<network::ProcessAttributor>(
+        network::AttributionSources{.kernel_records = kernel_records_.get(),
+                                    .sockets = sockets_.get(),
+                                    .inode_owners = inode_owners_.get(),
+                                    .processes = processes_.get()});
+    log_->info("attribution={} ebpf={} socket_table={} processes_indexed={}",
+               options_.attribution == AttributionMode::Auto ? "auto" : "tables",
+               kernel_records_ != nullptr, socket_table_name_, scanned);
+}
+
+nlohmann::ordered_json Daemon::attribution_json() const {
+    const char* mode = "off";
+    if (attributor_) {
+        mode = options_.attribution == AttributionMode::Auto ? "auto" : "tables";
+    }
+    return {{"mode", mode},
+            {"ebpf", kernel_records_ != nullptr},
+            {"execRecords", kernel_records_ != nullptr && kernel_records_->has_exec_records()},
+            {"socketTable", socket_table_name_}};
+}
+
+nlohmann::ordered_json Daemon::attribution_stats_json() const {
+    const auto& processor = processor_->counters();
+    nlohmann::ordered_json stats = {{"deferred", processor.deferred},
+                                    {"retries", processor.retries},
+                                    {"retryFound", processor.retry_found},
+                                    {"retryGaveUp", processor.retry_gave_up}};
+    if (attributor_) {
+        const auto& counters = attributor_->counters();
+        stats["lookups"] = counters.lookups;
+        stats["byKernelRecord"] = counters.by_kernel_record;
+        stats["byExecRecord"] = counters.by_exec_record;
+        stats["bySocketTable"] = counters.by_socket_table;
+        stats["pidOnly"] = counters.pid_only;
+        stats["kernelSockets"] = counters.kernel_sockets;
+        stats["noSocket"] = counters.no_socket;
+        stats["noProcess"] = counters.no_process;
+        stats["socketErrors"] = counters.socket_errors;
+        stats["remoteOnlyHints"] = counters.remote_only_hints;
+    }
+    return stats;
 }
 
 Status Daemon::bind_queues() {
@@ -142,6 +258,7 @@ Status Daemon::bind_queues() {
         binding.queue = std::move(*queue);
         queues_.push_back(std::move(binding));
     }
+    queues_with_deferred_verdicts_.assign(queues_.size(), false);
     return {};
 }
 
@@ -198,12 +315,15 @@ void Daemon::wait_for_packets(QueueBinding& binding) {
 
 void Daemon::on_readable(QueueBinding& binding) {
     const packet::Direction direction = binding.direction;
+    const auto queue_index = static_cast<std::uint32_t>(&binding - queues_.data());
     const auto drained = binding.queue->drain(
-        [this,
-         direction](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
-            return processor_.handle(direction, packet.bytes);
+        [this, direction,
+         queue_index](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
+            return processor_->handle(direction, packet.bytes,
+                                      {.queue = queue_index, .packet_id = packet.packet_id});
         });
     events_->flush();
+    schedule_retries();
     if (drained) {
         wait_for_packets(binding);
         return;
@@ -226,12 +346,57 @@ void Daemon::schedule_expiry() {
         if (error) {
             return;
         }
-        processor_.expire_connections();
+        processor_->expire_connections();
+        if (processes_ && clock_.now() >= next_process_expiry_) {
+            processes_->expire();
+            next_process_expiry_ = clock_.now() + kProcessExpiryInterval;
+        }
         schedule_expiry();
     });
 }
 
+void Daemon::schedule_retries() {
+    const auto due = processor_->next_retry_at();
+    if (!due || retry_timer_armed_) {
+        return;
+    }
+    retry_timer_armed_ = true;
+    retry_timer_.expires_at(*due);
+    retry_timer_.async_wait([this](const boost::system::error_code& error) {
+        retry_timer_armed_ = false;
+        if (error) {
+            return;
+        }
+        processor_->run_due_retries([this](network::PacketRef packet, std::uint32_t mark) {
+            queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
+            queues_with_deferred_verdicts_[packet.queue] = true;
+        });
+        send_deferred_verdicts();
+        events_->flush();
+        schedule_retries();
+    });
+}
+
+void Daemon::send_deferred_verdicts() {
+    for (std::size_t index = 0; index < queues_.size(); ++index) {
+        if (!queues_with_deferred_verdicts_[index]) {
+            continue;
+        }
+        queues_with_deferred_verdicts_[index] = false;
+        if (auto sent = queues_[index].queue->flush_verdicts(); !sent) {
+            log_->error("deferred_verdicts_failed queue={} error=\"{}\"",
+                        queues_[index].queue->queue_number(), sent.error().message());
+        }
+    }
+}
+
 void Daemon::stop() {
+    // Packets held for attribution get their verdict while the queues are still bound.
+    processor_->decide_all_pending([this](network::PacketRef packet, std::uint32_t mark) {
+        queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
+        queues_with_deferred_verdicts_[packet.queue] = true;
+    });
+    send_deferred_verdicts();
     // Rules first: while they exist, packets nobody answers are dropped.
     for (const auto& outcome : rules_.remove()) {
         if (!outcome.status) {
@@ -248,12 +413,12 @@ void Daemon::stop() {
         static_cast<void>(binding.descriptor->release());
     }
     queues_.clear();
-    log_->info("stopped packets={} connections={} malformed={}", processor_.counters().packets,
-               processor_.counters().connections, processor_.counters().malformed);
+    log_->info("stopped packets={} connections={} malformed={}", processor_->counters().packets,
+               processor_->counters().connections, processor_->counters().malformed);
 }
 
 std::string Daemon::stats_json() const {
-    const auto& counters = processor_.counters();
+    const auto& counters = processor_->counters();
     interception::NfQueue::Counters queues;
     for (const QueueBinding& binding : queues_) {
         const auto& queue = binding.queue->counters();
@@ -274,6 +439,7 @@ std::string Daemon::stats_json() const {
         {"receiveErrors", queues.receive_errors},
         {"truncatedMessages", queues.truncated_messages},
         {"sendErrors", queues.send_errors},
+        {"attribution", attribution_stats_json()},
     };
     return stats.dump();
 }
@@ -318,7 +484,7 @@ int run(const RunOptions& options) {
         events = std::make_unique<network::NullEventSink>();
     }
 
-    Daemon daemon(std::move(config), std::move(events), lifecycle_writer);
+    Daemon daemon(std::move(config), std::move(events), lifecycle_writer, options);
     if (auto started = daemon.start(); !started) {
         log->error("start_failed {}", started.error().message());
         return kExitFailure;

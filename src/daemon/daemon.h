@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -11,11 +12,22 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;   // the environment stopped us (no root, queue busy)
 inline constexpr int kExitBadConfig = 2; // the config file was refused; nothing was touched
 
+// Where process attribution (issue 3) looks.
+enum class AttributionMode : std::uint8_t {
+    Auto,   // eBPF socket-owner records first, the socket tables as fallback
+    Tables, // sock_diag (or /proc/net) and the /proc inode index only: the seed's way
+    Off,    // no process attribution
+};
+
 struct RunOptions {
     // nullopt: built-in defaults (permit everything, permanent verdicts).
     std::optional<std::filesystem::path> config_path;
     // "-" for standard output, a file path, or nullopt for no event stream.
     std::optional<std::string> events_target;
+    AttributionMode attribution = AttributionMode::Auto;
+    // The cgroup v2 directory whose processes the eBPF programs observe; nullopt: the cgroup v2
+    // root (every process on the host). Tests and benchmarks pass a cgroup of their own.
+    std::optional<std::filesystem::path> bpf_cgroup;
 };
 
 // Runs the firewall in the foreground until SIGINT or SIGTERM: loads the config, binds the four

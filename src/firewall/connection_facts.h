@@ -15,12 +15,17 @@ struct ProcessFacts {
     // "process", or a special identity: "kernel", "unidentified" (outbound, no owner found),
     // "unsolicited" (inbound to no socket), "portwarden".
     std::string kind = "process";
-    std::int64_t pid = -1; // -1 for the special identities
+    std::int64_t pid = -1;        // -1 for the special identities
+    std::int64_t parent_pid = -1; // -1 when unknown
     std::string executable;
     std::string identity; // what rules will match: the script for interpreters, else executable
     std::uint32_t uid = 0;
     std::string user;
     std::vector<std::string> tags;
+    // How it was found: "ebpf" (kernel records), "exec-record" (kernel records of a process
+    // that was gone before /proc could be read), "socket-table" (sock_diag or /proc/net and
+    // the inode index), "none" (nothing found).
+    std::string source = "none";
 };
 
 // Which name the remote address was resolved from, by this process. Filled by the nameserver

@@ -1,12 +1,18 @@
 #include "network/attributor.h"
 
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "packet/packet_info.h"
 #include "process/inode_pid_index.h"
 #include "process/process_info.h"
 #include "process/process_registry.h"
+#include "state/bpf/socket_owner_records.h"
 #include "state/socket_table.h"
 
 namespace pw::network {
@@ -28,13 +34,15 @@ std::string kind_name(process::IdentityKind kind) {
     return "unidentified";
 }
 
-firewall::ProcessFacts facts_from(const process::ProcessInfo& info) {
+firewall::ProcessFacts facts_from(const process::ProcessInfo& info, std::string source) {
     firewall::ProcessFacts facts;
+    facts.source = std::move(source);
     facts.kind = kind_name(info.kind);
     facts.pid = info.kind == process::IdentityKind::Process ||
                         info.kind == process::IdentityKind::Portwarden
                     ? info.pid
                     : -1;
+    facts.parent_pid = facts.pid > 0 ? info.parent_pid : -1;
     facts.executable = info.executable;
     facts.identity = info.identity_path;
     facts.uid = info.uid;
@@ -50,52 +58,182 @@ firewall::ProcessFacts facts_from(const process::ProcessInfo& info) {
 firewall::ProcessFacts nobody(packet::Direction direction) {
     return facts_from(direction == packet::Direction::Inbound
                           ? *process::unsolicited_inbound_identity()
-                          : *process::unidentified_outbound_identity());
+                          : *process::unidentified_outbound_identity(),
+                      "none");
+}
+
+std::chrono::nanoseconds boot_time_now() {
+    timespec now{};
+    ::clock_gettime(CLOCK_BOOTTIME, &now);
+    return std::chrono::seconds(now.tv_sec) + std::chrono::nanoseconds(now.tv_nsec);
+}
+
+// A process the kernel's exec record describes, for when /proc no longer can.
+std::shared_ptr<process::ProcessInfo> info_from_exec_record(const state::bpf::ExecRecord& exec,
+                                                            std::uint64_t start_time,
+                                                            std::uint32_t uid) {
+    auto info = std::make_shared<process::ProcessInfo>();
+    info->pid = static_cast<int>(exec.tgid);
+    info->start_time = start_time;
+    info->parent_pid = static_cast<int>(exec.parent_tgid);
+    info->uid = uid;
+    if (exec.interpreter.empty()) {
+        info->executable = exec.path;
+        info->identity_path = exec.path;
+    } else {
+        // The kernel ran a #! script: the script is the identity, as ProcessRegistry does it.
+        info->executable = exec.interpreter;
+        info->identity_path = exec.path;
+        info->tags.interpreter = exec.interpreter;
+    }
+    return info;
 }
 
 } // namespace
 
-std::optional<firewall::ProcessFacts> SocketAttributor::attribute(
-    const firewall::ConnectionFacts& connection) {
+ProcessAttributor::ProcessAttributor(AttributionSources sources)
+    : sources_(sources),
+      nanoseconds_per_tick_(1'000'000'000 / std::max(1L, ::sysconf(_SC_CLK_TCK))) {}
+
+Attribution ProcessAttributor::attribute(const firewall::ConnectionFacts& connection) {
     if (connection.protocol != packet::protocol::kTcp &&
         connection.protocol != packet::protocol::kUdp) {
-        return std::nullopt;
+        return {};
     }
     ++counters_.lookups;
+    const bool outbound = connection.direction == packet::Direction::Outbound;
+
+    // 1. The sender's own record: written in its context before the packet existed.
+    std::optional<state::bpf::Owner> remote_only_hint;
+    if (outbound && sources_.kernel_records != nullptr) {
+        const auto owner =
+            sources_.kernel_records->find_by_flow({.protocol = connection.protocol,
+                                                   .local_address = connection.local_address,
+                                                   .local_port = connection.local_port,
+                                                   .remote_address = connection.remote_address,
+                                                   .remote_port = connection.remote_port});
+        if (owner && owner->match != state::bpf::FlowMatch::RemoteOnly) {
+            return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
+        }
+        remote_only_hint = owner;
+    }
+
+    // 2. The socket that owns the flow now.
+    bool socket_found = false;
+    if (sources_.sockets != nullptr) {
+        if (auto facts = from_socket_table(connection, socket_found)) {
+            return {.process = std::move(facts)};
+        }
+    }
+
+    // 3. A connected UDP socket recorded before it had a local port, whose socket is gone.
+    if (remote_only_hint && boot_time_now() - remote_only_hint->recorded_at <= kRemoteOnlyTrust) {
+        ++counters_.remote_only_hints;
+        return {.process = from_kernel_record(*remote_only_hint, GoneOwner::Describe)};
+    }
+    if (socket_found) {
+        ++counters_.no_process;
+        return {.process = nobody(connection.direction)};
+    }
+    ++counters_.no_socket;
+    // Inbound to nothing is not a race worth waiting for: nobody listens.
+    return {.process = nobody(connection.direction), .worth_retrying = outbound};
+}
+
+std::optional<firewall::ProcessFacts> ProcessAttributor::from_kernel_record(
+    const state::bpf::Owner& owner, GoneOwner gone) {
+    const auto pid = static_cast<int>(owner.tgid);
+    const auto start_time = static_cast<std::uint64_t>(owner.process_start.count()) /
+                            static_cast<std::uint64_t>(nanoseconds_per_tick_);
+    process::ProcessRegistry& processes = *sources_.processes;
+    const auto info = owner.process_start.count() > 0 ? processes.lookup_started(pid, start_time)
+                                                      : processes.lookup(pid);
+    // A zombie still has its stat but no executable any more: its exec record knows better.
+    if (info && !(*info)->executable.empty()) {
+        ++counters_.by_kernel_record;
+        return facts_from(**info, "ebpf");
+    }
+    if (gone == GoneOwner::Skip) {
+        return std::nullopt;
+    }
+    if (sources_.kernel_records != nullptr && owner.process_start.count() > 0) {
+        const auto exec = sources_.kernel_records->find_exec(owner.tgid);
+        if (exec && exec->process_start == owner.process_start) {
+            auto described = info_from_exec_record(*exec, start_time, owner.uid);
+            described->user = processes.user_name(owner.uid);
+            if (info) {
+                described->command_line = (*info)->command_line;
+                described->tags.flatpak_id = (*info)->tags.flatpak_id;
+                described->tags.snap_name = (*info)->tags.snap_name;
+                described->tags.appimage = (*info)->tags.appimage;
+            }
+            processes.adopt(described);
+            ++counters_.by_exec_record;
+            return facts_from(*described, "exec-record");
+        }
+    }
+    if (info) {
+        ++counters_.by_kernel_record;
+        return facts_from(**info, "ebpf");
+    }
+    // Gone without a trace but the kernel's word for PID and UID: still worth naming.
+    ++counters_.pid_only;
+    firewall::ProcessFacts facts;
+    facts.pid = pid;
+    facts.uid = owner.uid;
+    facts.user = processes.user_name(owner.uid);
+    facts.source = "ebpf";
+    return facts;
+}
+
+std::optional<firewall::ProcessFacts> ProcessAttributor::from_socket_table(
+    const firewall::ConnectionFacts& connection, bool& socket_found) {
     const state::SocketQuery query{.protocol = connection.protocol,
                                    .local_address = connection.local_address,
                                    .local_port = connection.local_port,
                                    .remote_address = connection.remote_address,
                                    .remote_port = connection.remote_port,
                                    .direction = connection.direction};
-    const auto looked_up = sockets_.find(query);
+    const auto looked_up = sources_.sockets->find(query);
     if (!looked_up) {
         ++counters_.socket_errors;
-        return nobody(connection.direction);
+        return std::nullopt;
     }
     const std::optional<state::SocketRecord>& found = *looked_up;
     if (!found) {
-        ++counters_.no_socket;
-        return nobody(connection.direction);
+        return std::nullopt;
     }
+    socket_found = true;
     const state::SocketRecord& record = *found;
     if (record.inode == 0) {
         // Sockets the kernel itself owns (in-kernel tunnels, for example) have no inode.
-        ++counters_.attributed;
-        return facts_from(*process::kernel_identity());
+        ++counters_.kernel_sockets;
+        return facts_from(*process::kernel_identity(), "socket-table");
     }
-    const auto owner = owners_.find(record.inode, record.uid);
+    // The socket's creator, if the kernel recorded it and it still runs; a creator that is
+    // gone handed the socket on (a daemon that forked): the inode index finds the holder.
+    if (sources_.kernel_records != nullptr && record.cookie != 0) {
+        if (const auto creator = sources_.kernel_records->find_by_cookie(record.cookie)) {
+            if (auto facts = from_kernel_record(*creator, GoneOwner::Skip)) {
+                return facts;
+            }
+        }
+    }
+    if (sources_.inode_owners == nullptr) {
+        return std::nullopt;
+    }
+    const auto owner = sources_.inode_owners->find(record.inode, record.uid);
     if (!owner) {
-        ++counters_.no_process;
-        return nobody(connection.direction);
+        return std::nullopt;
     }
-    const auto info = processes_.lookup(owner->pid);
+    const auto info = sources_.processes->lookup(owner->pid);
     if (!info) {
-        ++counters_.no_process;
-        return nobody(connection.direction);
+        return std::nullopt;
     }
-    ++counters_.attributed;
-    return facts_from(**info);
+    ++counters_.by_socket_table;
+    return facts_from(**info, "socket-table");
 }
 
 } // namespace pw::network
+
+

@@ -26,6 +26,8 @@ void append_process(std::string& out, const firewall::ProcessFacts& process) {
     append_json_string(out, process.kind);
     out += R"(,"pid":)";
     out += std::to_string(process.pid);
+    out += R"(,"parentPid":)";
+    out += std::to_string(process.parent_pid);
     out += R"(,"executable":)";
     append_json_string(out, process.executable);
     out += R"(,"identity":)";
@@ -41,7 +43,9 @@ void append_process(std::string& out, const firewall::ProcessFacts& process) {
         }
         append_json_string(out, process.tags[index]);
     }
-    out += "]}";
+    out += R"(],"source":)";
+    append_json_string(out, process.source);
+    out += '}';
 }
 
 void append_domain(std::string& out, const firewall::DomainFacts& domain) {

@@ -25,8 +25,9 @@ firewall::ConnectionFacts facts_from_packet(const packet::PacketInfo& packet,
 
 } // namespace
 
-std::uint32_t PacketProcessor::handle(packet::Direction direction,
-                                      std::span<const std::uint8_t> bytes) {
+std::optional<std::uint32_t> PacketProcessor::handle(packet::Direction direction,
+                                                     std::span<const std::uint8_t> bytes,
+                                                     PacketRef ref) {
     ++counters_.packets;
     const auto parsed = packet::parse_packet(bytes);
     if (!parsed) {
@@ -41,23 +42,52 @@ std::uint32_t PacketProcessor::handle(packet::Direction direction,
         known->last_seen = now;
         return known->mark;
     }
-    return decide_new_connection(*parsed, direction, key, now);
+    if (!pending_.empty()) {
+        if (const auto waiting = pending_.find(key); waiting != pending_.end()) {
+            // A later packet of a connection still being attributed shares its verdict.
+            waiting->second.packets.push_back(ref);
+            return std::nullopt;
+        }
+    }
+    return start_new_connection(*parsed, direction, key, ref, now);
 }
 
-std::uint32_t PacketProcessor::decide_new_connection(const packet::PacketInfo& packet,
-                                                     packet::Direction direction,
-                                                     const ConnectionKey& key,
-                                                     Clock::TimePoint now) {
+std::optional<std::uint32_t> PacketProcessor::start_new_connection(
+    const packet::PacketInfo& packet, packet::Direction direction, const ConnectionKey& key,
+    PacketRef ref, Clock::TimePoint now) {
     const std::uint64_t id = next_connection_id_++;
     ++counters_.connections;
     // The facts are complete before anything is reported or decided: the process now, the
     // domain of the remote address with the nameserver (issue 4).
     firewall::ConnectionFacts facts = facts_from_packet(packet, direction, key);
     if (attributor_ != nullptr) {
-        facts.process = attributor_->attribute(facts);
+        Attribution attribution = attributor_->attribute(facts);
+        if (attribution.worth_retrying) {
+            const auto delay = state::next_retry_delay(retry_policy_, 1, {});
+            if (delay && pending_.size() < kMaxPendingConnections) {
+                ++counters_.deferred;
+                PendingConnection pending{.id = id,
+                                          .facts = std::move(facts),
+                                          .fallback = std::move(attribution),
+                                          .attempts = 1,
+                                          .first_attempt = now,
+                                          .next_attempt = now + *delay,
+                                          .packets = {ref}};
+                pending_.emplace(key, std::move(pending));
+                return std::nullopt;
+            }
+            if (delay) {
+                ++counters_.pending_full;
+            }
+        }
+        facts.process = std::move(attribution.process);
     }
-    events_.connection_new(id, facts);
+    return decide(id, facts, key, now);
+}
 
+std::uint32_t PacketProcessor::decide(std::uint64_t id, firewall::ConnectionFacts& facts,
+                                      const ConnectionKey& key, Clock::TimePoint now) {
+    events_.connection_new(id, facts);
     const firewall::Decision decision = firewall::decide(settings_, facts);
     const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
     const bool remembered = table_.insert(key, ConnectionEntry{.id = id,
@@ -70,6 +100,61 @@ std::uint32_t PacketProcessor::decide_new_connection(const packet::PacketInfo& p
     }
     events_.connection_decided(id, facts, decision, mark);
     return mark;
+}
+
+std::optional<Clock::TimePoint> PacketProcessor::next_retry_at() const {
+    std::optional<Clock::TimePoint> earliest;
+    for (const auto& [key, pending] : pending_) {
+        if (!earliest || pending.next_attempt < *earliest) {
+            earliest = pending.next_attempt;
+        }
+    }
+    return earliest;
+}
+
+void PacketProcessor::run_due_retries(const DeferredVerdict& verdict) {
+    const Clock::TimePoint now = clock_.now();
+    for (auto entry = pending_.begin(); entry != pending_.end();) {
+        PendingConnection& pending = entry->second;
+        if (pending.next_attempt > now) {
+            ++entry;
+            continue;
+        }
+        ++counters_.retries;
+        Attribution attribution = attributor_->attribute(pending.facts);
+        ++pending.attempts;
+        if (attribution.worth_retrying) {
+            const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+                now - pending.first_attempt);
+            if (const auto delay =
+                    state::next_retry_delay(retry_policy_, pending.attempts, elapsed)) {
+                pending.next_attempt = now + *delay;
+                ++entry;
+                continue;
+            }
+            ++counters_.retry_gave_up;
+        } else {
+            ++counters_.retry_found;
+        }
+        pending.facts.process = std::move(attribution.process);
+        const std::uint32_t mark = decide(pending.id, pending.facts, entry->first, now);
+        for (const PacketRef packet : pending.packets) {
+            verdict(packet, mark);
+        }
+        entry = pending_.erase(entry);
+    }
+}
+
+void PacketProcessor::decide_all_pending(const DeferredVerdict& verdict) {
+    const Clock::TimePoint now = clock_.now();
+    for (auto& [key, pending] : pending_) {
+        pending.facts.process = std::move(pending.fallback.process);
+        const std::uint32_t mark = decide(pending.id, pending.facts, key, now);
+        for (const PacketRef packet : pending.packets) {
+            verdict(packet, mark);
+        }
+    }
+    pending_.clear();
 }
 
 } // namespace pw::network

@@ -86,6 +86,28 @@ Result<std::shared_ptr<const ProcessInfo>> ProcessRegistry::lookup(int pid) {
     return info;
 }
 
+Result<std::shared_ptr<const ProcessInfo>> ProcessRegistry::lookup_started(
+    int pid, std::uint64_t start_time) {
+    if (const auto cached = entries_.find(Key{.pid = pid, .start_time = start_time});
+        cached != entries_.end()) {
+        ++counters_.lookups;
+        ++counters_.cache_hits;
+        return cached->second.info;
+    }
+    auto info = lookup(pid);
+    if (info && (*info)->kind != IdentityKind::Kernel && (*info)->start_time != start_time) {
+        ++counters_.failures;
+        return fail("process " + std::to_string(pid) + " is gone; its PID now belongs to " +
+                    "a process started later");
+    }
+    return info;
+}
+
+void ProcessRegistry::adopt(std::shared_ptr<const ProcessInfo> info) {
+    const Key key{.pid = info->pid, .start_time = info->start_time};
+    entries_.insert_or_assign(key, Entry{.info = std::move(info), .gone_since = clock_.now()});
+}
+
 Result<std::shared_ptr<const ProcessInfo>> ProcessRegistry::load(int pid_dir,
                                                                  const StatFields& stat) {
     auto info = std::make_shared<ProcessInfo>();

@@ -48,6 +48,20 @@ public:
     // not root, environ) is left empty instead.
     [[nodiscard]] Result<std::shared_ptr<const ProcessInfo>> lookup(int pid);
 
+    // The process `pid` that started at `start_time` (clock ticks after boot, as /proc/<pid>/stat
+    // field 22), as the kernel's socket records name it. A cached entry answers without any
+    // syscall; otherwise as lookup(), failing when /proc/<pid> is now another process (the PID
+    // was reused) or gone.
+    [[nodiscard]] Result<std::shared_ptr<const ProcessInfo>> lookup_started(
+        int pid, std::uint64_t start_time);
+
+    // Caches a process that was described from elsewhere (the kernel's exec records) because
+    // it was gone before /proc could be read. It expires like any process that is gone.
+    void adopt(std::shared_ptr<const ProcessInfo> info);
+
+    // The name of `uid`, or the UID as text when it has none. Cached: NSS may be slow.
+    const std::string& user_name(std::uint32_t uid);
+
     // Forgets entries whose process has been gone (no /proc/<pid>/stat, or another start time)
     // for RegistryOptions::keep_after_exit. Call it from a periodic timer. Returns entries removed.
     std::size_t expire();
@@ -78,7 +92,6 @@ private:
     void add_identity(int pid_dir, ProcessInfo& info) const;
     void add_packaging(int pid_dir, ProcessInfo& info) const;
     [[nodiscard]] bool alive(const Key& key) const;
-    const std::string& user_name(std::uint32_t uid);
 
     std::filesystem::path proc_root_;
     const Clock& clock_;

@@ -70,6 +70,48 @@ TEST_F(EventWriterTest, DecidedLineIsSelfContainedJson) {
     EXPECT_TRUE(decided["time"].get<std::string>().ends_with("Z"));
 }
 
+TEST_F(EventWriterTest, DecidedLineNamesTheProcessBesideTheAddresses) {
+    {
+        auto writer = JsonLinesEventWriter::open(path_.string());
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        firewall::ConnectionFacts connection{
+            .direction = packet::Direction::Outbound,
+            .ip_family = IpFamily::V4,
+            .protocol = 6,
+            .local_address = *IpAddress::parse("10.0.0.1"),
+            .local_port = 40000,
+            .remote_address = *IpAddress::parse("10.0.0.2"),
+            .remote_port = 443,
+        };
+        connection.process = firewall::ProcessFacts{.kind = "process",
+                                                    .pid = 4242,
+                                                    .parent_pid = 1,
+                                                    .executable = "/usr/bin/python3.11",
+                                                    .identity = "/home/u/fetch \"x\".py",
+                                                    .uid = 1000,
+                                                    .user = "u",
+                                                    .tags = {"script", "flatpak"},
+                                                    .source = "ebpf"};
+        const firewall::Decision decision{.verdict = packet::Verdict::Accept,
+                                          .persistence = packet::Persistence::Permanent,
+                                          .reason = "default"};
+        (*writer)->connection_decided(1, connection, decision, 1710);
+    }
+    const auto lines = read_lines();
+    ASSERT_EQ(lines.size(), 1U);
+    const auto& process = lines[0]["process"];
+    EXPECT_EQ(process["kind"], "process");
+    EXPECT_EQ(process["pid"], 4242);
+    EXPECT_EQ(process["parentPid"], 1);
+    EXPECT_EQ(process["executable"], "/usr/bin/python3.11");
+    EXPECT_EQ(process["identity"], "/home/u/fetch \"x\".py");
+    EXPECT_EQ(process["uid"], 1000);
+    EXPECT_EQ(process["user"], "u");
+    EXPECT_EQ(process["tags"], nlohmann::json::array({"script", "flatpak"}));
+    EXPECT_EQ(process["source"], "ebpf");
+    EXPECT_EQ(lines[0]["remote"]["port"], 443);
+}
+
 TEST_F(EventWriterTest, OpeningAnUnwritablePathIsAClearError) {
     auto writer = JsonLinesEventWriter::open("/nonexistent-dir/events.jsonl");
     ASSERT_FALSE(writer.has_value());

@@ -120,5 +120,97 @@ TEST_F(PacketProcessorTest, ForgottenConnectionsAreDecidedAgain) {
     EXPECT_EQ(events_.records.back().id, 2U);
 }
 
+// Finds nothing for the first `misses` lookups of each connection, then a process.
+class SlowAttributor final : public Attributor {
+public:
+    explicit SlowAttributor(int misses) : misses_(misses) {}
+
+    // network::Attributor
+    Attribution attribute(const firewall::ConnectionFacts& /*connection*/) override {
+        ++lookups;
+        firewall::ProcessFacts facts;
+        if (lookups <= misses_) {
+            facts.kind = "unidentified";
+            return {.process = facts, .worth_retrying = true};
+        }
+        facts.pid = 4242;
+        facts.executable = "/usr/bin/curl";
+        return {.process = facts, .worth_retrying = false};
+    }
+
+    int lookups = 0;
+
+private:
+    int misses_;
+};
+
+class DeferredPacketProcessorTest : public PacketProcessorTest {
+protected:
+    // Runs the retries due after `by` and collects their verdicts.
+    void advance_and_retry(std::chrono::microseconds by, PacketProcessor& processor) {
+        clock_.advance(by);
+        processor.run_due_retries(
+            [this](PacketRef packet, std::uint32_t mark) { verdicts.emplace_back(packet, mark); });
+    }
+
+    std::vector<std::pair<PacketRef, std::uint32_t>> verdicts;
+    const testing::PacketBuilder out_{"10.0.0.1", "10.0.0.2"};
+};
+
+TEST_F(DeferredPacketProcessorTest, ConnectionWaitsUntilItsSocketIsVisible) {
+    SlowAttributor attributor(1);
+    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    const auto syn = out_.tcp(40000, 80);
+    EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn, {.queue = 0, .packet_id = 7}),
+              std::nullopt);
+    // A retransmission while waiting shares the connection's fate.
+    EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn, {.queue = 0, .packet_id = 8}),
+              std::nullopt);
+    EXPECT_TRUE(events_.records.empty()); // nothing is reported before it is decided
+    ASSERT_TRUE(processor.next_retry_at().has_value());
+    EXPECT_EQ(*processor.next_retry_at(), clock_.now() + state::RetryPolicy{}.first_delay);
+
+    advance_and_retry(state::RetryPolicy{}.first_delay, processor);
+    ASSERT_EQ(verdicts.size(), 2U);
+    EXPECT_EQ(verdicts[0], std::pair(PacketRef{.queue = 0, .packet_id = 7},
+                                     packet::mark::kPermanentAccept));
+    EXPECT_EQ(verdicts[1].first.packet_id, 8U);
+    ASSERT_EQ(events_.records.size(), 2U);
+    ASSERT_TRUE(events_.records[1].connection.process.has_value());
+    EXPECT_EQ(events_.records[1].connection.process->pid, 4242);
+    EXPECT_EQ(processor.counters().retry_found, 1U);
+    EXPECT_FALSE(processor.next_retry_at().has_value());
+    // Decided: later packets are answered at once.
+    EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn), packet::mark::kPermanentAccept);
+}
+
+TEST_F(DeferredPacketProcessorTest, RetriesStopWithinTheBudget) {
+    SlowAttributor attributor(100);
+    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    EXPECT_EQ(processor.handle(packet::Direction::Outbound, out_.udp(40000, 53), {.packet_id = 1}),
+              std::nullopt);
+    const state::RetryPolicy policy;
+    for (int step = 0; step < 100 && verdicts.empty(); ++step) {
+        advance_and_retry(std::chrono::microseconds(50), processor);
+    }
+    ASSERT_EQ(verdicts.size(), 1U);
+    EXPECT_EQ(attributor.lookups, policy.attempts);
+    EXPECT_EQ(processor.counters().retry_gave_up, 1U);
+    ASSERT_TRUE(events_.records.back().connection.process.has_value());
+    EXPECT_EQ(events_.records.back().connection.process->kind, "unidentified");
+}
+
+TEST_F(DeferredPacketProcessorTest, ShutdownDecidesWhatIsStillWaiting) {
+    SlowAttributor attributor(100);
+    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    EXPECT_EQ(processor.handle(packet::Direction::Outbound, out_.tcp(40000, 80), {.packet_id = 3}),
+              std::nullopt);
+    processor.decide_all_pending(
+        [this](PacketRef packet, std::uint32_t mark) { verdicts.emplace_back(packet, mark); });
+    ASSERT_EQ(verdicts.size(), 1U);
+    EXPECT_EQ(verdicts[0].first.packet_id, 3U);
+    EXPECT_EQ(processor.pending_connections(), 0U);
+}
+
 } // namespace
 } // namespace pw::network

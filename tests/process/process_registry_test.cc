@@ -269,5 +269,41 @@ TEST_F(ProcessRegistryTest, ReusedPidCountsAsGoneForTheOldEntry) {
     EXPECT_EQ(processes.expire(), 1U);
 }
 
+TEST_F(ProcessRegistryTest, LookupByPidAndStartIsACacheHitWithoutReadingProc) {
+    proc_.add({.pid = 50, .start_time = 700, .exe = "/usr/bin/curl"});
+    auto processes = registry();
+    const auto first = processes.lookup_started(50, 700);
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    EXPECT_EQ((*first)->executable, "/usr/bin/curl");
+    proc_.remove(50); // a hit must not need /proc
+    const auto second = processes.lookup_started(50, 700);
+    ASSERT_TRUE(second.has_value());
+    EXPECT_EQ(*first, *second);
+    EXPECT_EQ(processes.counters().cache_hits, 1U);
+}
+
+TEST_F(ProcessRegistryTest, LookupByPidAndStartRefusesAReusedPid) {
+    proc_.add({.pid = 51, .start_time = 900, .exe = "/usr/bin/wget"});
+    auto processes = registry();
+    const auto looked_up = processes.lookup_started(51, 800); // the sender started earlier
+    ASSERT_FALSE(looked_up.has_value());
+    EXPECT_NE(looked_up.error().message().find("started later"), std::string::npos);
+}
+
+TEST_F(ProcessRegistryTest, AdoptedProcessesAreFoundAndExpireLikeGoneOnes) {
+    auto processes = registry({.keep_after_exit = minutes(5)});
+    auto info = std::make_shared<ProcessInfo>();
+    info->pid = 52;
+    info->start_time = 1234;
+    info->executable = "/usr/bin/dig";
+    processes.adopt(info);
+    const auto found = processes.lookup_started(52, 1234);
+    ASSERT_TRUE(found.has_value());
+    EXPECT_EQ((*found)->executable, "/usr/bin/dig");
+    clock_.advance(minutes(5));
+    EXPECT_EQ(processes.expire(), 1U);
+    EXPECT_FALSE(processes.lookup_started(52, 1234).has_value());
+}
+
 } // namespace
 } // namespace pw::process

@@ -18,12 +18,22 @@ bool is_cgroup2_directory(const std::filesystem::path& path) {
     return info.f_type == CGROUP2_SUPER_MAGIC;
 }
 
+Result<std::filesystem::path> resolve_cgroup2_directory(const std::filesystem::path& path) {
+    if (is_cgroup2_directory(path)) {
+        return path;
+    }
+    return fail(path.string() +
+                " is not a cgroup v2 directory (note: `ip netns exec` remounts /sys without the "
+                "cgroup file systems; enter a network namespace with `nsenter --net=...` to keep "
+                "them)");
+}
+
 Result<std::filesystem::path> find_cgroup2_root() {
     const std::array<std::filesystem::path, 2> candidates{"/sys/fs/cgroup",
                                                           "/sys/fs/cgroup/unified"};
     for (const auto& candidate : candidates) {
-        if (is_cgroup2_directory(candidate)) {
-            return candidate;
+        if (auto resolved = resolve_cgroup2_directory(candidate)) {
+            return resolved;
         }
     }
     return fail("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified");

@@ -73,12 +73,28 @@ struct BpfObjectDeleter {
 };
 using BpfObject = std::unique_ptr<bpf_object, BpfObjectDeleter>;
 
+// What the kernel recorded about sockets and processes. SocketOwnerRecords in the daemon;
+// tests of the attribution logic use a fake. Lookups are read-only.
+class OwnerRecords {
+public:
+    virtual ~OwnerRecords() = default;
+    // The process that created the socket with this SO_COOKIE; nullopt when no record exists
+    // (created before load(), outside the cgroup, or evicted).
+    [[nodiscard]] virtual std::optional<Owner> find_by_cookie(std::uint64_t cookie) const = 0;
+    // The process that connected or last sent on this flow. Tries the exact flow first, then a
+    // wildcard local address, then the remote end only (see FlowMatch).
+    [[nodiscard]] virtual std::optional<Owner> find_by_flow(const Flow& flow) const = 0;
+    // The last exec record of process `tgid`; nullopt when there is none (the process was
+    // started before the records were loaded and never forked, or the record was evicted).
+    [[nodiscard]] virtual std::optional<ExecRecord> find_exec(std::uint32_t tgid) const = 0;
+};
+
 // eBPF socket-owner records (issue 3, part 2): cgroup hooks record, in kernel context, which
 // process created each socket (by cookie) and which process connected or sent on each flow, so
 // that even a fire-and-forget UDP sender that has already exited is attributed. Owned by the
 // composition root; lookups are read-only map syscalls, safe from any thread. When load()
 // fails the caller falls back to the socket tables.
-class SocketOwnerRecords {
+class SocketOwnerRecords final : public OwnerRecords {
 public:
     // Loads the programs and attaches them to `cgroup`, a cgroup v2 directory: the v2 root in
     // the daemon (every process on the host), a child cgroup in tests. The exec and fork
@@ -93,20 +109,12 @@ public:
     SocketOwnerRecords& operator=(const SocketOwnerRecords&) = delete;
     SocketOwnerRecords(SocketOwnerRecords&&) = delete;
     SocketOwnerRecords& operator=(SocketOwnerRecords&&) = delete;
-    ~SocketOwnerRecords(); // detaches every program, then unloads
+    ~SocketOwnerRecords() override; // detaches every program, then unloads
 
-    // The process that created the socket with this SO_COOKIE; nullopt when no record exists
-    // (created before load(), outside the cgroup, or evicted).
-    [[nodiscard]] std::optional<Owner> find_by_cookie(std::uint64_t cookie) const;
-
-    // The process that connected or last sent on this flow. Tries the exact flow first, then a
-    // wildcard local address, then the remote end only (see FlowMatch).
-    [[nodiscard]] std::optional<Owner> find_by_flow(const Flow& flow) const;
-
-    // The last exec record of process `tgid`; nullopt when there is none (the process was
-    // started before load() and never forked, or the record was evicted) or when exec records
-    // are not available (has_exec_records()).
-    [[nodiscard]] std::optional<ExecRecord> find_exec(std::uint32_t tgid) const;
+    // OwnerRecords. find_exec() is always nullopt without exec records (has_exec_records()).
+    [[nodiscard]] std::optional<Owner> find_by_cookie(std::uint64_t cookie) const override;
+    [[nodiscard]] std::optional<Owner> find_by_flow(const Flow& flow) const override;
+    [[nodiscard]] std::optional<ExecRecord> find_exec(std::uint32_t tgid) const override;
 
     // False when the kernel refused the exec/fork tracepoint programs (no BTF, say): socket
     // records still work, exited processes are then only known by PID.
@@ -130,6 +138,10 @@ private:
 // Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified system,
 // /sys/fs/cgroup/unified on a hybrid one. An error when neither is cgroup2.
 [[nodiscard]] Result<std::filesystem::path> find_cgroup2_root();
+
+// `path` if it is a cgroup v2 directory, else an error that says what to do about it.
+[[nodiscard]] Result<std::filesystem::path> resolve_cgroup2_directory(
+    const std::filesystem::path& path);
 
 // True when `path` is a directory on a cgroup2 file system.
 [[nodiscard]] bool is_cgroup2_directory(const std::filesystem::path& path);
