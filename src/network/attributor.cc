@@ -1,6 +1,6 @@
 #include "network/attributor.h"
 
-#include <time.h>
+#include <ctime>
 #include <unistd.h>
 
 #include <algorithm>
@@ -227,7 +227,9 @@ std::optional<firewall::ProcessFacts> ProcessAttributor::from_socket_table(
         return std::nullopt;
     }
     const auto info = sources_.processes->lookup(owner->pid);
-    if (!info) {
+    // A zombie keeps its fds in /proc no more, but one caught mid-exit shows the socket and
+    // no executable: a program with no name is no answer.
+    if (!info || ((*info)->kind == process::IdentityKind::Process && (*info)->executable.empty())) {
         return std::nullopt;
     }
     ++counters_.by_socket_table;

@@ -18,6 +18,11 @@ Teardown (World.__exit__, atexit, SIGTERM/SIGINT/SIGHUP) kills the processes the
 whose test runner was SIGKILLed (a ctest timeout) is swept by the next World: each world writes
 its namespace names with its owner PID under REGISTRY, and a registered namespace whose owner is
 dead is deleted.
+
+For the eBPF side of process attribution, TestCgroup (end of this file) moves the test runner into
+a cgroup v2 child of its own, pwt-<pid>-<hex>, the only cgroup the daemon's programs are attached
+to (`--bpf-cgroup`), and start_daemon_seeing_host_mounts() starts a daemon that can open it.
+Stale pwt-* cgroups are swept the same way as stale namespaces.
 """
 
 import atexit
@@ -579,3 +584,200 @@ class World:
             completed = self.run(namespace, [tool])
             texts.append(f"### {tool}\n" + normalize_save(completed.stdout) + completed.stderr)
         return "\n".join(texts)
+
+
+# ---------------------------------------------------------------------------------------------
+# A cgroup v2 directory of the test's own, for the daemon's eBPF programs
+#
+# `portwarden run --bpf-cgroup DIR` attaches its cgroup hooks to DIR, and they observe every
+# process in DIR and below. The tests never let it attach to the host's cgroup v2 root: the test
+# runner moves itself into a fresh child cgroup (TestCgroup), so every process it starts inherits
+# it (`ip netns exec` children, the daemon, the clients), and passes that directory.
+
+CGROUP2_CANDIDATES = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
+_CGROUP_NAME = re.compile(r"^pwt-(\d+)-[0-9a-f]+$")
+
+
+def cgroup2_root():
+    """The cgroup v2 hierarchy: /sys/fs/cgroup on unified systems, /sys/fs/cgroup/unified on
+    hybrid ones (the first of the two that /proc/mounts lists as cgroup2), or None."""
+    mounted = set()
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == "cgroup2":
+                mounted.add(fields[1])
+    except OSError:
+        return None
+    for candidate in CGROUP2_CANDIDATES:
+        if candidate in mounted:
+            return Path(candidate)
+    return None
+
+
+def own_cgroup2_path(pid="self"):
+    """A process's cgroup v2 path relative to the hierarchy's root ("/" for the root)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:] or "/"
+    return "/"
+
+
+def _cgroup_procs(directory):
+    try:
+        return [int(token) for token in (directory / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _empty_and_remove_cgroup(directory, destination, timeout=5.0):
+    """Moves every process out of directory (and its sub-cgroups) into destination, then
+    removes the directories, deepest first. Returns an error text, or "" on success."""
+    children = sorted((path for path in directory.rglob("*") if path.is_dir()),
+                      key=lambda path: len(path.parts), reverse=True)
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    for cgroup in [*children, directory]:
+        while True:
+            for pid in _cgroup_procs(cgroup):
+                try:
+                    (destination / "cgroup.procs").write_text(str(pid))
+                except OSError:
+                    pass  # exited meanwhile
+            try:
+                cgroup.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as error:
+                # EBUSY while an exiting process is still being released.
+                last_error = f"rmdir {cgroup}: {error}"
+                if time.monotonic() > deadline:
+                    return last_error
+                time.sleep(0.05)
+    return ""
+
+
+def sweep_stale_cgroups():
+    """Removes pwt-<pid>-<hex> cgroups whose owner (the test runner <pid>) is gone; what still
+    runs in them goes to the hierarchy's root."""
+    root = cgroup2_root()
+    if root is None:
+        return
+    for entry in root.iterdir():
+        match = _CGROUP_NAME.match(entry.name)
+        if not match or not entry.is_dir() or _pid_alive(int(match.group(1))):
+            continue
+        _empty_and_remove_cgroup(entry, root)
+
+
+class TestCgroup:
+    """A child cgroup of the cgroup v2 root that holds the test runner and all its children.
+
+        with TestCgroup() as cgroup:      # or cgroup = TestCgroup().__enter__()
+            daemon = start_daemon_seeing_host_mounts(world, config,
+                                                     ["--bpf-cgroup", cgroup.path])
+
+    Entering creates <root>/pwt-<pid>-<hex> and moves this process into it, so every process
+    started afterwards is inside. Closing (also at exit and on SIGTERM/SIGINT/SIGHUP, after the
+    worlds are torn down) moves whatever is left in it back to the runner's original cgroup and
+    removes it. A cgroup whose runner was SIGKILLed is removed by the next TestCgroup.
+    """
+
+    def __init__(self):
+        self.root = cgroup2_root()
+        self.path = None
+        self.original = None
+        self._previous_handlers = {}
+        self._closed = False
+
+    def __enter__(self):
+        if os.geteuid() != 0:
+            raise unittest.SkipTest(f"{SKIP_MESSAGE}: not running as root")
+        if self.root is None:
+            raise unittest.SkipTest("no cgroup v2 hierarchy at " + " or ".join(CGROUP2_CANDIDATES))
+        sweep_stale_cgroups()
+        self.original = self.root / own_cgroup2_path().lstrip("/")
+        self.path = self.root / f"pwt-{os.getpid()}-{secrets.token_hex(3)}"
+        self.path.mkdir()
+        # The worlds' handlers first, so that ours (which tear the worlds down before the
+        # cgroup) wrap them instead of being replaced by them.
+        _install_cleanup_handlers()
+        atexit.register(self.close)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                self._previous_handlers[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._on_signal)
+        try:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *_exc):
+        self.close()
+        return False
+
+    def _on_signal(self, signum, frame):
+        _teardown_all()
+        self.close()
+        previous = self._previous_handlers.get(signum)
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    def pids(self):
+        """The processes in the cgroup (not in its sub-cgroups)."""
+        return _cgroup_procs(self.path) if self.path else []
+
+    def close(self):
+        """Moves every process back to the runner's original cgroup and removes the cgroup.
+        Safe to call more than once; raises if the directory could not be removed."""
+        if self._closed or self.path is None:
+            return
+        self._closed = True
+        for signum, previous in self._previous_handlers.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
+        atexit.unregister(self.close)
+        error = _empty_and_remove_cgroup(self.path, self.original)
+        if error:
+            raise RuntimeError(f"TestCgroup: {error}; still inside: {_cgroup_procs(self.path)}")
+
+
+def live_test_cgroups():
+    """The pwt-* cgroups that exist now (for the end-of-suite leak check)."""
+    root = cgroup2_root()
+    if root is None:
+        return []
+    return sorted(entry.name for entry in root.iterdir() if _CGROUP_NAME.match(entry.name))
+
+
+def start_daemon_seeing_host_mounts(world, config, extra_args=(), wait=True, timeout=10.0):
+    """World.start_daemon, except that the daemon sees the runner's mounts.
+
+    `ip netns exec` gives its command a private mount namespace with a fresh sysfs on /sys, in
+    which /sys/fs/cgroup is an empty directory: a daemon started by World.start_daemon cannot
+    open a --bpf-cgroup directory there. This one runs `ip netns exec NS nsenter
+    --mount=/proc/<runner>/ns/mnt -- portwarden run ...`: still the client network namespace,
+    but the runner's /sys/fs/cgroup. nsenter execs (it forks only for a PID namespace), so the
+    Popen's PID is the daemon's.
+    """
+    config_path = world.write_config(config)
+    directory = config_path.parent
+    events_path = directory / "events.jsonl"
+    stderr_path = directory / "stderr.log"
+    stdout_path = directory / "stdout.log"
+    with open(stderr_path, "wb") as stderr, open(stdout_path, "wb") as stdout:
+        process = world.spawn("client", ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--",
+                                         world.portwarden_bin, "run", "--config", config_path,
+                                         "--events", events_path, *extra_args],
+                              stdout=stdout, stderr=stderr)
+    daemon = Daemon(world, process, directory, config_path, events_path, stderr_path)
+    world.daemons.append(daemon)
+    if wait:
+        daemon.wait_started(timeout)
+    return daemon

@@ -150,10 +150,10 @@ protected:
     void advance_and_retry(std::chrono::microseconds by, PacketProcessor& processor) {
         clock_.advance(by);
         processor.run_due_retries(
-            [this](PacketRef packet, std::uint32_t mark) { verdicts.emplace_back(packet, mark); });
+            [this](PacketRef packet, std::uint32_t mark) { verdicts_.emplace_back(packet, mark); });
     }
 
-    std::vector<std::pair<PacketRef, std::uint32_t>> verdicts;
+    std::vector<std::pair<PacketRef, std::uint32_t>> verdicts_;
     const testing::PacketBuilder out_{"10.0.0.1", "10.0.0.2"};
 };
 
@@ -167,19 +167,26 @@ TEST_F(DeferredPacketProcessorTest, ConnectionWaitsUntilItsSocketIsVisible) {
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn, {.queue = 0, .packet_id = 8}),
               std::nullopt);
     EXPECT_TRUE(events_.records.empty()); // nothing is reported before it is decided
-    ASSERT_TRUE(processor.next_retry_at().has_value());
-    EXPECT_EQ(*processor.next_retry_at(), clock_.now() + state::RetryPolicy{}.first_delay);
+    EXPECT_EQ(processor.next_retry_at(), clock_.now() + state::RetryPolicy{}.first_delay);
 
     advance_and_retry(state::RetryPolicy{}.first_delay, processor);
-    ASSERT_EQ(verdicts.size(), 2U);
-    EXPECT_EQ(verdicts[0], std::pair(PacketRef{.queue = 0, .packet_id = 7},
-                                     packet::mark::kPermanentAccept));
-    EXPECT_EQ(verdicts[1].first.packet_id, 8U);
+    ASSERT_EQ(verdicts_.size(), 2U);
+    EXPECT_EQ(verdicts_[0], std::pair(PacketRef{.queue = 0, .packet_id = 7},
+                                      packet::mark::kPermanentAccept));
+    EXPECT_EQ(verdicts_[1].first.packet_id, 8U);
+    EXPECT_EQ(processor.counters().retry_found, 1U);
+    EXPECT_EQ(processor.next_retry_at(), std::nullopt);
+}
+
+TEST_F(DeferredPacketProcessorTest, ConnectionFoundByARetryIsReportedAndRemembered) {
+    SlowAttributor attributor(1);
+    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    const auto syn = out_.tcp(40000, 80);
+    EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn, {.packet_id = 7}), std::nullopt);
+    advance_and_retry(state::RetryPolicy{}.first_delay, processor);
     ASSERT_EQ(events_.records.size(), 2U);
     ASSERT_TRUE(events_.records[1].connection.process.has_value());
     EXPECT_EQ(events_.records[1].connection.process->pid, 4242);
-    EXPECT_EQ(processor.counters().retry_found, 1U);
-    EXPECT_FALSE(processor.next_retry_at().has_value());
     // Decided: later packets are answered at once.
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn), packet::mark::kPermanentAccept);
 }
@@ -190,14 +197,14 @@ TEST_F(DeferredPacketProcessorTest, RetriesStopWithinTheBudget) {
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, out_.udp(40000, 53), {.packet_id = 1}),
               std::nullopt);
     const state::RetryPolicy policy;
-    for (int step = 0; step < 100 && verdicts.empty(); ++step) {
+    for (int step = 0; step < 100 && verdicts_.empty(); ++step) {
         advance_and_retry(std::chrono::microseconds(50), processor);
     }
-    ASSERT_EQ(verdicts.size(), 1U);
+    ASSERT_EQ(verdicts_.size(), 1U);
     EXPECT_EQ(attributor.lookups, policy.attempts);
     EXPECT_EQ(processor.counters().retry_gave_up, 1U);
-    ASSERT_TRUE(events_.records.back().connection.process.has_value());
-    EXPECT_EQ(events_.records.back().connection.process->kind, "unidentified");
+    EXPECT_EQ(events_.records.back().connection.process.value_or(firewall::ProcessFacts{}).kind,
+              "unidentified");
 }
 
 TEST_F(DeferredPacketProcessorTest, ShutdownDecidesWhatIsStillWaiting) {
@@ -206,9 +213,9 @@ TEST_F(DeferredPacketProcessorTest, ShutdownDecidesWhatIsStillWaiting) {
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, out_.tcp(40000, 80), {.packet_id = 3}),
               std::nullopt);
     processor.decide_all_pending(
-        [this](PacketRef packet, std::uint32_t mark) { verdicts.emplace_back(packet, mark); });
-    ASSERT_EQ(verdicts.size(), 1U);
-    EXPECT_EQ(verdicts[0].first.packet_id, 3U);
+        [this](PacketRef packet, std::uint32_t mark) { verdicts_.emplace_back(packet, mark); });
+    ASSERT_EQ(verdicts_.size(), 1U);
+    EXPECT_EQ(verdicts_[0].first.packet_id, 3U);
     EXPECT_EQ(processor.pending_connections(), 0U);
 }
 

@@ -560,26 +560,45 @@ std::uint64_t ns_to_ticks(std::chrono::nanoseconds time) {
 
 // The record's process start is the instant /proc shows: the two together name the process
 // across PID reuse.
-TEST_F(SocketOwnerRecordsTest, RecordsCarryTheProcessStartThatProcShows) {
-    const auto listener = bind_endpoint(AF_INET, SOCK_STREAM);
-    ASSERT_TRUE(listener) << errno_text();
-    const std::uint16_t port = listener->port;
-    std::array<int, 2> release{};
-    ASSERT_EQ(::pipe(release.data()), 0);
-    const pid_t child = run_in_cgroup(cgroup(), [port, &release] {
+// A child in `cgroup` that connects to `port` and stays alive until the parent closes its end
+// of the pipe, so that its /proc entry can be read first.
+struct HeldChild {
+    pid_t pid = -1;
+    std::array<int, 2> release{-1, -1};
+
+    void let_go() {
+        ::close(release[1]);
+        ::close(release[0]);
+    }
+};
+
+HeldChild connect_and_hold(const fs::path& cgroup, std::uint16_t port) {
+    HeldChild child;
+    if (::pipe(child.release.data()) != 0) {
+        return child;
+    }
+    child.pid = run_in_cgroup(cgroup, [port, release = child.release] {
         sockaddr_in address = v4_address(port);
         const int connected = connect_tcp(AF_INET, as_sockaddr(address), sizeof(address));
         ::close(release[1]); // else the read below never sees end-of-file
         char byte = 0;
-        static_cast<void>(::read(release[0], &byte, 1)); // stay alive until the parent looked
+        static_cast<void>(::read(release[0], &byte, 1));
         return connected;
     });
-    ASSERT_GT(child, 0);
+    return child;
+}
+
+// The record's process start is the instant /proc shows: the two together name the process
+// across PID reuse.
+TEST_F(SocketOwnerRecordsTest, RecordsCarryTheProcessStartThatProcShows) {
+    const auto listener = bind_endpoint(AF_INET, SOCK_STREAM);
+    ASSERT_TRUE(listener) << errno_text();
+    HeldChild child = connect_and_hold(cgroup(), listener->port);
+    ASSERT_GT(child.pid, 0);
     const auto peer = accept_peer(*listener);
-    const auto start_ticks = proc_start_ticks(child);
-    ::close(release[1]);
-    ::close(release[0]);
-    EXPECT_EQ(wait_exit(child), 0);
+    const auto start_ticks = proc_start_ticks(child.pid);
+    child.let_go();
+    EXPECT_EQ(wait_exit(child.pid), 0);
     ASSERT_TRUE(peer);
     ASSERT_TRUE(start_ticks);
 
@@ -587,14 +606,15 @@ TEST_F(SocketOwnerRecordsTest, RecordsCarryTheProcessStartThatProcShows) {
                                                    .local_address = peer->address,
                                                    .local_port = peer->port,
                                                    .remote_address = loopback_v4(),
-                                                   .remote_port = port});
-    ASSERT_TRUE(owned_by(owner, child, ::getuid(), FlowMatch::Exact));
+                                                   .remote_port = listener->port});
+    ASSERT_TRUE(owned_by(owner, child.pid, ::getuid(), FlowMatch::Exact));
     EXPECT_EQ(ns_to_ticks(owner->process_start), *start_ticks);
 }
 
 // Runs argv (absolute path first) in a child and reaps it; its PID.
 pid_t run_and_reap(const std::vector<std::string>& argv, int& exit_status) {
     std::vector<char*> arguments;
+    arguments.reserve(argv.size() + 1);
     for (const std::string& argument : argv) {
         arguments.push_back(const_cast<char*>(argument.c_str())); // execv's signature
     }
