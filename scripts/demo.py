@@ -79,12 +79,15 @@ def main():
     parser.add_argument("--once", action="store_true", help="one round of traffic, then stop")
     args = parser.parse_args()
 
-    with pw_world.World(portwarden_bin=str(Path(args.portwarden).resolve()),
-                        static_neighbours=False) as world:
+    # The eBPF attribution programs observe this demo's own cgroup only, never the whole host.
+    with pw_world.TestCgroup() as cgroup, \
+            pw_world.World(portwarden_bin=str(Path(args.portwarden).resolve()),
+                           static_neighbours=False) as world:
         world.start_echo_services()
         print("portwarden demo: client 10.77.0.1 / fd77::1, internet 10.77.0.2-3 / fd77::2-3")
         print("rules:", json.dumps(DEMO_CONFIG["filter"]["endpoints"]))
-        daemon = world.start_daemon(DEMO_CONFIG)
+        daemon = pw_world.start_daemon_seeing_host_mounts(world, DEMO_CONFIG,
+                                                          ["--bpf-cgroup", cgroup.path])
         stop = threading.Event()
         follower = threading.Thread(target=follow, args=(daemon.events_path, stop), daemon=True)
         follower.start()
