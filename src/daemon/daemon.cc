@@ -72,9 +72,9 @@ struct QueueBinding {
 class Daemon {
 public:
     Daemon(profile::Config config, std::unique_ptr<network::EventSink> events,
-           network::JsonLinesEventWriter* lifecycle_writer, const RunOptions& options)
+           network::JsonLinesEventWriter* lifecycle_writer, RunOptions options)
         : config_(std::move(config)),
-          options_(options),
+          options_(std::move(options)),
           events_(std::move(events)),
           lifecycle_writer_(lifecycle_writer),
           signals_(io_, SIGINT, SIGTERM),
@@ -122,7 +122,7 @@ private:
     asio::steady_timer retry_timer_;
     bool retry_timer_armed_ = false;
     std::vector<bool> queues_with_deferred_verdicts_;
-    Clock::TimePoint next_process_expiry_{};
+    Clock::TimePoint next_process_expiry_;
     std::vector<QueueBinding> queues_;
     interception::IptablesBinaryRunner runner_;
     interception::RuleSet rules_;
@@ -241,6 +241,7 @@ nlohmann::ordered_json Daemon::attribution_stats_json() const {
         stats["noProcess"] = counters.no_process;
         stats["socketErrors"] = counters.socket_errors;
         stats["remoteOnlyHints"] = counters.remote_only_hints;
+        stats["staleUdpRecords"] = counters.stale_udp_records;
     }
     return stats;
 }

@@ -113,6 +113,24 @@ Attribution ProcessAttributor::attribute(const firewall::ConnectionFacts& connec
                                                    .remote_address = connection.remote_address,
                                                    .remote_port = connection.remote_port});
         if (owner && owner->match != state::bpf::FlowMatch::RemoteOnly) {
+            if (connection.protocol != packet::protocol::kUdp || sources_.sockets == nullptr) {
+                // TCP records are rewritten by every connect(): never stale.
+                return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
+            }
+            // A UDP record outlives its socket (that is how a fire-and-forget sender is still
+            // named), so the same port and remote may since belong to another socket, e.g. a
+            // connected one, which the kernel records without its local port. The socket
+            // that owns the flow now, if any, has the last word.
+            auto current = find_socket(connection);
+            if (!current || !*current || (*current)->cookie == 0 ||
+                (*current)->cookie == owner->cookie) {
+                return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
+            }
+            ++counters_.stale_udp_records;
+            bool socket_found = false;
+            if (auto facts = from_socket_table(std::move(current), socket_found)) {
+                return {.process = std::move(facts)};
+            }
             return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
         }
         remote_only_hint = owner;
@@ -121,7 +139,7 @@ Attribution ProcessAttributor::attribute(const firewall::ConnectionFacts& connec
     // 2. The socket that owns the flow now.
     bool socket_found = false;
     if (sources_.sockets != nullptr) {
-        if (auto facts = from_socket_table(connection, socket_found)) {
+        if (auto facts = from_socket_table(find_socket(connection), socket_found)) {
             return {.process = std::move(facts)};
         }
     }
@@ -186,17 +204,24 @@ std::optional<firewall::ProcessFacts> ProcessAttributor::from_kernel_record(
     return facts;
 }
 
-std::optional<firewall::ProcessFacts> ProcessAttributor::from_socket_table(
-    const firewall::ConnectionFacts& connection, bool& socket_found) {
+Result<std::optional<state::SocketRecord>> ProcessAttributor::find_socket(
+    const firewall::ConnectionFacts& connection) {
     const state::SocketQuery query{.protocol = connection.protocol,
                                    .local_address = connection.local_address,
                                    .local_port = connection.local_port,
                                    .remote_address = connection.remote_address,
                                    .remote_port = connection.remote_port,
                                    .direction = connection.direction};
-    const auto looked_up = sources_.sockets->find(query);
-    if (!looked_up) {
+    auto found = sources_.sockets->find(query);
+    if (!found) {
         ++counters_.socket_errors;
+    }
+    return found;
+}
+
+std::optional<firewall::ProcessFacts> ProcessAttributor::from_socket_table(
+    Result<std::optional<state::SocketRecord>> looked_up, bool& socket_found) {
+    if (!looked_up) {
         return std::nullopt;
     }
     const std::optional<state::SocketRecord>& found = *looked_up;

@@ -4,11 +4,9 @@
 #include <cstdint>
 #include <optional>
 
+#include "common/result.h"
 #include "firewall/connection_facts.h"
-
-namespace pw::state {
-class SocketTable;
-} // namespace pw::state
+#include "state/socket_table.h"
 
 namespace pw::state::bpf {
 class OwnerRecords;
@@ -70,6 +68,7 @@ public:
         std::uint64_t no_process = 0;         // socket found, its owner not (gone, or hidden)
         std::uint64_t socket_errors = 0;      // the socket table refused to answer
         std::uint64_t remote_only_hints = 0;  // used a flow record that knew only the remote end
+        std::uint64_t stale_udp_records = 0;  // UDP records overruled by the socket owning the flow
     };
 
     explicit ProcessAttributor(AttributionSources sources);
@@ -89,8 +88,11 @@ private:
     enum class GoneOwner : std::uint8_t { Describe, Skip };
     [[nodiscard]] std::optional<firewall::ProcessFacts> from_kernel_record(
         const state::bpf::Owner& owner, GoneOwner gone);
+    // The socket that owns the flow now, from the socket table; counts refusals.
+    [[nodiscard]] Result<std::optional<state::SocketRecord>> find_socket(
+        const firewall::ConnectionFacts& connection);
     [[nodiscard]] std::optional<firewall::ProcessFacts> from_socket_table(
-        const firewall::ConnectionFacts& connection, bool& socket_found);
+        Result<std::optional<state::SocketRecord>> looked_up, bool& socket_found);
 
     AttributionSources sources_;
     long nanoseconds_per_tick_; // /proc start times are in clock ticks (USER_HZ)

@@ -280,6 +280,34 @@ TEST_F(AttributorTest, SocketWhoseCreatorIsGoneIsFoundThroughTheInodeIndex) {
     EXPECT_EQ(facts->source, "socket-table");
 }
 
+TEST_F(AttributorTest, UdpRecordOfAnotherSocketOnTheSamePortIsOverruled) {
+    // An exited sendto() sender used port 40000 towards 10.0.0.2:443 (cookie 5); now 4242's
+    // socket (cookie 1) owns that flow: the record is stale.
+    auto stale = kernel_owner(5200, 42, 1000, state::bpf::FlowMatch::AnyLocalAddress);
+    stale.cookie = 5;
+    kernel_.by_flow[{40000, 443}] = stale;
+    const auto facts =
+        with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound, 17))
+            .process;
+    ASSERT_TRUE(facts.has_value());
+    EXPECT_EQ(facts->pid, 4242);
+    EXPECT_EQ(with_kernel_records_.counters().stale_udp_records, 1U);
+}
+
+TEST_F(AttributorTest, UdpRecordOfTheSocketOwningTheFlowStands) {
+    proc_.add({.pid = 5300, .comm = "dig", .start_time = 43, .exe = "/usr/bin/dig"});
+    auto current = kernel_owner(5300, 43, 1000, state::bpf::FlowMatch::AnyLocalAddress);
+    current.cookie = 1; // the cookie of the socket the table finds
+    kernel_.by_flow[{40000, 443}] = current;
+    const auto facts =
+        with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound, 17))
+            .process;
+    ASSERT_TRUE(facts.has_value());
+    EXPECT_EQ(facts->pid, 5300);
+    EXPECT_EQ(facts->source, "ebpf");
+    EXPECT_EQ(with_kernel_records_.counters().stale_udp_records, 0U);
+}
+
 TEST_F(AttributorTest, RemoteOnlyRecordWaitsForTheSocketTable) {
     // Connected UDP recorded before the kernel chose the local port: the socket table, which
     // knows the socket, wins over the hint.
