@@ -150,8 +150,10 @@ Attribution ProcessAttributor::attribute(const firewall::ConnectionFacts& connec
         return {.process = from_kernel_record(*remote_only_hint, GoneOwner::Describe)};
     }
     if (socket_found) {
+        // The socket exists but its holder was not found (yet): the inode index scans a
+        // bounded number of processes per lookup, so another look continues the search.
         ++counters_.no_process;
-        return {.process = nobody(connection.direction)};
+        return {.process = nobody(connection.direction), .worth_retrying = outbound};
     }
     ++counters_.no_socket;
     // Inbound to nothing is not a race worth waiting for: nobody listens.

@@ -149,6 +149,12 @@ void InodePidIndex::list_processes() {
 }
 
 InodePidIndex::ScanOutcome InodePidIndex::scan(int pid, PidState& state) {
+    if (!state.scanned) {
+        // A process just discovered is the likeliest to open sockets soon: ranked as recently
+        // active, it is rescanned before the long-idle ones when an unknown socket shows up
+        // (scanned before it had any socket, it would otherwise come last).
+        state.last_active = clock_.now();
+    }
     state.scanned = true;
     state.last_scan = ++scan_sequence_;
     const FdDirPath path(pid);

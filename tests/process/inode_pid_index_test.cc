@@ -215,6 +215,27 @@ TEST_F(InodePidIndexTest, LookupCutShortIsContinuedByTheNext) {
     EXPECT_EQ(index.counters().new_pid_scans, 30U);
 }
 
+// Found by the system benchmark: a process discovered (scanned) before it opened any socket
+// must not rank behind every long-known process when its first socket shows up.
+TEST_F(InodePidIndexTest, ProcessScannedBeforeItsFirstSocketIsFoundFirstLater) {
+    for (int pid = 1; pid <= 30; ++pid) {
+        proc_.add_fd_directory(pid);
+        proc_.add_socket(pid, 3, 1000 + static_cast<std::uint64_t>(pid));
+    }
+    InodePidIndex index(proc_.root(), clock_, IndexLimits{.max_pid_scans_per_find = 5});
+    index.scan_new_processes();
+    clock_.advance(seconds(10));
+    proc_.add_fd_directory(500); // started, no socket yet
+    proc_.add_fd_directory(40);
+    proc_.add_socket(40, 3, 4040);
+    ASSERT_TRUE(index.find(4040, std::nullopt).has_value()); // scans 500 (empty) on the way
+    clock_.advance(seconds(10));
+    proc_.add_socket(500, 3, 5000);
+    const auto owner = index.find(5000, std::nullopt);
+    ASSERT_TRUE(owner.has_value());
+    EXPECT_EQ(owner->pid, 500);
+}
+
 TEST_F(InodePidIndexTest, MissingProcRootFindsNothing) {
     InodePidIndex index(proc_.root() / "absent", clock_);
     EXPECT_FALSE(index.find(1, std::nullopt).has_value());
