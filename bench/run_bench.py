@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""System benchmark of portwarden (issue 2), run entirely inside private network namespaces.
+"""System benchmark of portwarden (issues 2 and 3), run entirely inside private network namespaces.
 
 Builds two namespaces joined by a veth pair: pwb-client-<pid> (where the firewall under test
 runs, together with the load generator's clients) and pwb-internet-<pid> (the servers). Then, in
 interleaved rounds, measures for every configuration: new TCP connections per second with 1 and 2
 client threads (and connect latency), new UDP request/response flows per second, bulk TCP
 throughput over one connection (iperf3), and for the configurations with a verdict process its
-CPU time per new TCP connection and its resident memory at the end of its run.
+CPU time per new TCP connection and its resident memory at the end of its run. The daemon runs
+three times over, with process attribution auto (eBPF records first), tables (sock_diag + /proc)
+and off, so that what attribution costs shows side by side; the rounds with attribution also
+check, from the daemon's events, that it named the load generator.
 
 Nothing is ever installed in the root network namespace: every iptables command, every server
-and every client runs under `ip netns exec`, and both namespaces are deleted on exit, including
-on failure, Ctrl-C and SIGTERM. See bench/README.md for how to read the output.
+and every client runs in the benchmark's namespaces (`ip netns exec`, or `nsenter --net` for the
+daemon), and both namespaces are deleted on exit, including on failure, Ctrl-C and SIGTERM. The
+daemon's eBPF programs are attached to a cgroup v2 child of the benchmark's own, pwb-<pid>, into
+which the benchmark moves itself first (so every process it starts is inside), never to the
+host's cgroup v2 root; at the end everything left in it goes back and it is removed. See
+bench/README.md for how to read the output.
 
 Python standard library only.
 """
@@ -41,13 +48,22 @@ TCP_PORT, UDP_PORT, IPERF_PORT = 7000, 7001, 5201
 PERMANENT_ACCEPT_MARK = 1710
 QUEUES = (17040, 17140, 17060, 17160)
 
-# The targets of issue 2, always against this run's own baselines (never absolute figures: the
-# machines are shared and noisy).
+# The targets of issues 2 and 3, always against this run's own baselines (never absolute
+# figures: the machines are shared and noisy). Issue 2's are for the interception core alone
+# (portwarden-off); issue 3's for the daemon with attribution (portwarden, mode auto).
 TARGET_TCP_UDP_VS_MINIMAL = 0.9
 TARGET_BULK_VS_KERNEL = 0.97
 TARGET_RSS_MIB = 8.0
+TARGET_TCP_WITH_ATTRIBUTION_VS_MINIMAL = 0.85
+# Below this share of the load generator's TCP connections named as pw_loadgen, a round warns.
+ATTRIBUTED_WARNING_FRACTION = 0.99
+# Length of each load in the attribution check run that follows a measured daemon run.
+CHECK_SECONDS = 1.0
 
-CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "opensnitchd")
+CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "portwarden-tables",
+           "portwarden-off", "opensnitchd")
+# The daemon's configurations and the --attribution mode each one runs with.
+PORTWARDEN_MODES = {"portwarden": "auto", "portwarden-tables": "tables", "portwarden-off": "off"}
 
 # The seed ruleset (shared/seeds/003: chains C170/C171/C17 and the nat rules for marks 1799 and
 # 1717). Used only when `portwarden iptables show` does not work yet, and said so in the output.
@@ -159,10 +175,22 @@ class World:
 
     def spawn(self, namespace: str, argv: list[str], log_name: str) -> subprocess.Popen:
         """Starts a long-running process in `namespace`; its output goes to a log file."""
+        return self._spawn(["ip", "netns", "exec", namespace, *argv], log_name)
+
+    def spawn_net_only(self, namespace: str, argv: list[str], log_name: str) -> subprocess.Popen:
+        """Like spawn(), but only the network namespace changes: the process keeps our mounts.
+
+        `ip netns exec` gives its command a private mount namespace with a fresh sysfs on /sys,
+        in which the cgroup file systems are missing, so a daemon started that way cannot open
+        its --bpf-cgroup directory. nsenter execs (it forks only for a PID namespace): the
+        Popen's PID is the command's own.
+        """
+        return self._spawn(["nsenter", f"--net=/run/netns/{namespace}", "--", *argv], log_name)
+
+    def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen:
         log_file = open(self.workdir / f"{log_name}.log", "wb")  # noqa: SIM115 (kept by Popen)
-        process = subprocess.Popen(["ip", "netns", "exec", namespace, *argv],
-                                   stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                                   start_new_session=True)
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
+                                   stderr=log_file, start_new_session=True)
         log_file.close()
         self.processes.append(process)
         return process
@@ -227,7 +255,8 @@ class World:
         self.wait_reachable()
 
     def start_background(self, processes: int, target: str) -> None:
-        """Idle processes holding 5 TCP connections each: a populated socket table."""
+        """Idle processes holding 5 TCP connections each: a populated socket table. They are
+        in the benchmark's cgroup, like everything it starts after entering it."""
         process = self.spawn(self.client, [str(self.loadgen), "idle-sockets", "--target", target,
                                            "--port", str(TCP_PORT), "--processes",
                                            str(processes), "--sockets", "5"], "background")
@@ -310,6 +339,119 @@ class World:
 
 
 # ---------------------------------------------------------------------------------------------
+# A cgroup v2 directory of the benchmark's own, for the daemon's eBPF programs.
+#
+# `portwarden run --bpf-cgroup DIR` attaches its cgroup hooks to DIR, and they see only the
+# processes in DIR and below. The benchmark never lets them attach to the host's cgroup v2 root:
+# it creates <root>/pwb-<pid>, moves itself into it before it starts anything (so the servers,
+# load generators, background processes and the daemon all inherit it), and passes that.
+
+CGROUP2_CANDIDATES = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
+CGROUP_NAME = re.compile(r"^pwb-(\d+)$")
+
+
+def cgroup2_root() -> Path | None:
+    """The cgroup v2 hierarchy: /sys/fs/cgroup on unified systems, /sys/fs/cgroup/unified on
+    hybrid ones; whichever /proc/mounts lists with file system type cgroup2."""
+    mounted = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2] == "cgroup2":
+            mounted.append(Path(fields[1]))
+    for candidate in CGROUP2_CANDIDATES:
+        if candidate in mounted:
+            return candidate
+    return mounted[0] if mounted else None
+
+
+def own_cgroup2_path(pid: str = "self") -> str:
+    """A process's cgroup v2 path relative to the hierarchy's root ("/" for the root)."""
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return line[3:] or "/"
+    return "/"
+
+
+def cgroup_pids(directory: Path) -> list[int]:
+    try:
+        return [int(token) for token in (directory / "cgroup.procs").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def empty_and_remove_cgroup(directory: Path, destination: Path, timeout: float = 10) -> str:
+    """Moves every process in `directory` (and below) to `destination`, then removes the
+    directories, deepest first. Returns an error text, or "" on success."""
+    deadline = time.monotonic() + timeout
+    nested = sorted((p for p in directory.rglob("*") if p.is_dir()),
+                    key=lambda p: len(p.parts), reverse=True)
+    for cgroup in [*nested, directory]:
+        while True:
+            for pid in cgroup_pids(cgroup):
+                try:
+                    (destination / "cgroup.procs").write_text(str(pid))
+                except OSError:
+                    pass  # it exited meanwhile
+            try:
+                cgroup.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as error:
+                # EBUSY while an exiting process is still being released.
+                if time.monotonic() > deadline:
+                    return f"rmdir {cgroup}: {error} (still inside: {cgroup_pids(cgroup)})"
+                time.sleep(0.05)
+    return ""
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class BenchCgroup:
+    """<cgroup v2 root>/pwb-<pid>, holding this process and everything it starts.
+
+    enter() creates it and moves this process into it; close() moves whatever is left in it
+    (this process included) back to the cgroup this process came from and removes it. A pwb-<pid>
+    cgroup whose benchmark is gone (SIGKILLed) is removed by the next enter().
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / f"pwb-{os.getpid()}"
+        self.original = root / own_cgroup2_path().lstrip("/")
+        self.created = False
+
+    def enter(self) -> None:
+        for entry in self.root.iterdir():
+            match = CGROUP_NAME.match(entry.name)
+            if match and entry.is_dir() and not pid_alive(int(match.group(1))):
+                log(f"removing the stale cgroup {entry} of a benchmark that is gone")
+                error = empty_and_remove_cgroup(entry, self.root)
+                if error:
+                    log(f"warning: {error}")
+        self.path.mkdir()
+        self.created = True
+        (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def close(self) -> None:
+        if not self.created:
+            return
+        error = empty_and_remove_cgroup(self.path, self.original)
+        if error:
+            log(f"warning: cgroup {self.path} not removed: {error}")
+            return
+        self.created = False
+
+
+# ---------------------------------------------------------------------------------------------
 # The ruleset, as portwarden renders it (or the seed fallback).
 
 
@@ -384,15 +526,26 @@ class Firewall:
 class Config:
     name = ""
 
+    def __init__(self) -> None:
+        # Things the report should say about this configuration (said once).
+        self.notes: list[str] = []
+
     def start(self, world: World) -> Firewall:  # noqa: ARG002
         return Firewall()
 
-    def stop(self, world: World, firewall: Firewall) -> None:
+    def stop(self, world: World, firewall: Firewall) -> dict[str, float]:
+        """Stops it and removes its state; returns the figures only known afterwards."""
         if firewall.process is not None:
             code = world.stop(firewall.process)
             if code not in (0, -signal.SIGTERM):
                 log(f"warning: {self.name} exited with {code}")
         world.flush_firewall()
+        return {}
+
+    def check(self, world: World, target: str) -> dict[str, float]:  # noqa: ARG002
+        """A run of its own after the measurement, for figures the measurement must not pay
+        for (the daemon's event log); none by default."""
+        return {}
 
 
 class NoFirewall(Config):
@@ -403,6 +556,7 @@ class KernelOnly(Config):
     name = "kernel-only"
 
     def __init__(self, ruleset: Ruleset) -> None:
+        super().__init__()
         self.scripts = {family: kernel_only(s) for family, s in ruleset.scripts.items()}
 
     def start(self, world: World) -> Firewall:
@@ -427,6 +581,7 @@ class MinimalVerdict(Config):
     name = "minimal-verdict"
 
     def __init__(self, binary: Path, ruleset: Ruleset, portwarden: Path | None) -> None:
+        super().__init__()
         self.binary = binary
         self.ruleset = ruleset
         self.portwarden = portwarden  # set whenever ruleset.from_portwarden is
@@ -443,32 +598,80 @@ class MinimalVerdict(Config):
                  world, self.name)
         return Firewall(process)
 
-    def stop(self, world: World, firewall: Firewall) -> None:
+    def stop(self, world: World, firewall: Firewall) -> dict[str, float]:
         if firewall.process is not None:
             world.stop(firewall.process)
             firewall.process = None
         if self.ruleset.from_portwarden:
             world.in_client([str(self.portwarden), "iptables", "remove"], timeout=30,
                             check=False)
-        super().stop(world, firewall)
+        return super().stop(world, firewall)
 
 
 class Portwarden(Config):
-    name = "portwarden"
+    """`portwarden run` with one --attribution mode; it installs and removes its rules itself.
 
-    def __init__(self, binary: Path) -> None:
+    The daemon is started with `nsenter --net` rather than `ip netns exec` so that it can open
+    the benchmark's cgroup (see World.spawn_net_only). It is measured without --events, as it
+    runs by default: writing an event line per connection costs about 4 µs each, which would
+    hide what attribution costs. Whether attribution worked is checked by check(), a short run
+    of its own with --events, right after the measured one; or, with events_while_measuring,
+    from the measured run's own events.
+    """
+
+    def __init__(self, name: str, binary: Path, attribution: str | None,
+                 cgroup: Path | None, events_while_measuring: bool = False) -> None:
+        super().__init__()
+        self.name = name
         self.binary = binary
+        self.attribution = attribution  # None: a daemon without --attribution (older build)
+        self.cgroup = cgroup            # --bpf-cgroup, for mode auto
+        self.events_while_measuring = events_while_measuring
+        self.writing_events = False     # whether the daemon now running has --events
+        if attribution == "auto" and cgroup is None:
+            raise BenchError("attribution auto needs the benchmark's cgroup")
+
+    def events_path(self, world: World) -> Path:
+        return world.workdir / f"{self.name}-events.jsonl"
 
     def start(self, world: World) -> Firewall:
+        return self.start_daemon(world, events=self.events_while_measuring)
+
+    def start_daemon(self, world: World, events: bool) -> Firewall:
         config = world.workdir / "portwarden.json"
         config.write_text(json.dumps({"filter": {"defaultAction": "permit"}}) + "\n")
-        process = world.spawn(world.client, [str(self.binary), "run", "--config", str(config)],
-                              self.name)
+        events_path = self.events_path(world)
+        events_path.unlink(missing_ok=True)
+        argv = [str(self.binary), "run", "--config", str(config)]
+        if events:
+            argv += ["--events", str(events_path)]
+        if self.attribution is not None:
+            argv += ["--attribution", self.attribution]
+        if self.attribution == "auto":
+            argv += ["--bpf-cgroup", str(self.cgroup)]
+        self.writing_events = events
+        process = world.spawn_net_only(world.client, argv, self.name)
         wait_for(lambda: "C170" in world.mangle_rules(4) and set(QUEUES) <= world.queues_bound(),
                  "portwarden run (rules and queues)", process, world, self.name)
+        if events:
+            self.check_started(events_path)
         return Firewall(process)
 
-    def stop(self, world: World, firewall: Firewall) -> None:
+    def check_started(self, events: Path) -> None:
+        """Says so when mode auto runs without its eBPF records (it then falls back to the
+        socket tables, and the figures are those of tables)."""
+        if self.attribution != "auto":
+            return
+        started = read_event(events, "started", from_end=False)
+        attribution = (started or {}).get("attribution", {})
+        if not attribution.get("ebpf"):
+            note = (f"{self.name}: the daemon runs without its eBPF records (started event: "
+                    f"{json.dumps(attribution)}); see {self.name}.log")
+            if note not in self.notes:
+                self.notes.append(note)
+                log(f"warning: {note}")
+
+    def stop(self, world: World, firewall: Firewall) -> dict[str, float]:
         # portwarden removes its own rules on SIGTERM; check that it did before flushing.
         if firewall.process is not None:
             code = world.stop(firewall.process)
@@ -478,6 +681,90 @@ class Portwarden(Config):
             if "C170" in world.mangle_rules(4) or "C170" in world.mangle_rules(6):
                 log("warning: portwarden left its rules installed after SIGTERM")
         super().stop(world, firewall)
+        if not self.writing_events:
+            return {}
+        events = self.events_path(world)
+        try:
+            return attribution_figures(events) if self.attribution != "off" else {}
+        finally:
+            events.unlink(missing_ok=True)
+
+    def check(self, world: World, target: str) -> dict[str, float]:
+        """The attribution check: the same daemon with --events, CHECK_SECONDS of TCP connects
+        (1 thread) and of UDP flows, then its stats event and decided events."""
+        if self.attribution == "off" or self.events_while_measuring:
+            return {}
+        firewall = self.start_daemon(world, events=True)
+        try:
+            loadgen(world, "tcp-connect", TCP_PORT, CHECK_SECONDS, 1, target)
+            loadgen(world, "udp-flows", UDP_PORT, CHECK_SECONDS, 1, target)
+            if firewall.process is not None and firewall.process.poll() is not None:
+                raise BenchError(f"{self.name} died during the attribution check\n"
+                                 f"{world.log_tail(self.name)}")
+        finally:
+            figures = self.stop(world, firewall)
+        return figures
+
+
+def read_event(path: Path, event: str, from_end: bool) -> dict | None:
+    """The first (or, from_end, the last) event of that name in an events file; only the first
+    or last 256 KiB are read, as the file holds an event line per connection."""
+    if not path.exists():
+        return None
+    with open(path, "rb") as file:
+        if from_end:
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 256 * 1024))
+        lines = file.read(256 * 1024).splitlines()
+    prefix = f'{{"event":"{event}"'.encode()
+    for line in (reversed(lines) if from_end else lines):
+        if line.startswith(prefix):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                continue
+    return None
+
+
+def attribution_figures(events: Path) -> dict[str, float]:
+    """What attribution achieved in one daemon run, from its events file.
+
+    From the stats event (all connections): the share of connections attributed to a process,
+    and of those from the eBPF records. A connection whose first lookup found nothing is looked
+    up again (deferred), and every retry counts as a lookup, so the share is taken over
+    lookups - retries: one per connection. From the decided events: the share of the load
+    generator's TCP and UDP connections that were named as pw_loadgen.
+    """
+    figures: dict[str, float] = {}
+    stats = read_event(events, "stats", from_end=True)
+    attribution = (stats or {}).get("attribution", {})
+    connections = attribution.get("lookups", 0) - attribution.get("retries", 0)
+    if connections > 0:
+        by_ebpf = attribution.get("byKernelRecord", 0) + attribution.get("byExecRecord", 0)
+        attributed = by_ebpf + attribution.get("bySocketTable", 0)
+        figures["attr_pct"] = 100 * attributed / connections
+        figures["attr_ebpf_pct"] = 100 * by_ebpf / connections
+        figures["attr_deferred"] = attribution.get("deferred", 0)
+        figures["attr_gave_up"] = attribution.get("retryGaveUp", 0)
+    # (protocol, server port) -> [connections, named pw_loadgen]
+    counts = {("tcp", TCP_PORT): [0, 0], ("udp", UDP_PORT): [0, 0]}
+    with open(events, "rb") as file:
+        for line in file:
+            if not line.startswith(b'{"event":"decided"'):
+                continue
+            event = json.loads(line)
+            key = (event.get("protocol"), event.get("remote", {}).get("port"))
+            if key not in counts or event.get("direction") != "outbound":
+                continue
+            counts[key][0] += 1
+            process = event.get("process") or {}
+            if (process.get("kind") == "process"
+                    and process.get("executable", "").endswith("/pw_loadgen")):
+                counts[key][1] += 1
+    for (protocol, _port), (total, named) in counts.items():
+        if total:
+            figures[f"attr_{protocol}_pct"] = 100 * named / total
+            figures[f"attr_{protocol}_count"] = total
+    return figures
 
 
 class OpenSnitch(Config):
@@ -485,6 +772,7 @@ class OpenSnitch(Config):
     name = "opensnitchd"
 
     def __init__(self, binary: Path) -> None:
+        super().__init__()
         self.binary = binary
 
     def start(self, world: World) -> Firewall:
@@ -574,7 +862,9 @@ def measure(world: World, config: Config, seconds: float, target: str) -> dict[s
                 raise BenchError(f"{config.name} died during the measurement\n"
                                  f"{world.log_tail(config.name)}")
     finally:
-        config.stop(world, firewall)
+        after_stop = config.stop(world, firewall)
+    figures.update(after_stop)
+    figures.update(config.check(world, target))
     return figures
 
 
@@ -596,8 +886,15 @@ ROWS = (
     ("packets queued to userspace per new TCP connection", ("queued_per_conn",), "{:.2f}"),
     ("TCP errors / UDP lost / queue drops (sum over rounds)",
      ("tcp_errors", "udp_lost", "queue_drops"), "{:,.0f}"),
+    ("connections attributed to a process, % (stats event, check run)", ("attr_pct",),
+     "{:.2f}"),
+    ("… of which by eBPF records, %", ("attr_ebpf_pct",), "{:.2f}"),
+    ("loadgen TCP / UDP connections named pw_loadgen, % (events, check run)",
+     ("attr_tcp_pct", "attr_udp_pct"), "{:.2f}"),
+    ("connections deferred / given up on (sum over rounds)", ("attr_deferred", "attr_gave_up"),
+     "{:,.0f}"),
 )
-SUMMED = {"tcp_errors", "udp_lost", "queue_drops"}
+SUMMED = {"tcp_errors", "udp_lost", "queue_drops", "attr_deferred", "attr_gave_up"}
 
 
 def cell(values: list[float], fmt: str, key: str) -> str:
@@ -617,7 +914,9 @@ def median_of(results: dict[str, list[dict]], config: str, key: str) -> float | 
 
 
 def ratio_lines(results: dict[str, list[dict]]) -> list[str]:
-    pairs = (("portwarden", "minimal-verdict"), ("portwarden", "kernel-only"),
+    pairs = (("portwarden", "minimal-verdict"), ("portwarden-tables", "minimal-verdict"),
+             ("portwarden-off", "minimal-verdict"), ("portwarden", "portwarden-off"),
+             ("portwarden-tables", "portwarden-off"), ("portwarden", "kernel-only"),
              ("portwarden", "opensnitchd"), ("minimal-verdict", "none"),
              ("kernel-only", "none"))
     keys = (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate"),
@@ -635,37 +934,62 @@ def ratio_lines(results: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**MISSED**"
+
+
+def rate_target_line(results: dict[str, list[dict]], config: str, label: str, key: str,
+                     target: float) -> str:
+    top = median_of(results, config, key)
+    bottom = median_of(results, "minimal-verdict", key)
+    if top is None or not bottom:
+        return f"- {label} ≥ {target}× minimal-verdict: not measured"
+    value = top / bottom
+    return f"- {label} ≥ {target}× minimal-verdict: {value:.2f}× {verdict(value >= target)}"
+
+
 def target_lines(results: dict[str, list[dict]]) -> list[str]:
-    if not results.get("portwarden"):
-        return ["- portwarden not measured: targets not evaluated"]
-    lines = []
-
-    def verdict(ok: bool) -> str:
-        return "**met**" if ok else "**MISSED**"
-
-    for label, key in (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate"),
-                       ("UDP flows", "udp_rate")):
-        top = median_of(results, "portwarden", key)
-        bottom = median_of(results, "minimal-verdict", key)
-        if top is None or not bottom:
-            lines.append(f"- {label} ≥ {TARGET_TCP_UDP_VS_MINIMAL}× minimal-verdict: "
-                         "not measured")
-            continue
-        value = top / bottom
-        lines.append(f"- {label} ≥ {TARGET_TCP_UDP_VS_MINIMAL}× minimal-verdict: {value:.2f}× "
-                     f"{verdict(value >= TARGET_TCP_UDP_VS_MINIMAL)}")
-    top = median_of(results, "portwarden", "bulk_gbps")
-    bottom = median_of(results, "kernel-only", "bulk_gbps")
-    if top is not None and bottom:
-        value = top / bottom
-        lines.append(f"- bulk ≥ {TARGET_BULK_VS_KERNEL}× kernel-only: {value:.3f}× "
-                     f"{verdict(value >= TARGET_BULK_VS_KERNEL)}")
+    """Issue 2's targets for the interception core alone (portwarden-off), issue 3's for the
+    daemon with attribution (portwarden, mode auto)."""
+    lines = ["Issue 2, the interception core (portwarden-off):", ""]
+    core = "portwarden-off"
+    if not results.get(core):
+        lines.append(f"- {core} not measured: issue 2's targets not evaluated")
     else:
-        lines.append(f"- bulk ≥ {TARGET_BULK_VS_KERNEL}× kernel-only: not measured")
-    rss = [r["rss_mib"] for r in results["portwarden"] if "rss_mib" in r]
-    if rss:
-        lines.append(f"- resident memory ≤ {TARGET_RSS_MIB:g} MiB after the run: max "
-                     f"{max(rss):.1f} MiB {verdict(max(rss) <= TARGET_RSS_MIB)}")
+        for label, key in (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate"),
+                           ("UDP flows", "udp_rate")):
+            lines.append(rate_target_line(results, core, label, key, TARGET_TCP_UDP_VS_MINIMAL))
+        top = median_of(results, core, "bulk_gbps")
+        bottom = median_of(results, "kernel-only", "bulk_gbps")
+        if top is not None and bottom:
+            value = top / bottom
+            lines.append(f"- bulk ≥ {TARGET_BULK_VS_KERNEL}× kernel-only: {value:.3f}× "
+                         f"{verdict(value >= TARGET_BULK_VS_KERNEL)}")
+        else:
+            lines.append(f"- bulk ≥ {TARGET_BULK_VS_KERNEL}× kernel-only: not measured")
+        rss = [r["rss_mib"] for r in results[core] if "rss_mib" in r]
+        if rss:
+            lines.append(f"- resident memory ≤ {TARGET_RSS_MIB:g} MiB after the run: max "
+                         f"{max(rss):.1f} MiB {verdict(max(rss) <= TARGET_RSS_MIB)}")
+    lines += ["", "Issue 3, with process attribution (portwarden, mode auto):", ""]
+    if not results.get("portwarden"):
+        lines.append("- portwarden not measured: issue 3's targets not evaluated")
+        return lines
+    target = TARGET_TCP_WITH_ATTRIBUTION_VS_MINIMAL
+    for label, key in (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate")):
+        line = rate_target_line(results, "portwarden", label, key, target)
+        tables = median_of(results, "portwarden-tables", key)
+        bottom = median_of(results, "minimal-verdict", key)
+        if tables is not None and bottom:
+            line += f" (portwarden-tables, for comparison: {tables / bottom:.2f}×)"
+        lines.append(line)
+    named = [r["attr_tcp_pct"] for r in results["portwarden"] if "attr_tcp_pct" in r]
+    floor = 100 * ATTRIBUTED_WARNING_FRACTION
+    if named:
+        lines.append(f"- loadgen TCP connections named pw_loadgen ≥ {floor:g}% in every round: "
+                     f"lowest {min(named):.2f}% {verdict(min(named) >= floor)}")
+    else:
+        lines.append("- loadgen TCP connections named: not measured (no events)")
     return lines
 
 
@@ -706,7 +1030,8 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0,
                         help="duration of each measurement (default: %(default)s)")
     parser.add_argument("--only", default="",
-                        help=f"comma-separated subset of: {', '.join(CONFIGS)}")
+                        help=f"comma-separated subset of: {', '.join(CONFIGS)} "
+                        "(default: all)")
     parser.add_argument("--ipv6", action="store_true",
                         help="send the traffic over IPv6 (fd99::2) instead of IPv4")
     parser.add_argument("--opensnitchd", type=Path, default=None,
@@ -714,14 +1039,30 @@ def parse_arguments() -> argparse.Namespace:
                         "bench/extract_opensnitchd.sh unpacks Debian's without installing it")
     parser.add_argument("--background", type=int, default=0, metavar="N",
                         help="N idle processes in the client namespace holding 5 TCP "
-                        "connections each, as on a busy desktop (default 0)")
+                        "connections each, as on a busy desktop; they are in the "
+                        "benchmark's cgroup, so the eBPF programs see them (default 0)")
+    parser.add_argument("--events-while-measuring", action="store_true",
+                        help="run portwarden-* with --events during the measurement itself "
+                        "(about 4 µs more per connection) and take the attribution rows from "
+                        "it, instead of from a check run of its own after each measurement")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 1 s")
     parser.add_argument("--no-save", action="store_true",
                         help="do not write bench/results/<timestamp>.md")
     arguments = parser.parse_args()
     if arguments.quick:
         arguments.rounds, arguments.seconds = 1, 1.0
+    arguments.no_attribution_option = False
+    arguments.cgroup_root = cgroup2_root()
     return arguments
+
+
+def daemon_has_attribution_option(portwarden: Path) -> bool:
+    """Whether this build knows --attribution (older builds, given with --portwarden, do not)."""
+    try:
+        result = run([str(portwarden), "run", "--help"], timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--attribution" in result.stdout + result.stderr
 
 
 def choose_configs(arguments: argparse.Namespace, notes: list[str]) -> list[str]:
@@ -729,8 +1070,19 @@ def choose_configs(arguments: argparse.Namespace, notes: list[str]) -> list[str]
     unknown = [c for c in wanted if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown configuration(s): {', '.join(unknown)}")
-    if "portwarden" in wanted and not os.access(arguments.portwarden, os.X_OK):
-        notes.append(f"portwarden skipped: {arguments.portwarden} is not built")
+    daemons = [c for c in wanted if c in PORTWARDEN_MODES]
+    if daemons and not os.access(arguments.portwarden, os.X_OK):
+        notes.append(f"{', '.join(daemons)} skipped: {arguments.portwarden} is not built")
+        wanted = [c for c in wanted if c not in daemons]
+    elif daemons and not daemon_has_attribution_option(arguments.portwarden):
+        arguments.no_attribution_option = True
+        dropped = [c for c in daemons if c != "portwarden"]
+        notes.append(f"{arguments.portwarden} has no --attribution option: portwarden runs "
+                     "without it" + (f", {', '.join(dropped)} skipped" if dropped else ""))
+        wanted = [c for c in wanted if c not in dropped]
+    if "portwarden" in wanted and arguments.cgroup_root is None:
+        notes.append("portwarden (attribution auto) skipped: no cgroup v2 hierarchy to give "
+                     "its eBPF programs a cgroup of the benchmark's own (never the root)")
         wanted.remove("portwarden")
     if arguments.opensnitchd is None and shutil.which("opensnitchd"):
         arguments.opensnitchd = Path(shutil.which("opensnitchd"))
@@ -747,7 +1099,7 @@ def check_tools(arguments: argparse.Namespace) -> tuple[Path, Path]:
     if os.geteuid() != 0:
         raise SystemExit("run_bench.py needs root (network namespaces, iptables, NFQUEUE)")
     for tool in ("ip", "iptables-restore", "ip6tables-restore", "nft", "conntrack", "iperf3",
-                 "ss", "ping"):
+                 "ss", "ping", "nsenter"):
         if shutil.which(tool) is None:
             raise SystemExit(f"missing tool: {tool}")
     bench_dir = arguments.build_dir / "bench"
@@ -760,7 +1112,7 @@ def check_tools(arguments: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def make_config(name: str, arguments: argparse.Namespace, ruleset: Ruleset,
-                verdict_binary: Path) -> Config:
+                verdict_binary: Path, cgroup: BenchCgroup | None) -> Config:
     portwarden = arguments.portwarden if os.access(arguments.portwarden, os.X_OK) else None
     if name == "none":
         return NoFirewall()
@@ -768,8 +1120,11 @@ def make_config(name: str, arguments: argparse.Namespace, ruleset: Ruleset,
         return KernelOnly(ruleset)
     if name == "minimal-verdict":
         return MinimalVerdict(verdict_binary, ruleset, portwarden)
-    if name == "portwarden":
-        return Portwarden(arguments.portwarden)
+    if name in PORTWARDEN_MODES:
+        mode = None if arguments.no_attribution_option else PORTWARDEN_MODES[name]
+        return Portwarden(name, arguments.portwarden, mode,
+                          cgroup.path if cgroup is not None else None,
+                          events_while_measuring=arguments.events_while_measuring)
     return OpenSnitch(arguments.opensnitchd)
 
 
@@ -781,17 +1136,41 @@ def raise_on_signal(signal_number: int, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signal_number}")
 
 
+def snapshot(binary: Path, directory: Path) -> Path:
+    """A copy of `binary` in `directory`, under the same name: every round then runs the same
+    build, and a rebuild of build/release while the benchmark runs cannot break a round."""
+    directory.mkdir(exist_ok=True)
+    copy = directory / binary.name
+    shutil.copy2(binary, copy)
+    return copy
+
+
 def main() -> int:
     arguments = parse_arguments()
-    notes: list[str] = []
     loadgen_binary, verdict_binary = check_tools(arguments)
+    with tempfile.TemporaryDirectory(prefix="pwb-") as workdir:
+        return run_benchmark(arguments, Path(workdir), loadgen_binary, verdict_binary)
+
+
+def run_benchmark(arguments: argparse.Namespace, workdir: Path, loadgen_binary: Path,
+                  verdict_binary: Path) -> int:
+    notes: list[str] = []
+    binaries = workdir / "bin"
+    built = arguments.portwarden
+    if os.access(arguments.portwarden, os.X_OK):
+        arguments.portwarden = snapshot(arguments.portwarden, binaries)
+    loadgen_binary = snapshot(loadgen_binary, binaries)
+    verdict_binary = snapshot(verdict_binary, binaries)
     config_names = choose_configs(arguments, notes)
     portwarden = arguments.portwarden if os.access(arguments.portwarden, os.X_OK) else None
     ruleset = load_ruleset(portwarden)
     if not ruleset.from_portwarden:
         notes.append("kernel-only and minimal-verdict used the seed rules, not "
                      "`portwarden iptables show`")
-    configs = [make_config(n, arguments, ruleset, verdict_binary) for n in config_names]
+    # Only a daemon with eBPF attribution needs the cgroup; entered below, inside the try.
+    cgroup = (BenchCgroup(arguments.cgroup_root)
+              if "portwarden" in config_names and arguments.cgroup_root is not None else None)
+    configs = [make_config(n, arguments, ruleset, verdict_binary, cgroup) for n in config_names]
     target = SERVER_V6 if arguments.ipv6 else SERVER_V4
 
     load_before = load_average()
@@ -802,45 +1181,72 @@ def main() -> int:
     for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signal_number, raise_on_signal)
     results: dict[str, list[dict]] = {c.name: [] for c in configs}
-    with tempfile.TemporaryDirectory(prefix="pwb-") as workdir:
-        world = World(loadgen_binary, Path(workdir))
-        try:
-            world.setup()
-            world.flush_firewall()
-            if arguments.background:
-                world.start_background(arguments.background, target)
-            loadgen(world, "tcp-connect", TCP_PORT, 0.5, 1, target)  # warm-up, not recorded
-            for round_index in range(arguments.rounds):
-                # Interleaved, and rotated each round so that no configuration always runs
-                # first (or right after the same neighbour) while the machine drifts.
-                shift = round_index % len(configs)
-                for config in configs[shift:] + configs[:shift]:
-                    log(f"round {round_index + 1}/{arguments.rounds}: {config.name}")
-                    try:
-                        figures = measure(world, config, arguments.seconds, target)
-                    except BenchError as error:
-                        log(f"error: {config.name}: {error}")
-                        notes.append(f"round {round_index + 1}, {config.name}: {error}"
-                                     .splitlines()[0])
-                        continue
-                    results[config.name].append(figures)
-                    log("  " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
-        except KeyboardInterrupt:
-            log("interrupted; cleaning up")
-            return 130
-        finally:
-            # A second Ctrl-C must not cut the teardown short.
-            for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                signal.signal(signal_number, signal.SIG_IGN)
-            world.close()
+    world = World(loadgen_binary, workdir)
+    try:
+        if cgroup is not None:
+            # First: everything started from here on inherits it.
+            cgroup.enter()
+            log(f"eBPF cgroup: {cgroup.path} (this process and all it starts)")
+        world.setup()
+        world.flush_firewall()
+        if arguments.background:
+            world.start_background(arguments.background, target)
+        loadgen(world, "tcp-connect", TCP_PORT, 0.5, 1, target)  # warm-up, not recorded
+        for round_index in range(arguments.rounds):
+            # Interleaved, and rotated each round so that no configuration always runs
+            # first (or right after the same neighbour) while the machine drifts.
+            shift = round_index % len(configs)
+            for config in configs[shift:] + configs[:shift]:
+                log(f"round {round_index + 1}/{arguments.rounds}: {config.name}")
+                try:
+                    figures = measure(world, config, arguments.seconds, target)
+                except BenchError as error:
+                    log(f"error: {config.name}: {error}")
+                    notes.append(f"round {round_index + 1}, {config.name}: {error}"
+                                 .splitlines()[0])
+                    continue
+                results[config.name].append(figures)
+                log("  " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+                named = figures.get("attr_tcp_pct")
+                if named is not None and named < 100 * ATTRIBUTED_WARNING_FRACTION:
+                    warning = (f"round {round_index + 1}, {config.name}: only {named:.2f}% "
+                               f"of the load generator's "
+                               f"{figures.get('attr_tcp_count', 0):,.0f} TCP connections "
+                               f"were named pw_loadgen (< "
+                               f"{100 * ATTRIBUTED_WARNING_FRACTION:g}%)")
+                    log(f"WARNING: {warning}")
+                    notes.append(f"WARNING: {warning}")
+    except KeyboardInterrupt:
+        log("interrupted; cleaning up")
+        return 130
+    finally:
+        # A second Ctrl-C must not cut the teardown short.
+        for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signal_number, signal.SIG_IGN)
+        world.close()
+        if cgroup is not None:
+            cgroup.close()
 
+    for config in configs:
+        notes.extend(config.notes)
     header = [
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}, "
         f"kernel {os.uname().release}, {os.cpu_count()} CPUs",
         f"- {arguments.rounds} interleaved round(s) of {arguments.seconds:g} s per measurement, "
         f"traffic over IPv{'6' if arguments.ipv6 else '4'}",
         f"- background in the client namespace: {arguments.background} idle processes x 5 TCP "
-        "connections",
+        "connections" + (" (in the eBPF cgroup)" if arguments.background and cgroup else ""),
+        "- portwarden's eBPF programs: " + (f"attached to {cgroup.path}, which holds the "
+                                            "benchmark and every process it starts"
+                                            if cgroup else "not used in this run"),
+        "- portwarden-*: daemon started with `nsenter --net`; " + (
+            "measured with --events, attribution rows from the measured runs"
+            if arguments.events_while_measuring else
+            "measured without --events (its default); attribution rows from a check run "
+            f"with --events after each measured run ({CHECK_SECONDS:g} s of TCP connects, "
+            f"{CHECK_SECONDS:g} s of UDP flows)"),
+        f"- binaries: copies taken at the start of {built}, {arguments.build_dir / 'bench'}/"
+        "pw_loadgen and pw_minimal_verdict",
         f"- ruleset: {ruleset.source}",
         f"- load average (1 min) before / after: {load_before:.2f} / {load_average():.2f} "
         "(ours adds about 2 while it runs; more than that means other work shared the CPUs)",
