@@ -242,6 +242,14 @@ nlohmann::ordered_json Daemon::attribution_stats_json() const {
         stats["socketErrors"] = counters.socket_errors;
         stats["remoteOnlyHints"] = counters.remote_only_hints;
         stats["staleUdpRecords"] = counters.stale_udp_records;
+        const auto& registry = processes_->counters();
+        stats["processLookups"] = registry.lookups;
+        stats["processCacheHits"] = registry.cache_hits;
+        stats["processLoads"] = registry.loads;
+        const auto& index = inode_owners_->counters();
+        stats["inodeLookups"] = index.lookups;
+        stats["inodeCacheHits"] = index.cache_hits;
+        stats["procListings"] = index.proc_listings;
     }
     return stats;
 }

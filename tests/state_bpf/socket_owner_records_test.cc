@@ -349,9 +349,9 @@ TEST_F(SocketOwnerRecordsTest, TcpConnectOverIpv4IsAttributedExactly) {
     const auto owner = records_->find_by_flow(exchange.flow(kTcp, loopback_v4(), port));
     EXPECT_TRUE(owned_by(owner, exchange.child, ::getuid(), FlowMatch::Exact));
     ASSERT_TRUE(owner);
-    // The same socket was created in the cgroup, so its cookie has a creation record too.
-    EXPECT_TRUE(owned_by(records_->find_by_cookie(owner->cookie), exchange.child, ::getuid(),
-                         FlowMatch::Exact));
+    EXPECT_NE(owner->cookie, 0U);
+    // A client socket that never called bind() has no record by cookie: its flow names it.
+    EXPECT_FALSE(records_->find_by_cookie(owner->cookie));
 }
 
 TEST_F(SocketOwnerRecordsTest, FireAndForgetUdpFromAnExitedProcessIsAttributed) {
@@ -440,16 +440,20 @@ TEST_F(SocketOwnerRecordsTest, ConnectedUdpIsRecordedByRemoteEnd) {
                          exchange.child, ::getuid(), FlowMatch::RemoteOnly));
 }
 
-// The test process moves itself into the cgroup, creates a socket, reads its SO_COOKIE and
-// moves back; the creation record names this process and this thread.
-TEST_F(SocketOwnerRecordsTest, OwnSocketIsFoundByCookie) {
+// The test process moves itself into the cgroup, creates and binds a socket (as a server
+// does), reads its SO_COOKIE and moves back; the bind record names this process and thread.
+TEST_F(SocketOwnerRecordsTest, OwnBoundSocketIsFoundByCookie) {
     const auto home = own_cgroup(root_);
     ASSERT_TRUE(home);
     ASSERT_TRUE(write_pid(cgroup() / "cgroup.procs", ::getpid())) << errno_text();
     const UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address = v4_address(0);
+    const int bound =
+        fd.valid() ? ::bind(fd.get(), as_sockaddr(address), sizeof(address)) : -1;
     const bool moved_back = write_pid(*home / "cgroup.procs", ::getpid());
     ASSERT_TRUE(moved_back) << "could not leave the test cgroup";
     ASSERT_TRUE(fd.valid()) << errno_text();
+    ASSERT_EQ(bound, 0) << errno_text();
 
     std::uint64_t cookie = 0;
     socklen_t length = sizeof(cookie);

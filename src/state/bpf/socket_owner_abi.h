@@ -63,11 +63,5 @@ struct ExecRecord {
 #define PW_EXEC_SCRIPT 4U         // interpreter holds the #! interpreter
 #define PW_EXEC_MAX_ENTRIES 16384 // processes remembered; the LRU evicts the oldest
 
-// A TCP connect() seen by cgroup/connect4|6 before the kernel chose the local port; the
-// sockops TCP_CONNECT callback completes it with the local address and port.
-struct SocketOwnerPendingConnect {
-    struct SocketOwnerFlowKey key;
-    struct SocketOwnerValue value;
-};
 
 // NOLINTEND(modernize-avoid-c-arrays,modernize-use-using,modernize-macro-to-enum)

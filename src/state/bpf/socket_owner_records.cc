@@ -60,8 +60,9 @@ std::string text_of(const char (&buffer)[N]) { // NOLINT(modernize-avoid-c-array
 
 // The socket programs: one per hook, attached to the cgroup. sockops completes TCP records
 // with the kernel-chosen local port.
-constexpr std::array<const char*, 6> kSocketPrograms{
-    "pw_sock_create", "pw_connect4", "pw_connect6", "pw_sendmsg4", "pw_sendmsg6", "pw_sockops"};
+constexpr std::array<const char*, 7> kSocketPrograms{
+    "pw_post_bind4", "pw_post_bind6", "pw_connect4", "pw_connect6",
+    "pw_sendmsg4",   "pw_sendmsg6",   "pw_sockops"};
 // The exec records: raw tracepoints, host-wide, optional.
 constexpr std::array<const char*, 2> kExecPrograms{"pw_exec", "pw_fork"};
 
