@@ -1,9 +1,9 @@
 #include "network/attributor.h"
 
-#include <ctime>
 #include <unistd.h>
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 #include <string>
 #include <utility>
@@ -264,5 +264,3 @@ std::optional<firewall::ProcessFacts> ProcessAttributor::from_socket_table(
 }
 
 } // namespace pw::network
-
-

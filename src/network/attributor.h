@@ -59,16 +59,16 @@ class ProcessAttributor final : public Attributor {
 public:
     struct Counters {
         std::uint64_t lookups = 0;
-        std::uint64_t by_kernel_record = 0;   // eBPF flow or cookie record, process alive
-        std::uint64_t by_exec_record = 0;     // eBPF record of a process already gone
-        std::uint64_t by_socket_table = 0;    // socket table + inode index
-        std::uint64_t pid_only = 0;           // PID and UID known, executable not
-        std::uint64_t kernel_sockets = 0;     // inode 0: owned by the kernel
-        std::uint64_t no_socket = 0;          // unidentified outbound / unsolicited inbound
-        std::uint64_t no_process = 0;         // socket found, its owner not (gone, or hidden)
-        std::uint64_t socket_errors = 0;      // the socket table refused to answer
-        std::uint64_t remote_only_hints = 0;  // used a flow record that knew only the remote end
-        std::uint64_t stale_udp_records = 0;  // UDP records overruled by the socket owning the flow
+        std::uint64_t by_kernel_record = 0;  // eBPF flow or cookie record, process alive
+        std::uint64_t by_exec_record = 0;    // eBPF record of a process already gone
+        std::uint64_t by_socket_table = 0;   // socket table + inode index
+        std::uint64_t pid_only = 0;          // PID and UID known, executable not
+        std::uint64_t kernel_sockets = 0;    // inode 0: owned by the kernel
+        std::uint64_t no_socket = 0;         // unidentified outbound / unsolicited inbound
+        std::uint64_t no_process = 0;        // socket found, its owner not (gone, or hidden)
+        std::uint64_t socket_errors = 0;     // the socket table refused to answer
+        std::uint64_t remote_only_hints = 0; // used a flow record that knew only the remote end
+        std::uint64_t stale_udp_records = 0; // UDP records overruled by the socket owning the flow
     };
 
     explicit ProcessAttributor(AttributionSources sources);

@@ -52,9 +52,11 @@ std::optional<std::uint32_t> PacketProcessor::handle(packet::Direction direction
     return start_new_connection(*parsed, direction, key, ref, now);
 }
 
-std::optional<std::uint32_t> PacketProcessor::start_new_connection(
-    const packet::PacketInfo& packet, packet::Direction direction, const ConnectionKey& key,
-    PacketRef ref, Clock::TimePoint now) {
+std::optional<std::uint32_t> PacketProcessor::start_new_connection(const packet::PacketInfo& packet,
+                                                                   packet::Direction direction,
+                                                                   const ConnectionKey& key,
+                                                                   PacketRef ref,
+                                                                   Clock::TimePoint now) {
     const std::uint64_t id = next_connection_id_++;
     ++counters_.connections;
     // The facts are complete before anything is reported or decided: the process now, the
@@ -124,8 +126,8 @@ void PacketProcessor::run_due_retries(const DeferredVerdict& verdict) {
         Attribution attribution = attributor_->attribute(pending.facts);
         ++pending.attempts;
         if (attribution.worth_retrying) {
-            const auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
-                now - pending.first_attempt);
+            const auto elapsed =
+                std::chrono::duration_cast<std::chrono::microseconds>(now - pending.first_attempt);
             if (const auto delay =
                     state::next_retry_delay(retry_policy_, pending.attempts, elapsed)) {
                 pending.next_attempt = now + *delay;

@@ -115,7 +115,8 @@ protected:
 };
 
 TEST_F(AttributorTest, FindsTheProcessThatOwnsTheSocket) {
-    const auto facts = attributor_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
+    const auto facts =
+        attributor_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());
     EXPECT_EQ(facts->kind, "process");
     EXPECT_EQ(facts->pid, 4242);
@@ -138,7 +139,8 @@ TEST_F(AttributorTest, OutboundWithoutSocketIsUnidentifiedAndWorthAnotherLook) {
 }
 
 TEST_F(AttributorTest, InboundWithoutSocketIsUnsolicitedWithoutWaiting) {
-    const auto attribution = attributor_.attribute(connection(22, 50000, packet::Direction::Inbound));
+    const auto attribution =
+        attributor_.attribute(connection(22, 50000, packet::Direction::Inbound));
     EXPECT_FALSE(attribution.worth_retrying);
     const auto& facts = attribution.process;
     ASSERT_TRUE(facts.has_value());
@@ -155,7 +157,8 @@ TEST_F(AttributorTest, SocketWithoutInodeBelongsToTheKernel) {
 
 TEST_F(AttributorTest, SocketWhoseOwnerIsGoneIsUnidentified) {
     sockets_.records[{40002, 443}] = {.inode = 999, .uid = 1000, .cookie = 2};
-    const auto facts = attributor_.attribute(connection(40002, 443, packet::Direction::Outbound)).process;
+    const auto facts =
+        attributor_.attribute(connection(40002, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());
     EXPECT_EQ(facts->kind, "unidentified");
     EXPECT_EQ(attributor_.counters().no_process, 1U);
@@ -163,7 +166,8 @@ TEST_F(AttributorTest, SocketWhoseOwnerIsGoneIsUnidentified) {
 
 TEST_F(AttributorTest, RefusedSocketLookupIsCountedAndUnidentified) {
     sockets_.refuse = true;
-    const auto facts = attributor_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
+    const auto facts =
+        attributor_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());
     EXPECT_EQ(facts->kind, "unidentified");
     EXPECT_EQ(attributor_.counters().socket_errors, 1U);
@@ -176,7 +180,10 @@ TEST_F(AttributorTest, ProtocolsWithoutSocketsAreNotLookedUp) {
 }
 
 TEST_F(AttributorTest, KernelFlowRecordComesFirstAndCostsNoSocketLookup) {
-    proc_.add({.pid = 5000, .comm = "firefox", .start_time = 7000, .uid = 1000,
+    proc_.add({.pid = 5000,
+               .comm = "firefox",
+               .start_time = 7000,
+               .uid = 1000,
                .exe = "/usr/lib/firefox/firefox"});
     kernel_.by_flow[{40010, 443}] = kernel_owner(5000, 7000);
     const auto facts =
@@ -256,10 +263,10 @@ TEST_F(AttributorTest, ReusedPidIsNeverTakenForTheSender) {
 }
 
 TEST_F(AttributorTest, InboundUsesTheListenersCreatorRecord) {
-    proc_.add({.pid = 7000, .comm = "nginx", .start_time = 500, .uid = 33,
-               .exe = "/usr/sbin/nginx"});
-    sockets_.records[{443, 50000}] = {.inode = 4444, .uid = 33, .cookie = 77,
-                                      .match = state::SocketMatch::Listener};
+    proc_.add(
+        {.pid = 7000, .comm = "nginx", .start_time = 500, .uid = 33, .exe = "/usr/sbin/nginx"});
+    sockets_.records[{443, 50000}] = {
+        .inode = 4444, .uid = 33, .cookie = 77, .match = state::SocketMatch::Listener};
     kernel_.by_cookie[77] = kernel_owner(7000, 500, 33);
     const auto facts =
         with_kernel_records_.attribute(connection(443, 50000, packet::Direction::Inbound)).process;
@@ -312,8 +319,7 @@ TEST_F(AttributorTest, RemoteOnlyRecordWaitsForTheSocketTable) {
     // Connected UDP recorded before the kernel chose the local port: the socket table, which
     // knows the socket, wins over the hint.
     proc_.add({.pid = 5100, .comm = "other", .start_time = 42, .exe = "/usr/bin/other"});
-    kernel_.by_flow[{40000, 443}] =
-        kernel_owner(5100, 42, 1000, state::bpf::FlowMatch::RemoteOnly);
+    kernel_.by_flow[{40000, 443}] = kernel_owner(5100, 42, 1000, state::bpf::FlowMatch::RemoteOnly);
     const auto facts =
         with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());

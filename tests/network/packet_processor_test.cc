@@ -171,8 +171,8 @@ TEST_F(DeferredPacketProcessorTest, ConnectionWaitsUntilItsSocketIsVisible) {
 
     advance_and_retry(state::RetryPolicy{}.first_delay, processor);
     ASSERT_EQ(verdicts_.size(), 2U);
-    EXPECT_EQ(verdicts_[0], std::pair(PacketRef{.queue = 0, .packet_id = 7},
-                                      packet::mark::kPermanentAccept));
+    EXPECT_EQ(verdicts_[0],
+              std::pair(PacketRef{.queue = 0, .packet_id = 7}, packet::mark::kPermanentAccept));
     EXPECT_EQ(verdicts_[1].first.packet_id, 8U);
     EXPECT_EQ(processor.counters().retry_found, 1U);
     EXPECT_EQ(processor.next_retry_at(), std::nullopt);

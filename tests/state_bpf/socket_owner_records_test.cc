@@ -440,20 +440,26 @@ TEST_F(SocketOwnerRecordsTest, ConnectedUdpIsRecordedByRemoteEnd) {
                          exchange.child, ::getuid(), FlowMatch::RemoteOnly));
 }
 
-// The test process moves itself into the cgroup, creates and binds a socket (as a server
-// does), reads its SO_COOKIE and moves back; the bind record names this process and thread.
+// Moves this process into `cgroup`, creates and binds a UDP socket there (as a server does)
+// and moves back to `home`; the socket, or an invalid fd when any step failed.
+UniqueFd bind_socket_inside(const fs::path& cgroup, const fs::path& home) {
+    if (!write_pid(cgroup / "cgroup.procs", ::getpid())) {
+        return {};
+    }
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in address = v4_address(0);
+    const bool bound = fd.valid() && ::bind(fd.get(), as_sockaddr(address), sizeof(address)) == 0;
+    const bool moved_back = write_pid(home / "cgroup.procs", ::getpid());
+    return bound && moved_back ? std::move(fd) : UniqueFd{};
+}
+
+// The bind record names this process and this thread.
 TEST_F(SocketOwnerRecordsTest, OwnBoundSocketIsFoundByCookie) {
     const auto home = own_cgroup(root_);
     ASSERT_TRUE(home);
-    ASSERT_TRUE(write_pid(cgroup() / "cgroup.procs", ::getpid())) << errno_text();
-    const UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_in address = v4_address(0);
-    const int bound =
-        fd.valid() ? ::bind(fd.get(), as_sockaddr(address), sizeof(address)) : -1;
-    const bool moved_back = write_pid(*home / "cgroup.procs", ::getpid());
-    ASSERT_TRUE(moved_back) << "could not leave the test cgroup";
+    const UniqueFd fd = bind_socket_inside(cgroup(), *home);
     ASSERT_TRUE(fd.valid()) << errno_text();
-    ASSERT_EQ(bound, 0) << errno_text();
+    ASSERT_TRUE(own_cgroup(root_) == home) << "could not leave the test cgroup";
 
     std::uint64_t cookie = 0;
     socklen_t length = sizeof(cookie);
@@ -651,8 +657,8 @@ TEST_F(SocketOwnerRecordsTest, ExecRecordsNameAProcessThatIsGone) {
 
 TEST_F(SocketOwnerRecordsTest, ExecRecordsOfScriptsNameTheScriptAndItsInterpreter) {
     ASSERT_TRUE(records_->has_exec_records());
-    const fs::path script = fs::temp_directory_path() /
-                            ("pw-bpf-test-script-" + std::to_string(::getpid()) + ".sh");
+    const fs::path script =
+        fs::temp_directory_path() / ("pw-bpf-test-script-" + std::to_string(::getpid()) + ".sh");
     {
         std::ofstream out(script);
         out << "#!/bin/sh\nexit 0\n";
@@ -672,15 +678,15 @@ TEST_F(SocketOwnerRecordsTest, ExecRecordsOfScriptsNameTheScriptAndItsInterprete
 TEST_F(SocketOwnerRecordsTest, ForkedChildrenInheritTheirParentsExecRecord) {
     ASSERT_TRUE(records_->has_exec_records());
     // Python's os.fork() is a plain fork: the child runs python3 without an execve of its own.
-    const fs::path output = fs::temp_directory_path() /
-                            ("pw-bpf-test-fork-" + std::to_string(::getpid()) + ".txt");
+    const fs::path output =
+        fs::temp_directory_path() / ("pw-bpf-test-fork-" + std::to_string(::getpid()) + ".txt");
     int exit_status = -1;
-    const pid_t parent = run_and_reap(
-        {"/usr/bin/python3", "-c",
-         "import os,sys\npid=os.fork()\nif pid==0: os._exit(0)\nos.waitpid(pid,0)\n"
-         "open(sys.argv[1],'w').write(str(pid))",
-         output.string()},
-        exit_status);
+    const pid_t parent =
+        run_and_reap({"/usr/bin/python3", "-c",
+                      "import os,sys\npid=os.fork()\nif pid==0: os._exit(0)\nos.waitpid(pid,0)\n"
+                      "open(sys.argv[1],'w').write(str(pid))",
+                      output.string()},
+                     exit_status);
     ASSERT_EQ(exit_status, 0);
     std::ifstream in(output);
     pid_t child = 0;

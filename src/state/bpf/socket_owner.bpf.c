@@ -252,7 +252,7 @@ int pw_sockops(struct bpf_sock_ops* skops) {
     struct SocketOwnerFlowKey key;
     __builtin_memset(&key, 0, sizeof(key));
     key.protocol = IPPROTO_TCP;
-    key.local_port = (__u16)skops->local_port;             // host byte order
+    key.local_port = (__u16)skops->local_port;              // host byte order
     key.remote_port = (__u16)bpf_ntohl(skops->remote_port); // network order, upper half
     int v4 = skops->family == AF_INET;
     if (!v4) {

@@ -54,7 +54,7 @@ struct ExecRecord {
     __u32 tgid;
     __u32 parent_tgid;
     __u32 uid;
-    __u32 flags; // PW_EXEC_* below
+    __u32 flags;                        // PW_EXEC_* below
     char path[PW_EXEC_PATH_MAX];        // the file passed to execve(): the script for scripts
     char interpreter[PW_EXEC_PATH_MAX]; // the interpreter when the kernel ran a #! script
 };
@@ -62,6 +62,5 @@ struct ExecRecord {
 #define PW_EXEC_PATH_CUT 2U       // path longer than PW_EXEC_PATH_MAX - 1
 #define PW_EXEC_SCRIPT 4U         // interpreter holds the #! interpreter
 #define PW_EXEC_MAX_ENTRIES 16384 // processes remembered; the LRU evicts the oldest
-
 
 // NOLINTEND(modernize-avoid-c-arrays,modernize-use-using,modernize-macro-to-enum)

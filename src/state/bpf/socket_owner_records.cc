@@ -5,9 +5,9 @@
 #include <fcntl.h>
 
 #include <array>
-#include <cstring>
 #include <cerrno>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <utility>
 

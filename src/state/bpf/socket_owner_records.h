@@ -37,7 +37,7 @@ struct Owner {
     // When the process started (CLOCK_BOOTTIME, ns): with tgid, the process's identity across
     // PID reuse. /proc/<pid>/stat field 22 is the same instant in clock ticks.
     std::chrono::nanoseconds process_start{};
-    FlowMatch match = FlowMatch::Exact;     // Exact for find_by_cookie()
+    FlowMatch match = FlowMatch::Exact; // Exact for find_by_cookie()
 };
 
 // The last execve() of a process, kept by the kernel side until evicted: names a process that
