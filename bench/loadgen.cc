@@ -14,7 +14,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -24,6 +23,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -423,7 +423,7 @@ int run_idle_sockets(const Options& options) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
-    ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+    ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     fmt::print("READY {}\n", children.size());
     std::fflush(stdout);
     int received = 0;
