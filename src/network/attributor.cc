@@ -62,6 +62,15 @@ firewall::ProcessFacts nobody(packet::Direction direction) {
                       "none");
 }
 
+// The cookie of the socket a lookup found; 0 for none (or a table that cannot tell).
+std::uint64_t cookie_of(const Result<std::optional<state::SocketRecord>>& looked_up) {
+    if (!looked_up.has_value()) {
+        return 0;
+    }
+    const std::optional<state::SocketRecord>& found = looked_up.value();
+    return found.has_value() ? found->cookie : 0;
+}
+
 std::chrono::nanoseconds boot_time_now() {
     timespec now{};
     ::clock_gettime(CLOCK_BOOTTIME, &now);
@@ -106,40 +115,30 @@ Attribution ProcessAttributor::attribute(const firewall::ConnectionFacts& connec
     // 1. The sender's own record: written in its context before the packet existed.
     std::optional<state::bpf::Owner> remote_only_hint;
     if (outbound && sources_.kernel_records != nullptr) {
-        const auto owner =
-            sources_.kernel_records->find_by_flow({.protocol = connection.protocol,
-                                                   .local_address = connection.local_address,
-                                                   .local_port = connection.local_port,
-                                                   .remote_address = connection.remote_address,
-                                                   .remote_port = connection.remote_port});
+        const state::bpf::Flow flow{.protocol = connection.protocol,
+                                    .local_address = connection.local_address,
+                                    .local_port = connection.local_port,
+                                    .remote_address = connection.remote_address,
+                                    .remote_port = connection.remote_port};
+        const auto owner = sources_.kernel_records->find_by_flow(flow);
         if (owner && owner->match != state::bpf::FlowMatch::RemoteOnly) {
-            if (connection.protocol != packet::protocol::kUdp || sources_.sockets == nullptr) {
+            if (connection.protocol == packet::protocol::kUdp && sources_.sockets != nullptr) {
+                if (auto facts = from_udp_record(connection, flow, *owner)) {
+                    return {.process = std::move(facts)};
+                }
+            } else {
                 // TCP records are rewritten by every connect(): never stale.
                 return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
             }
-            // A UDP record outlives its socket (that is how a fire-and-forget sender is still
-            // named), so the same port and remote may since belong to another socket, e.g. a
-            // connected one, which the kernel records without its local port. The socket
-            // that owns the flow now, if any, has the last word.
-            auto current = find_socket(connection);
-            if (!current || !*current || (*current)->cookie == 0 ||
-                (*current)->cookie == owner->cookie) {
-                return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
-            }
-            ++counters_.stale_udp_records;
-            bool socket_found = false;
-            if (auto facts = from_socket_table(std::move(current), socket_found)) {
-                return {.process = std::move(facts)};
-            }
-            return {.process = from_kernel_record(*owner, GoneOwner::Describe)};
+        } else {
+            remote_only_hint = owner;
         }
-        remote_only_hint = owner;
     }
 
     // 2. The socket that owns the flow now.
     bool socket_found = false;
     if (sources_.sockets != nullptr) {
-        if (auto facts = from_socket_table(find_socket(connection), socket_found)) {
+        if (auto facts = from_current_socket(connection, remote_only_hint, socket_found)) {
             return {.process = std::move(facts)};
         }
     }
@@ -204,6 +203,49 @@ std::optional<firewall::ProcessFacts> ProcessAttributor::from_kernel_record(
     facts.user = processes.user_name(owner.uid);
     facts.source = "ebpf";
     return facts;
+}
+
+std::optional<firewall::ProcessFacts> ProcessAttributor::from_udp_record(
+    const firewall::ConnectionFacts& connection, const state::bpf::Flow& flow,
+    const state::bpf::Owner& owner) {
+    // A UDP record outlives its socket (that is how a fire-and-forget sender is still named),
+    // so its port may since belong to another socket. Sockets that send with an address
+    // overwrite the record; a connected one is recorded by remote end only, so a connect() to
+    // this remote after the record was written is the one case to check with the socket table.
+    const auto connected = sources_.kernel_records->find_by_remote(flow);
+    if (!connected || connected->recorded_at < owner.recorded_at) {
+        return from_kernel_record(owner, GoneOwner::Describe);
+    }
+    auto current = find_socket(connection);
+    const std::uint64_t cookie = cookie_of(current);
+    if (cookie == 0 || cookie == owner.cookie) {
+        return from_kernel_record(owner, GoneOwner::Describe);
+    }
+    ++counters_.stale_udp_records;
+    if (cookie == connected->cookie) {
+        if (auto facts = from_kernel_record(*connected, GoneOwner::Describe)) {
+            return facts;
+        }
+    }
+    bool socket_found = false;
+    return from_socket_table(std::move(current), socket_found);
+}
+
+std::optional<firewall::ProcessFacts> ProcessAttributor::from_current_socket(
+    const firewall::ConnectionFacts& connection,
+    const std::optional<state::bpf::Owner>& remote_only_hint, bool& socket_found) {
+    auto current = find_socket(connection);
+    // A connected UDP socket is recorded at connect(), before it has a local port: its record
+    // holds only the remote end, and the socket's cookie confirms it is this one.
+    if (remote_only_hint) {
+        const std::uint64_t cookie = cookie_of(current);
+        if (cookie != 0 && cookie == remote_only_hint->cookie) {
+            if (auto facts = from_kernel_record(*remote_only_hint, GoneOwner::Describe)) {
+                return facts;
+            }
+        }
+    }
+    return from_socket_table(std::move(current), socket_found);
 }
 
 Result<std::optional<state::SocketRecord>> ProcessAttributor::find_socket(

@@ -11,6 +11,7 @@
 namespace pw::state::bpf {
 class OwnerRecords;
 struct Owner;
+struct Flow;
 } // namespace pw::state::bpf
 
 namespace pw::process {
@@ -88,6 +89,16 @@ private:
     enum class GoneOwner : std::uint8_t { Describe, Skip };
     [[nodiscard]] std::optional<firewall::ProcessFacts> from_kernel_record(
         const state::bpf::Owner& owner, GoneOwner gone);
+    // An exact or wildcard-local UDP flow record, unless a socket connected to the same remote
+    // since owns the flow now (nullopt: the caller goes on with the socket table).
+    [[nodiscard]] std::optional<firewall::ProcessFacts> from_udp_record(
+        const firewall::ConnectionFacts& connection, const state::bpf::Flow& flow,
+        const state::bpf::Owner& owner);
+    // The socket that owns the flow now: its connect() record when the cookies match, else
+    // its creator or holder (from_socket_table()).
+    [[nodiscard]] std::optional<firewall::ProcessFacts> from_current_socket(
+        const firewall::ConnectionFacts& connection,
+        const std::optional<state::bpf::Owner>& remote_only_hint, bool& socket_found);
     // The socket that owns the flow now, from the socket table; counts refusals.
     [[nodiscard]] Result<std::optional<state::SocketRecord>> find_socket(
         const firewall::ConnectionFacts& connection);

@@ -51,6 +51,10 @@ public:
         const auto found = by_flow.find({flow.local_port, flow.remote_port});
         return found == by_flow.end() ? std::nullopt : std::optional(found->second);
     }
+    std::optional<state::bpf::Owner> find_by_remote(const state::bpf::Flow& flow) const override {
+        const auto found = by_remote.find(flow.remote_port);
+        return found == by_remote.end() ? std::nullopt : std::optional(found->second);
+    }
     std::optional<state::bpf::ExecRecord> find_exec(std::uint32_t tgid) const override {
         const auto found = execs.find(tgid);
         return found == execs.end() ? std::nullopt : std::optional(found->second);
@@ -59,6 +63,7 @@ public:
     std::map<std::uint64_t, state::bpf::Owner> by_cookie;
     std::map<std::tuple<std::uint16_t, std::uint16_t>, state::bpf::Owner> by_flow;
     std::map<std::uint32_t, state::bpf::ExecRecord> execs;
+    std::map<std::uint16_t, state::bpf::Owner> by_remote; // by remote port
 };
 
 // /proc start times are clock ticks; the kernel records hold nanoseconds.
@@ -288,31 +293,70 @@ TEST_F(AttributorTest, SocketWhoseCreatorIsGoneIsFoundThroughTheInodeIndex) {
 }
 
 TEST_F(AttributorTest, UdpRecordOfAnotherSocketOnTheSamePortIsOverruled) {
-    // An exited sendto() sender used port 40000 towards 10.0.0.2:443 (cookie 5); now 4242's
-    // socket (cookie 1) owns that flow: the record is stale.
+    // An exited sendto() sender used port 40000 towards 10.0.0.2:443 (cookie 5). Since then
+    // 4242 connected a UDP socket (cookie 1) to that remote, and it got port 40000.
     auto stale = kernel_owner(5200, 42, 1000, state::bpf::FlowMatch::AnyLocalAddress);
     stale.cookie = 5;
+    stale.recorded_at = std::chrono::seconds(1);
     kernel_.by_flow[{40000, 443}] = stale;
+    auto connected = kernel_owner(4242, 1000, 1000, state::bpf::FlowMatch::RemoteOnly);
+    connected.cookie = 1;
+    connected.recorded_at = std::chrono::seconds(2);
+    kernel_.by_remote[443] = connected;
     const auto facts =
         with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound, 17))
             .process;
     ASSERT_TRUE(facts.has_value());
     EXPECT_EQ(facts->pid, 4242);
+    EXPECT_EQ(facts->source, "ebpf");
     EXPECT_EQ(with_kernel_records_.counters().stale_udp_records, 1U);
 }
 
-TEST_F(AttributorTest, UdpRecordOfTheSocketOwningTheFlowStands) {
+TEST_F(AttributorTest, UdpRecordWithoutALaterConnectStandsWithoutASocketLookup) {
     proc_.add({.pid = 5300, .comm = "dig", .start_time = 43, .exe = "/usr/bin/dig"});
-    auto current = kernel_owner(5300, 43, 1000, state::bpf::FlowMatch::AnyLocalAddress);
-    current.cookie = 1; // the cookie of the socket the table finds
-    kernel_.by_flow[{40000, 443}] = current;
+    auto sender = kernel_owner(5300, 43, 1000, state::bpf::FlowMatch::AnyLocalAddress);
+    sender.recorded_at = std::chrono::seconds(3);
+    kernel_.by_flow[{40000, 443}] = sender;
+    auto older_connect = kernel_owner(4242, 1000, 1000, state::bpf::FlowMatch::RemoteOnly);
+    older_connect.recorded_at = std::chrono::seconds(2);
+    kernel_.by_remote[443] = older_connect;
     const auto facts =
         with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound, 17))
             .process;
     ASSERT_TRUE(facts.has_value());
     EXPECT_EQ(facts->pid, 5300);
     EXPECT_EQ(facts->source, "ebpf");
+    EXPECT_EQ(sockets_.lookups, 0);
+}
+
+TEST_F(AttributorTest, UdpRecordOfTheSocketOwningTheFlowStands) {
+    proc_.add({.pid = 5300, .comm = "dig", .start_time = 43, .exe = "/usr/bin/dig"});
+    auto current = kernel_owner(5300, 43, 1000, state::bpf::FlowMatch::AnyLocalAddress);
+    current.cookie = 1; // the cookie of the socket the table finds
+    current.recorded_at = std::chrono::seconds(1);
+    kernel_.by_flow[{40000, 443}] = current;
+    kernel_.by_remote[443] = kernel_owner(4242, 1000, 1000, state::bpf::FlowMatch::RemoteOnly);
+    kernel_.by_remote[443].recorded_at = std::chrono::seconds(2);
+    const auto facts =
+        with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound, 17))
+            .process;
+    ASSERT_TRUE(facts.has_value());
+    EXPECT_EQ(facts->pid, 5300);
     EXPECT_EQ(with_kernel_records_.counters().stale_udp_records, 0U);
+}
+
+TEST_F(AttributorTest, ConnectedUdpIsConfirmedByItsSocketsCookie) {
+    proc_.add({.pid = 5400, .comm = "resolver", .start_time = 44, .exe = "/usr/bin/resolver"});
+    auto connected = kernel_owner(5400, 44, 1000, state::bpf::FlowMatch::RemoteOnly);
+    connected.cookie = 1; // the socket the table finds for (40000, 443)
+    kernel_.by_flow[{40000, 443}] = connected;
+    const auto facts =
+        with_kernel_records_.attribute(connection(40000, 443, packet::Direction::Outbound, 17))
+            .process;
+    ASSERT_TRUE(facts.has_value());
+    EXPECT_EQ(facts->pid, 5400);
+    EXPECT_EQ(facts->source, "ebpf");
+    EXPECT_EQ(owners_.counters().lookups, 0U); // no inode index needed
 }
 
 TEST_F(AttributorTest, RemoteOnlyRecordWaitsForTheSocketTable) {

@@ -208,6 +208,15 @@ std::optional<Owner> SocketOwnerRecords::find_by_flow(const Flow& flow) const {
     return std::nullopt;
 }
 
+std::optional<Owner> SocketOwnerRecords::find_by_remote(const Flow& flow) const {
+    const SocketOwnerFlowKey key = make_flow_key(flow, FlowMatch::RemoteOnly);
+    SocketOwnerValue value{};
+    if (bpf_map_lookup_elem(owner_by_flow_fd_, &key, &value) != 0) {
+        return std::nullopt;
+    }
+    return to_owner(value, FlowMatch::RemoteOnly);
+}
+
 std::optional<ExecRecord> SocketOwnerRecords::find_exec(std::uint32_t tgid) const {
     if (exec_by_tgid_fd_ < 0) {
         return std::nullopt;

@@ -84,6 +84,9 @@ public:
     // The process that connected or last sent on this flow. Tries the exact flow first, then a
     // wildcard local address, then the remote end only (see FlowMatch).
     [[nodiscard]] virtual std::optional<Owner> find_by_flow(const Flow& flow) const = 0;
+    // The last connect() of a UDP socket to the flow's remote end (protocol and remote only):
+    // the record find_by_flow() falls back to last.
+    [[nodiscard]] virtual std::optional<Owner> find_by_remote(const Flow& flow) const = 0;
     // The last exec record of process `tgid`; nullopt when there is none (the process was
     // started before the records were loaded and never forked, or the record was evicted).
     [[nodiscard]] virtual std::optional<ExecRecord> find_exec(std::uint32_t tgid) const = 0;
@@ -114,6 +117,7 @@ public:
     // OwnerRecords. find_exec() is always nullopt without exec records (has_exec_records()).
     [[nodiscard]] std::optional<Owner> find_by_cookie(std::uint64_t cookie) const override;
     [[nodiscard]] std::optional<Owner> find_by_flow(const Flow& flow) const override;
+    [[nodiscard]] std::optional<Owner> find_by_remote(const Flow& flow) const override;
     [[nodiscard]] std::optional<ExecRecord> find_exec(std::uint32_t tgid) const override;
 
     // False when the kernel refused the exec/fork tracepoint programs (no BTF, say): socket

@@ -32,6 +32,10 @@ std::optional<Owner> SocketOwnerRecords::find_by_flow(const Flow& /*flow*/) cons
     return std::nullopt;
 }
 
+std::optional<Owner> SocketOwnerRecords::find_by_remote(const Flow& /*flow*/) const {
+    return std::nullopt;
+}
+
 std::optional<ExecRecord> SocketOwnerRecords::find_exec(std::uint32_t /*tgid*/) const {
     return std::nullopt;
 }
