@@ -436,8 +436,13 @@ TEST_F(SocketOwnerRecordsTest, ConnectedUdpIsRecordedByRemoteEnd) {
     });
     ASSERT_TRUE(exchange.ok()) << exchange.describe();
 
-    EXPECT_TRUE(owned_by(records_->find_by_flow(exchange.flow(kUdp, loopback_v4(), port)),
-                         exchange.child, ::getuid(), FlowMatch::RemoteOnly));
+    const auto owner = records_->find_by_flow(exchange.flow(kUdp, loopback_v4(), port));
+    EXPECT_TRUE(owned_by(owner, exchange.child, ::getuid(), FlowMatch::RemoteOnly));
+    ASSERT_TRUE(owner);
+    // Also by cookie: the socket table finds the socket, its cookie names the process exactly
+    // even when other sockets connected to the same remote since.
+    EXPECT_TRUE(owned_by(records_->find_by_cookie(owner->cookie), exchange.child, ::getuid(),
+                         FlowMatch::Exact));
 }
 
 // Moves this process into `cgroup`, creates and binds a UDP socket there (as a server does)

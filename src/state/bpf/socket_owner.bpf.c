@@ -43,8 +43,8 @@ struct linux_binprm {
     const char* interp;   // the file finally run: the interpreter for a #! script
 } __attribute__((preserve_access_index));
 
-// Socket cookie -> the process that bound the socket (cgroup/post_bind4|6): listeners and
-// bound UDP sockets, whose inbound flows the socket tables find. Not every socket: client
+// Socket cookie -> the process that bound the socket (cgroup/post_bind4|6: listeners and bound
+// UDP sockets, whose inbound flows the socket tables find) or connected it (UDP). Not every socket: client
 // sockets are named by their flow records, and one map update per socket() call costs more
 // than a connection's whole attribution (~1.4 µs once the map is full and evicts).
 struct {
@@ -171,6 +171,9 @@ static __always_inline void record_connect(struct bpf_sock_addr* ctx,
     struct SocketOwnerValue value;
     fill_value(&value, cookie);
     bpf_map_update_elem(&owner_by_flow, key, &value, BPF_ANY);
+    // The flow record holds only the remote end, which every socket connecting there shares
+    // (DNS: all of them); by cookie, the socket the socket table finds is named exactly.
+    bpf_map_update_elem(&owner_by_cookie, &cookie, &value, BPF_ANY);
 }
 
 // sendmsg() with a destination address (unconnected UDP). The kernel has already bound the
