@@ -18,7 +18,6 @@ Run: ctest --test-dir build/dev -L integration --output-on-failure
 """
 
 import dataclasses
-import difflib
 import ipaddress
 import itertools
 import json
@@ -108,18 +107,8 @@ def tearDownModule():
                      if name.startswith(f"pwt-{os.getpid()}-")]
         if leftovers:
             problems.append(f"cgroups left behind: {leftovers}")
-    if _ROOT_RULES_BEFORE is None:
-        return
-    leftovers = [name for name in w.live_worlds_namespaces()
-                 if name.startswith(f"pwt-{os.getpid()}-")]
-    if leftovers:
-        problems.append(f"namespaces left behind: {leftovers}")
-    after = w.root_namespace_rules()
-    for tool, before in _ROOT_RULES_BEFORE.items():
-        if after[tool] != before:
-            diff = "\n".join(difflib.unified_diff(before.splitlines(), after[tool].splitlines(),
-                                                  "before", "after", lineterm=""))
-            problems.append(f"root namespace {tool} changed during the suite:\n{diff}")
+    if _ROOT_RULES_BEFORE is not None:
+        problems += w.suite_leftovers(_ROOT_RULES_BEFORE)
     if problems:
         raise AssertionError("\n".join(problems))
 

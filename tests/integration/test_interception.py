@@ -12,10 +12,8 @@ Run: ctest --test-dir build/dev -L integration --output-on-failure
      (from tests/integration)
 """
 
-import difflib
 import ipaddress
 import json
-import os
 import re
 import signal
 import sys
@@ -47,17 +45,7 @@ def setUpModule():
 def tearDownModule():
     if _ROOT_RULES_BEFORE is None:
         return
-    problems = []
-    leftovers = [name for name in w.live_worlds_namespaces()
-                 if name.startswith(f"pwt-{os.getpid()}-")]
-    if leftovers:
-        problems.append(f"namespaces left behind: {leftovers}")
-    after = w.root_namespace_rules()
-    for tool, before in _ROOT_RULES_BEFORE.items():
-        if after[tool] != before:
-            diff = "\n".join(difflib.unified_diff(before.splitlines(), after[tool].splitlines(),
-                                                  "before", "after", lineterm=""))
-            problems.append(f"root namespace {tool} changed during the suite:\n{diff}")
+    problems = w.suite_leftovers(_ROOT_RULES_BEFORE)
     if problems:
         raise AssertionError("\n".join(problems))
 

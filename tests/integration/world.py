@@ -28,6 +28,7 @@ Stale pwt-* cgroups are swept the same way as stale namespaces.
 import atexit
 import concurrent.futures
 import dataclasses
+import difflib
 import json
 import os
 import re
@@ -111,6 +112,23 @@ def root_namespace_rules():
         completed = _run_root([tool])
         snapshot[tool] = normalize_save(completed.stdout) + completed.stderr
     return snapshot
+
+
+def suite_leftovers(rules_before):
+    """What this test process left behind: its namespaces, and any change to the root
+    namespace's rules since `rules_before` (root_namespace_rules() when the suite began)."""
+    problems = []
+    leftovers = [name for name in live_worlds_namespaces()
+                 if name.startswith(f"pwt-{os.getpid()}-")]
+    if leftovers:
+        problems.append(f"namespaces left behind: {leftovers}")
+    after = root_namespace_rules()
+    for tool, before in rules_before.items():
+        if after[tool] != before:
+            diff = "\n".join(difflib.unified_diff(before.splitlines(), after[tool].splitlines(),
+                                                  "before", "after", lineterm=""))
+            problems.append(f"root namespace {tool} changed during the suite:\n{diff}")
+    return problems
 
 
 def live_worlds_namespaces():
