@@ -28,6 +28,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -164,6 +165,24 @@ std::optional<Peer> receive_peer(const Endpoint& receiver) {
         return std::nullopt;
     }
     return pw::testing::socket_address_from(peer);
+}
+
+// Removes the (empty) cgroups of earlier runs that were killed before their teardown: a
+// pw-bpf-test-<pid> whose process is gone.
+void sweep_stale_test_cgroups(const fs::path& root) {
+    constexpr std::string_view kPrefix = "pw-bpf-test-";
+    std::error_code error;
+    for (const auto& entry : fs::directory_iterator(root, error)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.starts_with(kPrefix)) {
+            continue;
+        }
+        const std::string owner = name.substr(kPrefix.size());
+        if (!owner.empty() && !fs::exists("/proc/" + owner)) {
+            std::error_code ignored;
+            fs::remove(entry.path(), ignored); // rmdir: only succeeds when empty
+        }
+    }
 }
 
 // One child cgroup for one test: created empty, removed at the end with every process still in
@@ -309,6 +328,7 @@ protected:
             GTEST_SKIP() << "INTEGRATION SKIPPED: " << root.error().message();
         }
         root_ = *root;
+        sweep_stale_test_cgroups(root_);
         const fs::path path = root_ / ("pw-bpf-test-" + std::to_string(::getpid()));
         std::error_code error;
         fs::create_directory(path, error);
