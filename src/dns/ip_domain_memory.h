@@ -1,0 +1,90 @@
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/ip_address.h"
+
+namespace pw::dns {
+
+// The name a remote address was resolved from, as a connection will carry it.
+struct ResolvedName {
+    std::string domain;                   // the name that was asked for
+    std::vector<std::string> cname_chain; // the CNAMEs followed to the address, in order
+    Clock::TimePoint recorded_at;         // when the answer came
+    bool operator==(const ResolvedName&) const = default;
+};
+
+struct MemoryLimits {
+    // Entries kept at most; the least recently answered goes first.
+    std::size_t max_entries = 65536;
+    // How long an answer is remembered: its TTL, clamped. Connections often come after the
+    // TTL ran out (a browser keeps its own cache), hence the floor; the ceiling bounds how long
+    // a stale name can label an address that changed hands.
+    std::chrono::seconds min_keep{std::chrono::minutes(10)};
+    std::chrono::seconds max_keep{std::chrono::hours(24)};
+};
+
+// Remote IP → the domain it was resolved from, per scope (issue 4, part 3): the asking
+// process's identity (its executable until profiles exist), and a global scope for askers
+// that stand for others (system resolvers such as systemd-resolved, dnsmasq, nscd) or could not
+// be identified. A connection takes the most recent name for its remote address from its own
+// scope first, then from the global one. Pure: time is passed in. Bounded in memory. Runs on
+// the event-loop thread only.
+class IpDomainMemory {
+public:
+    static constexpr std::string_view kGlobalScope{};
+
+    explicit IpDomainMemory(MemoryLimits limits = {}) : limits_(limits) {}
+
+    // Remembers that `domain` (through `cname_chain`) resolved to `address` for `scope`; a newer
+    // answer for the same scope and address replaces the older one.
+    void record(std::string_view scope, const IpAddress& address, std::string domain,
+                std::vector<std::string> cname_chain, std::chrono::seconds ttl,
+                Clock::TimePoint now);
+
+    // The most recent name for `address` in `scope`, else in the global scope; nullopt when
+    // neither remembers it (or it expired).
+    [[nodiscard]] std::optional<ResolvedName> lookup(std::string_view scope,
+                                                     const IpAddress& address,
+                                                     Clock::TimePoint now) const;
+
+    // Forgets expired entries; call it from a timer. Returns how many went.
+    std::size_t expire(Clock::TimePoint now);
+
+    [[nodiscard]] std::size_t size() const { return entries_.size(); }
+
+private:
+    struct Key {
+        std::string scope;
+        IpAddress address;
+        bool operator==(const Key&) const = default;
+    };
+    struct KeyHash {
+        std::size_t operator()(const Key& key) const noexcept {
+            return std::hash<std::string>{}(key.scope) * 31U ^ key.address.hash();
+        }
+    };
+    struct Entry {
+        ResolvedName name;
+        Clock::TimePoint expires_at;
+        std::list<Key>::iterator age; // position in oldest_first_
+    };
+
+    [[nodiscard]] const Entry* find(std::string_view scope, const IpAddress& address,
+                                    Clock::TimePoint now) const;
+
+    MemoryLimits limits_;
+    std::unordered_map<Key, Entry, KeyHash> entries_;
+    std::list<Key> oldest_first_; // by the time of their last answer
+};
+
+} // namespace pw::dns
