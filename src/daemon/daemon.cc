@@ -91,6 +91,8 @@ private:
     [[nodiscard]] nlohmann::ordered_json attribution_json() const;
     [[nodiscard]] nlohmann::ordered_json attribution_stats_json() const;
     void schedule_retries();
+    // A verdict for a packet the processor held back, sent by send_deferred_verdicts().
+    void add_verdict(network::PacketRef packet, std::uint32_t mark);
     void send_deferred_verdicts();
     [[nodiscard]] Status bind_queues();
     void install_rules();
@@ -376,14 +378,17 @@ void Daemon::schedule_retries() {
         if (error) {
             return;
         }
-        processor_->run_due_retries([this](network::PacketRef packet, std::uint32_t mark) {
-            queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
-            queues_with_deferred_verdicts_[packet.queue] = true;
-        });
+        processor_->run_due_retries(
+            [this](network::PacketRef packet, std::uint32_t mark) { add_verdict(packet, mark); });
         send_deferred_verdicts();
         events_->flush();
         schedule_retries();
     });
+}
+
+void Daemon::add_verdict(network::PacketRef packet, std::uint32_t mark) {
+    queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
+    queues_with_deferred_verdicts_[packet.queue] = true;
 }
 
 void Daemon::send_deferred_verdicts() {
@@ -401,10 +406,8 @@ void Daemon::send_deferred_verdicts() {
 
 void Daemon::stop() {
     // Packets held for attribution get their verdict while the queues are still bound.
-    processor_->decide_all_pending([this](network::PacketRef packet, std::uint32_t mark) {
-        queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
-        queues_with_deferred_verdicts_[packet.queue] = true;
-    });
+    processor_->decide_all_pending(
+        [this](network::PacketRef packet, std::uint32_t mark) { add_verdict(packet, mark); });
     send_deferred_verdicts();
     // Rules first: while they exist, packets nobody answers are dropped.
     for (const auto& outcome : rules_.remove()) {
@@ -471,6 +474,14 @@ int run(const RunOptions& options) {
             return kExitBadConfig;
         }
         config = std::move(*loaded);
+    }
+    // A cgroup the user named must exist: falling back to the socket tables behind their back
+    // would hide a typo. (Failing to *load* eBPF there is a warning, see set_up_attribution.)
+    if (options.attribution == AttributionMode::Auto && options.bpf_cgroup) {
+        if (auto cgroup = state::bpf::resolve_cgroup2_directory(*options.bpf_cgroup); !cgroup) {
+            log->error("bpf_cgroup_refused --bpf-cgroup {}", cgroup.error().message());
+            return kExitBadConfig;
+        }
     }
     if (::geteuid() != 0) {
         log->error(

@@ -10,7 +10,8 @@ namespace pw::daemon {
 // Exit codes of `portwarden run`, documented in the README.
 inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;   // the environment stopped us (no root, queue busy)
-inline constexpr int kExitBadConfig = 2; // the config file was refused; nothing was touched
+inline constexpr int kExitBadConfig = 2; // the config file or an option was refused; nothing
+                                         // was touched
 
 // Where process attribution (issue 3) looks.
 enum class AttributionMode : std::uint8_t {

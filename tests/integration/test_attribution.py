@@ -776,5 +776,24 @@ class AttributionOffTest(AttributionBase):
                 self.assertNotIn("process", event, f"{event}")
 
 
+class BadOptionsTest(unittest.TestCase):
+    """Options the user got wrong are refused before anything is touched."""
+
+    def test_a_bpf_cgroup_that_is_not_one_exits_2_and_installs_nothing(self):
+        with w.World() as world:
+            before = world.rules()
+            daemon = w.start_daemon_seeing_host_mounts(
+                world, {"filter": {"defaultAction": "permit"}},
+                ["--attribution", "auto", "--bpf-cgroup", "/nonexistent/pwt-cgroup"], wait=False)
+            try:
+                code = daemon.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = None
+            self.assertEqual(code, 2, daemon.describe())
+            self.assertIn("--bpf-cgroup /nonexistent/pwt-cgroup is not a cgroup v2 directory",
+                          daemon.stderr(), daemon.describe())
+            self.assertEqual(world.rules(), before, "rules were installed")
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

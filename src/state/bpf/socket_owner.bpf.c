@@ -44,8 +44,8 @@ struct linux_binprm {
 } __attribute__((preserve_access_index));
 
 // Socket cookie -> the process that bound the socket (cgroup/post_bind4|6: listeners and bound
-// UDP sockets, whose inbound flows the socket tables find) or connected it (UDP). Not every socket: client
-// sockets are named by their flow records, and one map update per socket() call costs more
+// UDP sockets, whose inbound flows the socket tables find) or connected it (UDP). Not every socket:
+// client sockets are named by their flow records, and one map update per socket() call costs more
 // than a connection's whole attribution (~1.4 µs once the map is full and evicts).
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -157,35 +157,33 @@ static __always_inline void put_remote_v6(struct SocketOwnerFlowKey* key,
     key->remote_port = bpf_ntohs((__u16)ctx->user_port);
 }
 
-// connect() on UDP: the local port is known only if the socket was bound before connect(),
-// since the kernel binds it after this hook. TCP is recorded by the sockops program instead,
-// once the kernel has chosen the local port.
-static __always_inline void record_connect(struct bpf_sock_addr* ctx,
-                                           struct SocketOwnerFlowKey* key) {
-    if (ctx->protocol != IPPROTO_UDP) {
-        return;
-    }
-    __u64 cookie = bpf_get_socket_cookie(ctx);
+// Records the flow `key` (remote end filled in) for the socket of a connect() or sendmsg()
+// call, with what the socket knows of its local end; returns the record's value.
+static __always_inline void record_flow(struct bpf_sock_addr* ctx, struct SocketOwnerFlowKey* key,
+                                        struct SocketOwnerValue* value) {
     key->protocol = (__u8)ctx->protocol;
     put_local_from_sock(key, ctx->sk);
+    fill_value(value, bpf_get_socket_cookie(ctx));
+    bpf_map_update_elem(&owner_by_flow, key, value, BPF_ANY);
+}
+
+// connect() on UDP: the local port is known only if the socket was bound before connect(),
+// since the kernel binds it after this hook. The flow record then holds only the remote end,
+// which every socket connecting there shares (DNS: all of them), so the socket is recorded by
+// cookie too: the socket the socket table finds is named exactly.
+static __always_inline void record_connect(struct bpf_sock_addr* ctx,
+                                           struct SocketOwnerFlowKey* key) {
     struct SocketOwnerValue value;
-    fill_value(&value, cookie);
-    bpf_map_update_elem(&owner_by_flow, key, &value, BPF_ANY);
-    // The flow record holds only the remote end, which every socket connecting there shares
-    // (DNS: all of them); by cookie, the socket the socket table finds is named exactly.
-    bpf_map_update_elem(&owner_by_cookie, &cookie, &value, BPF_ANY);
+    record_flow(ctx, key, &value);
+    bpf_map_update_elem(&owner_by_cookie, &value.cookie, &value, BPF_ANY);
 }
 
 // sendmsg() with a destination address (unconnected UDP). The kernel has already bound the
 // socket by now, so the local port is known; the local address is known only if bound to one.
 static __always_inline void record_sendmsg(struct bpf_sock_addr* ctx,
                                            struct SocketOwnerFlowKey* key) {
-    __u64 cookie = bpf_get_socket_cookie(ctx);
-    key->protocol = (__u8)ctx->protocol;
-    put_local_from_sock(key, ctx->sk);
     struct SocketOwnerValue value;
-    fill_value(&value, cookie);
-    bpf_map_update_elem(&owner_by_flow, key, &value, BPF_ANY);
+    record_flow(ctx, key, &value);
 }
 
 static __always_inline int record_bind(struct bpf_sock* sk) {
@@ -208,6 +206,9 @@ int pw_post_bind6(struct bpf_sock* sk) {
 
 SEC("cgroup/connect4")
 int pw_connect4(struct bpf_sock_addr* ctx) {
+    if (ctx->protocol != IPPROTO_UDP) {
+        return 1; // TCP: recorded by pw_sockops once the kernel chose the local port
+    }
     struct SocketOwnerFlowKey key;
     __builtin_memset(&key, 0, sizeof(key));
     put_remote_v4(&key, ctx);
@@ -217,6 +218,9 @@ int pw_connect4(struct bpf_sock_addr* ctx) {
 
 SEC("cgroup/connect6")
 int pw_connect6(struct bpf_sock_addr* ctx) {
+    if (ctx->protocol != IPPROTO_UDP) {
+        return 1; // TCP: recorded by pw_sockops once the kernel chose the local port
+    }
     struct SocketOwnerFlowKey key;
     __builtin_memset(&key, 0, sizeof(key));
     put_remote_v6(&key, ctx);
