@@ -11,12 +11,18 @@ packages=(
   # eBPF socket-owner records (src/state/bpf): libbpf, bpftool for the skeleton; clang-19
   # below compiles the BPF program. Without them that library builds as a stub.
   libbpf-dev bpftool libelf-dev zlib1g-dev
+  # DNS (issue 4): ldns takes upstream answers apart, OpenSSL carries DNS over TLS
+  libldns-dev libssl-dev ca-certificates
   # run: the iptables binaries (nft or legacy backend), conntrack tooling
   iptables conntrack iproute2
   # tests: unit (GoogleTest), fuzz (clang 19 + libFuzzer), integration (python3, ping)
   libgtest-dev libgmock-dev python3 clang-19 libclang-rt-19-dev iputils-ping
   # benchmarks and lint
   libbenchmark-dev iperf3 nftables clang-format-19 clang-tidy-19
+  # DNS tests and benchmark: an authoritative server (nsd) for the test zone over UDP, TCP and
+  # TLS, the system tools as clients (dig, getent), dnsperf, and the forwarders we compare with
+  # (unbound, dnsmasq). Their services are never started, see below.
+  nsd unbound dnsmasq-base bind9-dnsutils dnsperf openssl
 )
 
 missing=()
@@ -38,6 +44,14 @@ if [ "$(id -u)" -ne 0 ]; then
   as_root=(sudo)
 fi
 export DEBIAN_FRONTEND=noninteractive
+# nsd and unbound ship system services that would bind port 53 on the host: we only want their
+# binaries (the tests start them inside namespaces). A policy-rc.d that says "no" (exit 101)
+# keeps invoke-rc.d from starting them while we install; one that was already there is kept.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  "${as_root[@]}" sh -c "printf '#!/bin/sh\nexit 101\n' > $policy && chmod 755 $policy"
+  trap '"${as_root[@]}" rm -f "$policy"' EXIT
+fi
 "${as_root[@]}" apt-get update -qq
 "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "setup: done"
