@@ -639,7 +639,10 @@ class Portwarden(Config):
 
     def start_daemon(self, world: World, events: bool) -> Firewall:
         config = world.workdir / "portwarden.json"
-        config.write_text(json.dumps({"filter": {"defaultAction": "permit"}}) + "\n")
+        # An upstream of the benchmark's own, so that the nameserver never depends on the
+        # host's /etc/resolv.conf (nothing here resolves names).
+        config.write_text(json.dumps({"filter": {"defaultAction": "permit"},
+                                      "dns": {"nameservers": [f"dns://{SERVER_V4}"]}}) + "\n")
         events_path = self.events_path(world)
         events_path.unlink(missing_ok=True)
         argv = [str(self.binary), "run", "--config", str(config)]

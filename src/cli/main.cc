@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "daemon/daemon.h"
+#include "dns/resolved_monitor.h"
 #include "interception/rule_set.h"
 
 namespace {
@@ -95,6 +96,12 @@ int run_command_line(int argc, char** argv) {
     run->add_option("--bpf-cgroup", bpf_cgroup,
                     "cgroup v2 directory whose processes the eBPF programs observe (default: "
                     "the cgroup v2 root, i.e. every process)");
+    std::string resolved_monitor(pw::dns::kResolvedMonitorSocket);
+    run->add_option("--resolved-monitor", resolved_monitor,
+                    "systemd-resolved's monitor socket, whose answers label connections of "
+                    "processes that ask resolved (default: " +
+                        std::string(pw::dns::kResolvedMonitorSocket) +
+                        "; watched until it appears; 'off' to disable)");
 
     auto* iptables = app.add_subcommand("iptables", "Show, install or remove the kernel rules");
     iptables->require_subcommand(1);
@@ -122,6 +129,9 @@ int run_command_line(int argc, char** argv) {
                                                         : pw::daemon::AttributionMode::Auto;
         if (!bpf_cgroup.empty()) {
             options.bpf_cgroup = bpf_cgroup;
+        }
+        if (resolved_monitor != "off" && !resolved_monitor.empty()) {
+            options.resolved_monitor = resolved_monitor;
         }
         return pw::daemon::run(options);
     }

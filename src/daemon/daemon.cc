@@ -4,7 +4,9 @@
 
 #include <array>
 #include <csignal>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,11 +18,18 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "dns/ip_domain_memory.h"
+#include "dns/nameserver.h"
+#include "dns/resolv_conf.h"
+#include "dns/resolved_monitor.h"
+#include "dns/resolver.h"
 #include "interception/conntrack.h"
 #include "interception/nfqueue.h"
 #include "interception/rule_set.h"
 #include "network/attributor.h"
 #include "network/connection_table.h"
+#include "network/dns_client_directory.h"
+#include "network/dns_query_policy.h"
 #include "network/event_writer.h"
 #include "network/packet_processor.h"
 #include "packet/verdict.h"
@@ -54,9 +63,32 @@ constexpr std::array<std::uint32_t, 5> kRememberedMarks = {
     packet::mark::kRerouteToTunnel, packet::mark::kRerouteToNameserver};
 
 constexpr auto kExpiryInterval = std::chrono::seconds(1);
-// Forgetting exited processes reads one stat per cached process: not every second.
+// Forgetting exited processes (one stat per cached process), expired IP -> domain names and idle
+// DNS clients (full scans): not every second.
 constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
+
+// Where the nat rules send astray DNS queries (mark 1799): the first nameserver endpoint of
+// each IP version.
+interception::RedirectTargets redirect_targets(const firewall::DnsInterception& dns) {
+    interception::RedirectTargets targets{.nameserver_v4 = "", .nameserver_v6 = ""};
+    for (const firewall::IpEndpoint& endpoint : dns.nameserver_endpoints) {
+        std::string& target =
+            endpoint.address.is_v4() ? targets.nameserver_v4 : targets.nameserver_v6;
+        if (target.empty()) {
+            target = dns::to_string(
+                dns::ListenEndpoint{.address = endpoint.address, .port = endpoint.port});
+        }
+    }
+    return targets;
+}
+
+std::string read_text_file(const std::filesystem::path& path) {
+    std::ifstream file(path);
+    std::ostringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
 
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
 // releases it before the queue closes it.
@@ -80,7 +112,7 @@ public:
           signals_(io_, SIGINT, SIGTERM),
           expiry_timer_(io_),
           retry_timer_(io_),
-          rules_(runner_) {}
+          rules_(runner_, redirect_targets(config_.filter.dns)) {}
 
     [[nodiscard]] Status start();
     void serve();
@@ -88,6 +120,9 @@ public:
 
 private:
     void set_up_attribution();
+    [[nodiscard]] Status set_up_dns();
+    [[nodiscard]] nlohmann::ordered_json dns_json() const;
+    [[nodiscard]] nlohmann::ordered_json dns_stats_json() const;
     [[nodiscard]] nlohmann::ordered_json attribution_json() const;
     [[nodiscard]] nlohmann::ordered_json attribution_stats_json() const;
     void schedule_retries();
@@ -118,7 +153,17 @@ private:
     std::unique_ptr<process::ProcessRegistry> processes_;
     std::unique_ptr<network::ProcessAttributor> attributor_;
     std::unique_ptr<network::PacketProcessor> processor_; // created by start()
+    // The nameserver side (issue 4); null without nameserver endpoints.
+    dns::IpDomainMemory domain_memory_;
+    network::DnsClientDirectory dns_clients_;
+    std::vector<dns::Upstream> upstreams_;
+    std::string upstreams_source_ = "none"; // "config", "resolv.conf"
+    std::unique_ptr<network::DnsQueryPolicy> dns_policy_;
     asio::io_context io_;
+    // Declared after io_ so that they go first: their sockets belong to it.
+    std::unique_ptr<dns::Resolver> resolver_;
+    std::unique_ptr<dns::Nameserver> nameserver_;
+    std::unique_ptr<dns::ResolvedMonitor> resolved_monitor_;
     asio::signal_set signals_;
     asio::steady_timer expiry_timer_;
     asio::steady_timer retry_timer_;
@@ -140,6 +185,10 @@ Status Daemon::start() {
     if (auto bound = bind_queues(); !bound) {
         return bound;
     }
+    // Then the nameserver: once the rules exist, every DNS query is sent to it.
+    if (auto dns_ready = set_up_dns(); !dns_ready) {
+        return dns_ready;
+    }
     forget_remembered_verdicts();
     install_rules();
     if (!ipv4_rules_) {
@@ -152,7 +201,8 @@ Status Daemon::start() {
                                       {"queues", nlohmann::json::array()},
                                       {"ipv4Rules", ipv4_rules_},
                                       {"ipv6Rules", ipv6_rules_},
-                                      {"attribution", attribution_json()}};
+                                      {"attribution", attribution_json()},
+                                      {"dns", dns_json()}};
     for (const QueueSpec& spec : kQueues) {
         started["queues"].push_back(spec.number);
     }
@@ -212,6 +262,134 @@ void Daemon::set_up_attribution() {
     log_->info("attribution={} ebpf={} socket_table={} processes_indexed={}",
                options_.attribution == AttributionMode::Auto ? "auto" : "tables",
                kernel_records_ != nullptr, socket_table_name_, scanned);
+}
+
+Status Daemon::set_up_dns() {
+    const auto& endpoints = config_.filter.dns.nameserver_endpoints;
+    if (endpoints.empty()) {
+        log_->info("dns=off (no dns/listenAddress: DNS is not intercepted)");
+        return {};
+    }
+    upstreams_ = config_.dns.nameservers;
+    upstreams_source_ = "config";
+    if (upstreams_.empty()) {
+        upstreams_ = dns::upstreams_from_resolv_conf(read_text_file("/etc/resolv.conf"));
+        upstreams_source_ = "resolv.conf";
+        if (upstreams_.empty()) {
+            return fail(
+                "no upstream nameserver: dns/nameservers is not set and /etc/resolv.conf names "
+                "none that is not local (set dns/nameservers, e.g. [\"dns://192.0.2.53\"] or "
+                "[\"dot://dns.example?ip=192.0.2.53\"])");
+        }
+    }
+    dns::ResolverOptions resolver_options;
+    resolver_options.upstreams = upstreams_;
+    auto resolver = dns::Resolver::create(io_, std::move(resolver_options), clock_);
+    if (!resolver) {
+        return fail("dns/nameservers: " + resolver.error().message());
+    }
+    resolver_ = std::move(*resolver);
+    dns_policy_ = std::make_unique<network::DnsQueryPolicy>(
+        config_.filter, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
+    std::vector<dns::ListenEndpoint> listen;
+    for (const firewall::IpEndpoint& endpoint : endpoints) {
+        listen.push_back({.address = endpoint.address, .port = endpoint.port});
+    }
+    auto nameserver = dns::Nameserver::start(io_, listen, *resolver_, *dns_policy_);
+    if (!nameserver) {
+        return fail("nameserver: " + nameserver.error().message() +
+                    " (another DNS server may be listening there: stop it, or change "
+                    "dns/listenAddress)");
+    }
+    nameserver_ = std::move(*nameserver);
+    processor_->enable_dns(dns_clients_, domain_memory_);
+    if (options_.resolved_monitor) {
+        resolved_monitor_ = std::make_unique<dns::ResolvedMonitor>(
+            io_, *options_.resolved_monitor, [this](const dns::MonitoredAnswer& answer) {
+                for (const IpAddress& address : answer.addresses) {
+                    domain_memory_.record(dns::IpDomainMemory::kGlobalScope, address, answer.name,
+                                          answer.cname_chain, std::chrono::seconds(answer.ttl),
+                                          clock_.now());
+                }
+            });
+        resolved_monitor_->start();
+    }
+    std::string names;
+    for (const auto& upstream : upstreams_) {
+        names += (names.empty() ? "" : ",") + upstream.url;
+    }
+    std::string where;
+    for (const auto& endpoint : listen) {
+        where += (where.empty() ? "" : ",") + dns::to_string(endpoint);
+    }
+    log_->info("dns listen={} upstreams={} from={}", where, names, upstreams_source_);
+    return {};
+}
+
+nlohmann::ordered_json Daemon::dns_json() const {
+    if (!nameserver_) {
+        return {{"enabled", false}};
+    }
+    nlohmann::ordered_json listen = nlohmann::json::array();
+    for (const auto& endpoint : config_.filter.dns.nameserver_endpoints) {
+        listen.push_back(dns::to_string({.address = endpoint.address, .port = endpoint.port}));
+    }
+    nlohmann::ordered_json upstreams = nlohmann::json::array();
+    for (const auto& upstream : upstreams_) {
+        upstreams.push_back(upstream.url);
+    }
+    return {{"enabled", true},
+            {"listen", listen},
+            {"nameservers", upstreams},
+            {"nameserversFrom", upstreams_source_},
+            {"resolvedMonitor", options_.resolved_monitor
+                                    ? nlohmann::ordered_json(options_.resolved_monitor->string())
+                                    : nlohmann::ordered_json(nullptr)}};
+}
+
+nlohmann::ordered_json Daemon::dns_stats_json() const {
+    if (!nameserver_) {
+        return nullptr;
+    }
+    const auto& server = nameserver_->counters();
+    const auto& resolver = resolver_->counters();
+    const auto& cache = resolver_->cache_counters();
+    const auto& policy = dns_policy_->counters();
+    nlohmann::ordered_json stats = {
+        {"udpQueries", server.udp_queries},
+        {"tcpQueries", server.tcp_queries},
+        {"malformed", server.malformed},
+        {"dropped", server.dropped},
+        {"cacheAnswers", server.cache_answers},
+        {"upstreamAnswers", server.upstream_answers},
+        {"policyAnswers", server.policy_answers},
+        {"servfail", server.servfail},
+        {"sendErrors", server.send_errors},
+        {"tcpConnections", server.tcp_connections},
+        {"tcpRefused", server.tcp_refused},
+        {"upstreamQueries", resolver.upstream_queries},
+        {"merged", resolver.merged},
+        {"timeouts", resolver.timeouts},
+        {"failovers", resolver.failovers},
+        {"tcpFallbacks", resolver.tcp_fallbacks},
+        {"failures", resolver.failures},
+        {"mismatched", resolver.mismatched},
+        {"cacheEntries", resolver_->cache_size()},
+        {"cacheHits", cache.hits},
+        {"cacheMisses", cache.misses},
+        {"askersByDirectory", policy.by_directory},
+        {"askersByLookup", policy.by_lookup},
+        {"blocked", policy.blocked},
+        {"addressesRecorded", policy.recorded},
+        {"domainMemoryEntries", domain_memory_.size()},
+    };
+    if (resolved_monitor_) {
+        const auto& monitor = resolved_monitor_->counters();
+        stats["resolvedConnections"] = monitor.connections;
+        stats["resolvedAnswers"] = monitor.answers;
+        stats["resolvedMalformed"] = monitor.malformed;
+    }
+    return stats;
 }
 
 nlohmann::ordered_json Daemon::attribution_json() const {
@@ -358,8 +536,15 @@ void Daemon::schedule_expiry() {
             return;
         }
         processor_->expire_connections();
-        if (processes_ && clock_.now() >= next_process_expiry_) {
-            processes_->expire();
+        if (resolver_) {
+            resolver_->expire_cache();
+        }
+        if (clock_.now() >= next_process_expiry_) {
+            if (processes_) {
+                processes_->expire();
+            }
+            domain_memory_.expire(clock_.now());
+            dns_clients_.expire(clock_.now());
             next_process_expiry_ = clock_.now() + kProcessExpiryInterval;
         }
         schedule_expiry();
@@ -419,6 +604,16 @@ void Daemon::stop() {
         }
     }
     forget_remembered_verdicts();
+    // The nameserver last: until the rules are gone, DNS queries are sent to it.
+    if (nameserver_) {
+        nameserver_->stop();
+    }
+    if (resolved_monitor_) {
+        resolved_monitor_->stop();
+    }
+    if (resolver_) {
+        resolver_->shut_down();
+    }
     write_lifecycle(stats_json());
     for (QueueBinding& binding : queues_) {
         // The queue owns the fd; the descriptor must not close it a second time.
@@ -452,6 +647,7 @@ std::string Daemon::stats_json() const {
         {"truncatedMessages", queues.truncated_messages},
         {"sendErrors", queues.send_errors},
         {"attribution", attribution_stats_json()},
+        {"dns", dns_stats_json()},
     };
     return stats.dump();
 }

@@ -29,6 +29,8 @@ struct RunOptions {
     // The cgroup v2 directory whose processes the eBPF programs observe; nullopt: the cgroup v2
     // root (every process on the host). Tests and benchmarks pass a cgroup of their own.
     std::optional<std::filesystem::path> bpf_cgroup;
+    // systemd-resolved's monitor socket (issue 4); nullopt: do not subscribe.
+    std::optional<std::filesystem::path> resolved_monitor;
 };
 
 // Runs the firewall in the foreground until SIGINT or SIGTERM: loads the config, binds the four

@@ -5,19 +5,22 @@
 
 namespace pw::dns {
 
-void IpDomainMemory::record(std::string_view scope, const IpAddress& address, std::string domain,
-                            std::vector<std::string> cname_chain, std::chrono::seconds ttl,
-                            Clock::TimePoint now) {
+void IpDomainMemory::record(std::string_view scope, const IpAddress& address,
+                            std::string_view domain, std::span<const std::string> cname_chain,
+                            std::chrono::seconds ttl, Clock::TimePoint now) {
     if (limits_.max_entries == 0) {
         return;
     }
     const std::chrono::seconds keep = std::clamp(ttl, limits_.min_keep, limits_.max_keep);
-    ResolvedName name{
-        .domain = std::move(domain), .cname_chain = std::move(cname_chain), .recorded_at = now};
-    Key key{.scope = std::string(scope), .address = address};
-    if (const auto known = entries_.find(key); known != entries_.end()) {
+    if (const auto known = entries_.find(KeyView{.scope = scope, .address = address});
+        known != entries_.end()) {
         Entry& entry = known->second;
-        entry.name = std::move(name);
+        if (entry.name.domain != domain ||
+            !std::ranges::equal(entry.name.cname_chain, cname_chain)) {
+            entry.name.domain.assign(domain);
+            entry.name.cname_chain.assign(cname_chain.begin(), cname_chain.end());
+        }
+        entry.name.recorded_at = now;
         entry.expires_at = now + keep;
         // The newest answer moves to the young end.
         oldest_first_.splice(oldest_first_.end(), oldest_first_, entry.age);
@@ -27,6 +30,10 @@ void IpDomainMemory::record(std::string_view scope, const IpAddress& address, st
         entries_.erase(oldest_first_.front());
         oldest_first_.pop_front();
     }
+    Key key{.scope = std::string(scope), .address = address};
+    ResolvedName name{.domain = std::string(domain),
+                      .cname_chain = {cname_chain.begin(), cname_chain.end()},
+                      .recorded_at = now};
     oldest_first_.push_back(key);
     entries_.emplace(std::move(key), Entry{.name = std::move(name),
                                            .expires_at = now + keep,
@@ -35,7 +42,7 @@ void IpDomainMemory::record(std::string_view scope, const IpAddress& address, st
 
 const IpDomainMemory::Entry* IpDomainMemory::find(std::string_view scope, const IpAddress& address,
                                                   Clock::TimePoint now) const {
-    const auto found = entries_.find(Key{.scope = std::string(scope), .address = address});
+    const auto found = entries_.find(KeyView{.scope = scope, .address = address});
     if (found == entries_.end() || found->second.expires_at <= now) {
         return nullptr;
     }

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,9 +47,10 @@ public:
     explicit IpDomainMemory(MemoryLimits limits = {}) : limits_(limits) {}
 
     // Remembers that `domain` (through `cname_chain`) resolved to `address` for `scope`; a newer
-    // answer for the same scope and address replaces the older one.
-    void record(std::string_view scope, const IpAddress& address, std::string domain,
-                std::vector<std::string> cname_chain, std::chrono::seconds ttl,
+    // answer for the same scope and address replaces the older one. Called for every answered
+    // query, cache hits included, so refreshing a known entry allocates nothing.
+    void record(std::string_view scope, const IpAddress& address, std::string_view domain,
+                std::span<const std::string> cname_chain, std::chrono::seconds ttl,
                 Clock::TimePoint now);
 
     // The most recent name for `address` in `scope`, else in the global scope; nullopt when
@@ -68,9 +70,31 @@ private:
         IpAddress address;
         bool operator==(const Key&) const = default;
     };
+    // Lookups use a view of the key, so that finding an entry allocates nothing.
+    struct KeyView {
+        std::string_view scope;
+        const IpAddress& address;
+    };
     struct KeyHash {
+        using is_transparent = void;
+        std::size_t operator()(const KeyView& key) const noexcept {
+            return std::hash<std::string_view>{}(key.scope) * 31U ^ key.address.hash();
+        }
         std::size_t operator()(const Key& key) const noexcept {
-            return std::hash<std::string>{}(key.scope) * 31U ^ key.address.hash();
+            return (*this)(KeyView{.scope = key.scope, .address = key.address});
+        }
+    };
+    struct KeyEqual {
+        using is_transparent = void;
+        static bool same(const KeyView& left, const KeyView& right) {
+            return left.address == right.address && left.scope == right.scope;
+        }
+        bool operator()(const Key& left, const Key& right) const { return left == right; }
+        bool operator()(const KeyView& left, const Key& right) const {
+            return same(left, {.scope = right.scope, .address = right.address});
+        }
+        bool operator()(const Key& left, const KeyView& right) const {
+            return same({.scope = left.scope, .address = left.address}, right);
         }
     };
     struct Entry {
@@ -83,7 +107,7 @@ private:
                                     Clock::TimePoint now) const;
 
     MemoryLimits limits_;
-    std::unordered_map<Key, Entry, KeyHash> entries_;
+    std::unordered_map<Key, Entry, KeyHash, KeyEqual> entries_;
     std::list<Key> oldest_first_; // by the time of their last answer
 };
 

@@ -131,12 +131,15 @@ struct SyntheticRecord {
 // Upstream side.
 
 // The query we send upstream for `question`: ID `id`, RD=1, the name in lower case, and an OPT
-// record announcing kMaxUdpPayload (no DO bit: we do not validate DNSSEC).
+// record announcing kMaxUdpPayload (no DO bit: we do not validate DNSSEC). Empty when
+// `question.name` is not a valid name (parse_query() never makes one).
 [[nodiscard]] std::vector<std::uint8_t> build_upstream_query(std::uint16_t id,
                                                              const Question& question);
 
 // An upstream response reduced to what we serve from the cache: everything after the question,
-// with the upstream's OPT record removed, plus where the TTLs are so that they can be aged.
+// with the upstream's OPT record removed, plus where the TTLs are so that they can be aged. The
+// records are as ldns writes them back, so their compression pointers lead only to the question
+// or to other records, never into the header or the dropped OPT record.
 struct CachedAnswer {
     // Header bytes 2-3 of the upstream response (flags and rcode) minus TC; RD and ID are set per
     // client when rendering.
@@ -183,7 +186,8 @@ struct UpstreamAnswer {
 // reduced by `age_seconds` (not below 0), and an OPT record announcing kMaxUdpPayload when the
 // client sent one. When the result would exceed `size_limit` (the client's UDP payload size; use
 // 65535 for TCP), the answer is header + question + OPT only, with TC set, so that the client
-// asks again over TCP. `query.question` must equal the question the answer was cached under.
+// asks again over TCP. `query.question` must equal the question the answer was cached under
+// (should its wire size differ all the same, the answer is a SERVFAIL without records).
 void render_cached_answer(const Query& query, const CachedAnswer& answer, std::uint32_t age_seconds,
                           std::size_t size_limit, std::vector<std::uint8_t>& out);
 

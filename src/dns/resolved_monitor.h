@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,7 +14,7 @@
 #include "common/result.h"
 
 namespace boost::asio {
-class io_context;
+class io_context; // NOLINT(readability-identifier-naming): Boost's name
 } // namespace boost::asio
 
 namespace pw::dns {
@@ -58,6 +59,8 @@ public:
     ~ResolvedMonitor();
     ResolvedMonitor(const ResolvedMonitor&) = delete;
     ResolvedMonitor& operator=(const ResolvedMonitor&) = delete;
+    ResolvedMonitor(ResolvedMonitor&&) = delete;
+    ResolvedMonitor& operator=(ResolvedMonitor&&) = delete;
 
     void start();
     void stop();

@@ -1,9 +1,14 @@
 #include "firewall/decide.h"
 
+#include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
+
+#include "firewall/dns_bypass_list.h"
 
 namespace pw::firewall {
 namespace {
@@ -54,24 +59,174 @@ std::optional<std::string_view> infrastructure_reason(const ConnectionFacts& con
     return std::nullopt;
 }
 
-struct RuleOutcome {
-    RuleAction action;
-    std::string reason;
+// DNS (RFC 1035) and DNS over TLS (RFC 7858) ports.
+constexpr std::uint16_t kDnsPort = 53;
+constexpr std::uint16_t kDnsOverTlsPort = 853;
+
+// How long the kernel may remember an outcome (see the shaping notes in decide.h).
+enum class Remember : std::uint8_t {
+    PerSetting,             // filter/permanentVerdicts, but never an accept to loopback
+    PerSettingEvenLoopback, // filter/permanentVerdicts, also to loopback
+    Always,                 // permanent whatever the setting
 };
 
-RuleOutcome apply_rules(const FilterSettings& settings, const ConnectionFacts& connection) {
+// What one step of decide() concluded, before it is shaped for the kernel.
+struct Outcome {
+    Verdict verdict = Verdict::Block;
+    std::string reason;
+    Remember remember = Remember::PerSetting;
+};
+
+bool is_udp_or_tcp(const ConnectionFacts& connection) {
+    return connection.protocol == protocol::kUdp || connection.protocol == protocol::kTcp;
+}
+
+bool is_icmp(const ConnectionFacts& connection) {
+    return connection.protocol == protocol::kIcmp || connection.protocol == protocol::kIcmpV6;
+}
+
+bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,
+                            std::uint16_t port) {
+    return std::ranges::any_of(settings.dns.nameserver_endpoints,
+                               [&address, port](const IpEndpoint& endpoint) {
+                                   return endpoint.port == port && endpoint.address == address;
+                               });
+}
+
+// Step 2: the daemon's own sockets. Inbound only from this host: a remote machine reaching a
+// portwarden socket is an ordinary inbound connection (and a nameserver query is step 3).
+std::optional<Outcome> own_connection(const ConnectionFacts& connection) {
+    if (!connection.process || connection.process->kind != "portwarden") {
+        return std::nullopt;
+    }
+    if (connection.direction == Direction::Inbound && !connection.remote_address.is_loopback() &&
+        connection.remote_address != connection.local_address) {
+        return std::nullopt;
+    }
+    return Outcome{.verdict = Verdict::Accept,
+                   .reason = "portwarden's own connection",
+                   .remember = Remember::PerSetting};
+}
+
+// Steps 3 and 4: DNS to our nameserver and DNS that went astray.
+std::optional<Outcome> dns_interception(const FilterSettings& settings,
+                                        const ConnectionFacts& connection) {
+    const auto& endpoints = settings.dns.nameserver_endpoints;
+    if (endpoints.empty() || !is_udp_or_tcp(connection)) {
+        return std::nullopt;
+    }
+    if (connection.direction == Direction::Inbound) {
+        if (is_nameserver_endpoint(settings, connection.local_address, connection.local_port)) {
+            return Outcome{.verdict = Verdict::Accept,
+                           .reason = "query to portwarden's nameserver",
+                           .remember = Remember::PerSetting};
+        }
+        return std::nullopt;
+    }
+    if (is_nameserver_endpoint(settings, connection.remote_address, connection.remote_port)) {
+        return Outcome{.verdict = Verdict::Accept,
+                       .reason = "query to portwarden's nameserver",
+                       .remember = Remember::PerSettingEvenLoopback};
+    }
+    if (connection.remote_port != kDnsPort) {
+        return std::nullopt;
+    }
+    if (settings.dns.astray == AstrayDns::Block) {
+        return Outcome{.verdict = Verdict::Block,
+                       .reason = "DNS query to another nameserver (redirecting is off)",
+                       .remember = Remember::PerSetting};
+    }
+    const IpFamily family = connection.remote_address.family();
+    const bool same_family = std::ranges::any_of(endpoints, [family](const IpEndpoint& endpoint) {
+        return endpoint.address.family() == family;
+    });
+    if (!same_family) {
+        return Outcome{.verdict = Verdict::Block,
+                       .reason =
+                           "DNS query to another nameserver (no portwarden nameserver for this IP "
+                           "version)",
+                       .remember = Remember::PerSetting};
+    }
+    return Outcome{.verdict = Verdict::RerouteToNameserver,
+                   .reason = "astray DNS query redirected to portwarden's nameserver",
+                   .remember = Remember::Always};
+}
+
+// Step 5: 0.0.0.17 and ::17 are what our nameserver answers for a blocked name.
+std::optional<Outcome> blocked_dns_answer(const ConnectionFacts& connection) {
+    static constexpr std::array<std::uint8_t, 4> kBlockedV4 = {0, 0, 0, 17};
+    // "::17" is hexadecimal: the last byte is 0x17.
+    static constexpr std::array<std::uint8_t, 16> kBlockedV6 = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                                0, 0, 0, 0, 0, 0, 0, 0x17};
+    const auto bytes = connection.remote_address.bytes();
+    const bool blocked = connection.remote_address.is_v4() ? std::ranges::equal(bytes, kBlockedV4)
+                                                           : std::ranges::equal(bytes, kBlockedV6);
+    if (!blocked) {
+        return std::nullopt;
+    }
+    return Outcome{
+        .verdict = Verdict::Block, .reason = "blocked by DNS answer", .remember = Remember::Always};
+}
+
+// Step 6: `filter/preventBypassing`.
+std::optional<Outcome> bypass_attempt(const FilterSettings& settings,
+                                      const ConnectionFacts& connection) {
+    if (settings.prevent_bypassing == PreventBypassing::Off ||
+        connection.direction != Direction::Outbound || is_icmp(connection)) {
+        return std::nullopt;
+    }
+    if (is_udp_or_tcp(connection) && connection.remote_port == kDnsOverTlsPort) {
+        return Outcome{.verdict = Verdict::Block,
+                       .reason = "prevent bypassing: DNS over TLS",
+                       .remember = Remember::PerSetting};
+    }
+    if (is_known_resolver_address(connection.remote_address) ||
+        (connection.domain && is_known_resolver_name(*connection.domain))) {
+        return Outcome{.verdict = Verdict::Block,
+                       .reason = "prevent bypassing: known DNS-over-HTTPS resolver",
+                       .remember = Remember::PerSetting};
+    }
+    return std::nullopt;
+}
+
+// Steps 7 and 8.
+Outcome apply_rules(const FilterSettings& settings, const ConnectionFacts& connection) {
     const EndpointQuery query{
         .remote_address = connection.remote_address,
         .protocol = connection.protocol,
         .service_port = connection.service_port(),
+        .domain = connection.domain ? &*connection.domain : nullptr,
     };
     if (const EndpointRule* rule = first_match(settings.endpoints, query); rule != nullptr) {
-        return {.action = rule->action, .reason = "rule '" + rule->text + "'"};
+        return {.verdict = rule->action == RuleAction::Permit ? Verdict::Accept : Verdict::Block,
+                .reason = "rule '" + rule->text + "'",
+                .remember = Remember::PerSetting};
     }
     if (settings.default_action == DefaultAction::Permit) {
-        return {.action = RuleAction::Permit, .reason = "default action: permit"};
+        return {.verdict = Verdict::Accept,
+                .reason = "default action: permit",
+                .remember = Remember::PerSetting};
     }
-    return {.action = RuleAction::Block, .reason = "default action: block"};
+    return {.verdict = Verdict::Block,
+            .reason = "default action: block",
+            .remember = Remember::PerSetting};
+}
+
+// Steps 2 to 8, the first that has an answer.
+Outcome decide_steps(const FilterSettings& settings, const ConnectionFacts& connection) {
+    if (auto outcome = own_connection(connection)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = dns_interception(settings, connection)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = blocked_dns_answer(connection)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = bypass_attempt(settings, connection)) {
+        return std::move(*outcome);
+    }
+    return apply_rules(settings, connection);
 }
 
 // Why a block must be a silent drop rather than a reject, or nullopt to reject.
@@ -81,7 +236,7 @@ std::optional<std::string_view> drop_reason(const FilterSettings& settings,
         // A reject would tell a scanner that the host is there.
         return " (silent drop: inbound)";
     }
-    if (connection.protocol == protocol::kIcmp || connection.protocol == protocol::kIcmpV6) {
+    if (is_icmp(connection)) {
         // The filter chain RETURNs ICMP before its REJECT rules, so a Block mark would let the
         // packet through; only a drop actually stops it.
         return " (silent drop: ICMP)";
@@ -90,6 +245,57 @@ std::optional<std::string_view> drop_reason(const FilterSettings& settings,
         return " (silent drop: outboundBlockAction is drop)";
     }
     return std::nullopt;
+}
+
+Persistence persistence_for(const FilterSettings& settings, const ConnectionFacts& connection,
+                            const Outcome& outcome) {
+    if (outcome.remember == Remember::Always) {
+        return Persistence::Permanent;
+    }
+    if (settings.permanent_verdicts == PermanentVerdicts::Off) {
+        return Persistence::Temporary;
+    }
+    // Both ends of a loopback flow share one conntrack entry: a permanent accept saved by the
+    // client side would let the server side's inbound packets skip their own decision.
+    if (outcome.remember == Remember::PerSetting && outcome.verdict == Verdict::Accept &&
+        connection.direction == Direction::Outbound && connection.remote_address.is_loopback()) {
+        return Persistence::Temporary;
+    }
+    return Persistence::Permanent;
+}
+
+// Decides a query from the name (and CNAMEs) through `matches`, which tells whether a domain
+// pattern matches; `listed` says whether a name is on the resolver list.
+template <typename Matches>
+QueryDecision decide_names(const FilterSettings& settings, std::string_view name, bool listed,
+                           const Matches& matches) {
+    if (settings.prevent_bypassing == PreventBypassing::On) {
+        const DomainPattern canary{.match = DomainMatch::Exact,
+                                   .pattern = std::string(kFirefoxDohCanary)};
+        if (canary.matches(name)) {
+            return {.action = QueryAction::NxDomain,
+                    .reason = "prevent bypassing: Firefox DNS-over-HTTPS canary"};
+        }
+        if (listed) {
+            return {.action = QueryAction::Block,
+                    .reason = "prevent bypassing: known DNS-over-HTTPS resolver"};
+        }
+    }
+    for (const EndpointRule& rule : settings.endpoints) {
+        const auto* domain = std::get_if<DomainPattern>(&rule.entity);
+        if (domain != nullptr && !matches(*domain)) {
+            continue; // cannot match any connection to this name
+        }
+        if (!rule.is_name_only()) {
+            return {.action = QueryAction::Resolve,
+                    .reason = "rule '" + rule.text + "' is decided per connection"};
+        }
+        return {
+            .action = rule.action == RuleAction::Block ? QueryAction::Block : QueryAction::Resolve,
+            .reason = "rule '" + rule.text + "'"};
+    }
+    return {.action = QueryAction::Resolve,
+            .reason = "no rule decides the name; the default action applies to connections"};
 }
 
 } // namespace
@@ -103,26 +309,32 @@ Decision decide(const FilterSettings& settings, const ConnectionFacts& connectio
                         .reason = std::string(*reason)};
     }
 
-    auto [action, reason] = apply_rules(settings, connection);
-    Verdict verdict = Verdict::Accept;
-    if (action == RuleAction::Block) {
-        verdict = Verdict::Block;
+    Outcome outcome = decide_steps(settings, connection);
+    if (outcome.verdict == Verdict::Block) {
         if (const auto drop = drop_reason(settings, connection)) {
-            verdict = Verdict::Drop;
-            reason += *drop;
+            outcome.verdict = Verdict::Drop;
+            outcome.reason += *drop;
         }
     }
+    const Persistence persistence = persistence_for(settings, connection, outcome);
+    return Decision{.verdict = outcome.verdict,
+                    .persistence = persistence,
+                    .reason = std::move(outcome.reason)};
+}
 
-    Persistence persistence = settings.permanent_verdicts == PermanentVerdicts::On
-                                  ? Persistence::Permanent
-                                  : Persistence::Temporary;
-    // Both ends of a loopback flow share one conntrack entry: a permanent accept saved by the
-    // client side would let the server side's inbound packets skip their own decision.
-    if (verdict == Verdict::Accept && connection.direction == Direction::Outbound &&
-        connection.remote_address.is_loopback()) {
-        persistence = Persistence::Temporary;
-    }
-    return Decision{.verdict = verdict, .persistence = persistence, .reason = std::move(reason)};
+QueryDecision decide_query(const FilterSettings& settings, std::string_view name) {
+    const bool listed =
+        settings.prevent_bypassing == PreventBypassing::On && is_known_resolver_name(name);
+    return decide_names(settings, name, listed,
+                        [name](const DomainPattern& pattern) { return pattern.matches(name); });
+}
+
+QueryDecision decide_query(const FilterSettings& settings, const DomainFacts& domain) {
+    const bool listed =
+        settings.prevent_bypassing == PreventBypassing::On && is_known_resolver_name(domain);
+    return decide_names(settings, domain.domain, listed, [&domain](const DomainPattern& pattern) {
+        return pattern.matches(domain);
+    });
 }
 
 } // namespace pw::firewall

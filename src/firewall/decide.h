@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "firewall/connection_facts.h"
 #include "firewall/settings.h"
@@ -20,14 +22,68 @@ struct Decision {
 // no clock and writes no logs (CONVENTIONS rule 3). In order:
 //   1. Network infrastructure is fast-tracked: ICMPv6 neighbour/router discovery and MLD, and
 //      DHCP (v4 and v6), are accepted, because blocking them breaks the network itself.
-//   2. The first matching rule of `filter/endpoints` permits or blocks.
-//   3. Otherwise `filter/defaultAction`.
+//   2. Portwarden's own connections are accepted: its resolver's upstream queries (also DNS over
+//      TLS to a resolver on the bypass list) must never be redirected to itself or blocked.
+//      Inbound, only from this host.
+//   3. DNS (UDP or TCP) to one of `dns.nameserver_endpoints` is accepted, and so is the server
+//      side of it (inbound to that endpoint).
+//   4. Other outbound DNS (UDP or TCP to remote port 53) is astray: it is rerouted to our
+//      nameserver (RerouteToNameserver, mark 1799) when one listens on an address of the same IP
+//      family, else blocked. Without any nameserver endpoint, steps 3 and 4 do not apply.
+//   5. A remote address of 0.0.0.17 or ::17, the answer our nameserver gives for a blocked name,
+//      is blocked.
+//   6. With `filter/preventBypassing` on, outbound connections (not ICMP) are blocked when they
+//      go to port 853 (DNS over TLS), to an address on the shipped resolver list, or to a domain
+//      (or CNAME) on that list (dns_bypass_list.h).
+//   7. The first matching rule of `filter/endpoints` permits or blocks. Domain rules match the
+//      connection's domain or any name of its CNAME chain; without a domain they match nothing.
+//   8. Otherwise `filter/defaultAction`.
 // Then the verdict is shaped for the kernel:
 //   - a block of an inbound connection, of ICMP (the chain's ICMP RETURN rules would let a
 //     1701/1711 ICMP packet pass) or with `filter/outboundBlockAction: drop` becomes a Drop;
 //   - the persistence follows `filter/permanentVerdicts`, except that an accepted outbound
 //     connection to a loopback address stays temporary: a saved connmark would let the server
-//     side of the same loopback flow skip its own (inbound) decision.
+//     side of the same loopback flow skip its own (inbound) decision. A query to our own
+//     nameserver is the exception to the exception: the server side is portwarden itself, which
+//     step 3 accepts anyway. A block of 0.0.0.17 / ::17 is always permanent (the address can
+//     never become reachable), and reroutes are always remembered by the kernel.
 [[nodiscard]] Decision decide(const FilterSettings& settings, const ConnectionFacts& connection);
+
+// What the nameserver does with a query.
+enum class QueryAction : std::uint8_t {
+    Resolve,  // ask upstream and answer
+    Block,    // answer 0.0.0.17 / ::17 for A / AAAA (NXDOMAIN for other types), which decide()
+              // blocks if the application connects anyway
+    NxDomain, // answer NXDOMAIN
+};
+
+struct QueryDecision {
+    QueryAction action = QueryAction::Resolve;
+    std::string reason;
+};
+
+// The DNS-time decision for a name: pure, like decide(). In order:
+//   1. With `filter/preventBypassing` on, `use-application-dns.net` (Firefox's DoH canary) gets
+//      NXDOMAIN, and names on the shipped resolver list (dns_bypass_list.h) are blocked.
+//   2. The rules of `filter/endpoints` are read in order, and the first rule that can be decided
+//      from the name alone decides:
+//        - a domain rule without protocol and port that matches: Block for '-', Resolve for '+';
+//        - a domain rule that does not match: skipped (it cannot match a connection to this name);
+//        - any other rule (`*`, an IP or CIDR, a matching domain rule with a protocol or port):
+//          it may match a connection to this name, depending on things only the connection has,
+//          so the query is resolved and decide() judges the connection.
+//   3. Otherwise the name is resolved: `filter/defaultAction` is applied to connections, never
+//      to names.
+// This keeps DNS-time blocking exactly consistent with first-match-wins at connection time: a
+// name is only blocked when every connection to it would be blocked by the same rule.
+//
+// Names are compared case-insensitively, a trailing dot is ignored.
+[[nodiscard]] QueryDecision decide_query(const FilterSettings& settings, std::string_view name);
+
+// The same after resolving, with the answer's CNAME chain: domain rules and the resolver list
+// then also match the CNAMEs, as decide() does for the connection (the canary is checked against
+// `domain.domain` only). The nameserver calls this when an answer contains CNAMEs, so that
+// "- .tracker.example" blocks "shop.example" when it is an alias of "x.tracker.example".
+[[nodiscard]] QueryDecision decide_query(const FilterSettings& settings, const DomainFacts& domain);
 
 } // namespace pw::firewall

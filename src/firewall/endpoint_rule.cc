@@ -4,6 +4,9 @@
 #include <array>
 #include <charconv>
 #include <cstddef>
+#include <string>
+#include <utility>
+#include <variant>
 
 #include "packet/packet_info.h"
 
@@ -83,16 +86,124 @@ bool protocol_has_ports(std::uint8_t protocol) {
 }
 
 // A token that only an IP address or CIDR could be meant as: it has a colon (IPv6) or consists
-// of digits and dots (IPv4). Such tokens get the address parser's precise error; everything else
-// ("example.com", "LAN") is an entity kind this version does not support yet.
+// of digits and dots, with at least one digit (IPv4). Such tokens get the address parser's precise
+// error; everything else
+// ("example.com") is a domain. All-numeric names cannot be domains here, but no top-level domain
+// is all digits.
 bool looks_like_address(std::string_view token) {
     const std::string_view address = token.substr(0, token.find('/'));
     if (address.find(':') != std::string_view::npos) {
         return true;
     }
-    return !address.empty() && std::ranges::all_of(address, [](char character) {
-        return (character >= '0' && character <= '9') || character == '.';
-    });
+    return std::ranges::any_of(
+               address, [](char character) { return character >= '0' && character <= '9'; }) &&
+           std::ranges::all_of(address, [](char character) {
+               return (character >= '0' && character <= '9') || character == '.';
+           });
+}
+
+char to_lower(char character) {
+    return (character >= 'A' && character <= 'Z') ? static_cast<char>(character - 'A' + 'a')
+                                                  : character;
+}
+
+std::string lower_case(std::string_view text) {
+    std::string lower(text);
+    std::ranges::transform(lower, lower.begin(), to_lower);
+    return lower;
+}
+
+// RFC 1035 section 2.3.4: labels of 63 octets, names of 255 octets on the wire, which is 253
+// characters of text without the trailing dot.
+constexpr std::size_t kMaxLabelLength = 63;
+constexpr std::size_t kMaxNameLength = 253;
+
+// The names of the scopes that Portmaster-style rules know ("- LAN"). They would otherwise parse
+// as single-label domains and silently match nothing; a domain of that name is written with its
+// trailing dot ("lan.").
+constexpr std::array<std::string_view, 3> kScopeNames = {"localhost", "lan", "internet"};
+
+bool is_domain_character(char character) {
+    return (character >= 'a' && character <= 'z') || (character >= '0' && character <= '9') ||
+           character == '-' || character == '_';
+}
+
+// Checks the labels of `name` (lower case, no leading or trailing dot). `token` is quoted.
+Status check_labels(std::string_view name, std::string_view token, DomainMatch match) {
+    if (name.size() > kMaxNameLength) {
+        return fail("domain '" + std::string(token) + "' is longer than 253 characters");
+    }
+    std::size_t start = 0;
+    while (true) {
+        const std::size_t dot = name.find('.', start);
+        const std::string_view label =
+            name.substr(start, dot == std::string_view::npos ? dot : dot - start);
+        if (label.empty()) {
+            return fail("empty label in domain '" + std::string(token) +
+                        "' (two dots in a row, or a dot where a name should start)");
+        }
+        if (label.size() > kMaxLabelLength) {
+            return fail("label '" + std::string(label) + "' of domain '" + std::string(token) +
+                        "' is longer than 63 characters");
+        }
+        for (const char character : label) {
+            if (character == '*' && match == DomainMatch::Glob) {
+                continue;
+            }
+            if (!is_domain_character(character)) {
+                return fail("invalid character '" + std::string(1, character) + "' in domain '" +
+                            std::string(token) +
+                            "' (expected letters, digits, '-', '_', dots, and '*' in a glob)");
+            }
+        }
+        if (dot == std::string_view::npos) {
+            return {};
+        }
+        start = dot + 1;
+    }
+}
+
+// True when `name` is `zone` or a name below it, compared case-insensitively (`zone` is lower
+// case already). "notexample.com" is not below "example.com": the match ends at a dot.
+bool ends_with_label_sequence(std::string_view name, std::string_view zone) {
+    if (name.size() < zone.size()) {
+        return false;
+    }
+    const std::string_view tail = name.substr(name.size() - zone.size());
+    if (!std::ranges::equal(tail, zone,
+                            [](char left, char right) { return to_lower(left) == right; })) {
+        return false;
+    }
+    return name.size() == zone.size() || name[name.size() - zone.size() - 1] == '.';
+}
+
+// '*' matches any run of characters, dots included. Greedy with a single backtrack point, the
+// classic wildcard algorithm: at most pattern x name steps, no recursion (names are <= 253
+// characters, but a name from a DNS answer is untrusted and must not blow up the stack).
+bool glob_matches(std::string_view pattern, std::string_view name) {
+    std::size_t pattern_index = 0;
+    std::size_t name_index = 0;
+    std::size_t star = std::string_view::npos;
+    std::size_t star_name_index = 0;
+    while (name_index < name.size()) {
+        if (pattern_index < pattern.size() && pattern[pattern_index] == '*') {
+            star = pattern_index++;
+            star_name_index = name_index;
+        } else if (pattern_index < pattern.size() &&
+                   pattern[pattern_index] == to_lower(name[name_index])) {
+            ++pattern_index;
+            ++name_index;
+        } else if (star != std::string_view::npos) {
+            pattern_index = star + 1;
+            name_index = ++star_name_index;
+        } else {
+            return false;
+        }
+    }
+    while (pattern_index < pattern.size() && pattern[pattern_index] == '*') {
+        ++pattern_index;
+    }
+    return pattern_index == pattern.size();
 }
 
 Result<Entity> parse_entity(std::string_view token) {
@@ -100,9 +211,11 @@ Result<Entity> parse_entity(std::string_view token) {
         return AnyEntity{};
     }
     if (!looks_like_address(token)) {
-        return fail("unsupported entity '" + std::string(token) +
-                    "': expected *, an IP address or a CIDR (domains and scopes come in a later "
-                    "version)");
+        auto domain = parse_domain_pattern(token);
+        if (!domain) {
+            return std::unexpected(domain.error());
+        }
+        return *domain;
     }
     auto cidr = Cidr::parse(token);
     if (!cidr) {
@@ -126,11 +239,7 @@ Result<std::optional<std::uint8_t>> parse_protocol(std::string_view token) {
         return std::optional<std::uint8_t>(static_cast<std::uint8_t>(*number));
     }
     if (token.size() <= kMaxProtocolNameLength) {
-        std::string lower(token);
-        std::ranges::transform(lower, lower.begin(), [](char character) {
-            return (character >= 'A' && character <= 'Z') ? static_cast<char>(character - 'A' + 'a')
-                                                          : character;
-        });
+        const std::string lower = lower_case(token);
         for (const auto& [name, number] : kProtocolNames) {
             if (lower == name) {
                 return std::optional<std::uint8_t>(number);
@@ -207,6 +316,70 @@ Status parse_service(std::string_view token, EndpointRule& rule) {
 
 } // namespace
 
+Result<DomainPattern> parse_domain_pattern(std::string_view token) {
+    std::string name = lower_case(token);
+    if (name.size() > 1 && name.back() == '.') {
+        name.pop_back();
+    }
+    if (std::ranges::find(kScopeNames, name) != kScopeNames.end() && token.back() != '.') {
+        return fail("unsupported entity '" + std::string(token) +
+                    "': scopes (Localhost, LAN, Internet) come in a later version; for the "
+                    "domain of that name write '" +
+                    name + ".'");
+    }
+    DomainPattern domain;
+    if (name.starts_with('.')) {
+        domain.match = DomainMatch::Zone;
+        name.erase(0, 1);
+        if (name.find('*') != std::string::npos) {
+            return fail("zone '" + std::string(token) +
+                        "' cannot contain '*' (a zone already covers every name below it; for "
+                        "a glob leave out the leading dot)");
+        }
+    } else if (name.find('*') != std::string::npos) {
+        domain.match = DomainMatch::Glob;
+    }
+    if (name.empty() || name == ".") {
+        return fail("'" + std::string(token) +
+                    "' is not a domain (expected a name such as "
+                    "example.com, .example.com for the zone, or a glob such as *.example.com)");
+    }
+    if (const auto labels = check_labels(name, token, domain.match); !labels) {
+        return std::unexpected(labels.error());
+    }
+    domain.pattern = std::move(name);
+    return domain;
+}
+
+bool DomainPattern::matches(std::string_view name) const {
+    if (name.ends_with('.')) {
+        name.remove_suffix(1);
+    }
+    if (name.empty()) {
+        return false;
+    }
+    switch (match) {
+        case DomainMatch::Exact:
+            return name.size() == pattern.size() && ends_with_label_sequence(name, pattern);
+        case DomainMatch::Zone:
+            return ends_with_label_sequence(name, pattern);
+        case DomainMatch::Glob:
+            return glob_matches(pattern, name);
+    }
+    return false;
+}
+
+bool DomainPattern::matches(const DomainFacts& domain) const {
+    return matches(domain.domain) ||
+           std::ranges::any_of(domain.cname_chain,
+                               [this](const std::string& name) { return matches(name); });
+}
+
+bool EndpointRule::is_name_only() const {
+    return std::holds_alternative<DomainPattern>(entity) && !protocol && port_low == 0 &&
+           port_high == 65535;
+}
+
 Result<EndpointRule> parse_endpoint_rule(std::string_view line) {
     const std::string_view text = trim(line);
     const std::vector<std::string_view> tokens = split_tokens(text);
@@ -226,7 +399,7 @@ Result<EndpointRule> parse_endpoint_rule(std::string_view line) {
 
     if (tokens.size() < 2) {
         return fail("missing entity after '" + std::string(tokens[0]) +
-                    "' (expected *, an IP address or a CIDR)");
+                    "' (expected *, an IP address, a CIDR or a domain)");
     }
     auto entity = parse_entity(tokens[1]);
     if (!entity) {
@@ -252,6 +425,10 @@ Result<EndpointRule> parse_endpoint_rule(std::string_view line) {
 bool matches(const EndpointRule& rule, const EndpointQuery& query) {
     if (const auto* cidr = std::get_if<Cidr>(&rule.entity);
         cidr != nullptr && !cidr->contains(query.remote_address)) {
+        return false;
+    }
+    if (const auto* domain = std::get_if<DomainPattern>(&rule.entity);
+        domain != nullptr && (query.domain == nullptr || !domain->matches(*query.domain))) {
         return false;
     }
     if (rule.protocol && *rule.protocol != query.protocol) {

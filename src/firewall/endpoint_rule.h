@@ -9,6 +9,7 @@
 
 #include "common/ip_address.h"
 #include "common/result.h"
+#include "firewall/connection_facts.h"
 
 namespace pw::firewall {
 
@@ -20,12 +21,42 @@ struct AnyEntity {
     friend bool operator==(const AnyEntity&, const AnyEntity&) = default;
 };
 
+// How a domain entity compares names.
+enum class DomainMatch : std::uint8_t {
+    Exact, // "example.com": exactly that name
+    Zone,  // ".example.com": the name and every name below it (www.example.com, a.b.example.com)
+    Glob,  // "*.ads.*", "tracker*.example.com": '*' is any run of characters, dots included
+};
+
+// A domain entity, normalised: lower case, no trailing dot, and for a zone without its leading
+// dot ("example.com" for ".example.com"). Note that the glob "*.example.com" does not match
+// "example.com" itself, while the zone ".example.com" does.
+struct DomainPattern {
+    DomainMatch match = DomainMatch::Exact;
+    std::string pattern;
+
+    // `name` as it comes from DNS: compared case-insensitively, one trailing dot ignored. An
+    // empty name matches nothing.
+    [[nodiscard]] bool matches(std::string_view name) const;
+    // The connection's domain or any name of its CNAME chain.
+    [[nodiscard]] bool matches(const DomainFacts& domain) const;
+
+    friend bool operator==(const DomainPattern&, const DomainPattern&) = default;
+};
+
+// Checks and normalises a domain entity token (see DomainPattern). Names are case-insensitive
+// and may end in a dot; labels are 1-63 characters of a-z, 0-9, '-' and '_' ('*' too in a
+// glob), the whole name at most 253. Errors quote the token.
+[[nodiscard]] Result<DomainPattern> parse_domain_pattern(std::string_view token);
+
 // What a rule matches the remote side of a connection against. A bare IP parses as a /32 or
-// /128 Cidr. Domains, scopes (Localhost/LAN/Internet) and lists come with later issues.
-using Entity = std::variant<AnyEntity, Cidr>;
+// /128 Cidr; a token with letters is a domain. Scopes (Localhost/LAN/Internet) and lists come
+// with later issues.
+using Entity = std::variant<AnyEntity, Cidr, DomainPattern>;
 
 // One line of `filter/endpoints`:  `+|- ENTITY [PROTO[/PORT[-PORT]]]`, e.g.
 //   "+ 10.0.0.0/8 tcp/22"   "- * udp/5000-6000"   "- 2001:db8::1 icmpv6"   "+ * 132"
+//   "- .tracker.example"    "+ example.com tcp/443"   "- *.ads.*"
 // PROTO is a name (tcp, udp, icmp, icmpv6 or icmp6, udplite, sctp, igmp), a number 0-255, or *.
 // A port range needs a protocol with ports (tcp, udp, udplite, sctp).
 struct EndpointRule {
@@ -36,6 +67,10 @@ struct EndpointRule {
     std::uint16_t port_high = 65535;
     std::string text; // the line as written, trimmed; shown as the decision's reason
 
+    // True when the rule looks at nothing but the remote side's name: a domain entity with any
+    // protocol and any port. Only such rules can decide a DNS query (see decide_query()).
+    [[nodiscard]] bool is_name_only() const;
+
     friend bool operator==(const EndpointRule&, const EndpointRule&) = default;
 };
 
@@ -45,11 +80,13 @@ struct EndpointRule {
 
 // What rule matching looks at: the remote address, the transport protocol and the service port
 // (the remote port of an outbound connection, the local port of an inbound one: "+ * tcp/22"
-// permits inbound SSH). Ports are 0 for protocols without ports.
+// permits inbound SSH), and the name the remote address was resolved from. Ports are 0 for
+// protocols without ports. A domain rule never matches a query without a domain.
 struct EndpointQuery {
     IpAddress remote_address;
     std::uint8_t protocol = 0;
     std::uint16_t service_port = 0;
+    const DomainFacts* domain = nullptr; // not owned; nullptr when no name is known
 };
 
 [[nodiscard]] bool matches(const EndpointRule& rule, const EndpointQuery& query);

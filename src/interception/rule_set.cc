@@ -43,8 +43,7 @@ struct FamilyRules {
     std::string_view input_queue;
     std::string_view icmp_protocol;
     std::string_view reject_with;
-    std::string_view nameserver; // DNAT target for astray DNS queries (mark 1799)
-    std::string_view tunnel;     // DNAT target for Gate17 (mark 1717)
+    std::string_view tunnel; // DNAT target for Gate17 (mark 1717)
 };
 
 constexpr FamilyRules kV4Rules{
@@ -55,7 +54,6 @@ constexpr FamilyRules kV4Rules{
     .input_queue = "17140",
     .icmp_protocol = "icmp",
     .reject_with = "icmp-host-prohibited",
-    .nameserver = "127.0.0.17:53",
     .tunnel = "127.0.0.17:1117",
 };
 
@@ -67,7 +65,6 @@ constexpr FamilyRules kV6Rules{
     .input_queue = "17160",
     .icmp_protocol = "ipv6-icmp",
     .reject_with = "icmp6-adm-prohibited",
-    .nameserver = "[::1]:53",
     .tunnel = "[::1]:1117",
 };
 
@@ -113,15 +110,24 @@ std::vector<std::string> verdict_chain_rules(const FamilyRules& rules) {
 }
 
 // Our rules in the builtin nat OUTPUT chain (the seed puts them there, not in a chain of ours).
-std::vector<std::string> nat_rules(const FamilyRules& rules) {
+// The seed redirects astray DNS over UDP only; a TCP query marked 1799 would then leave
+// unchanged. We redirect TCP/53 the same way (docs/architecture.md, "Astray DNS"): a client
+// that retries over TCP after a truncated answer must reach the same nameserver.
+std::vector<std::string> nat_rules(const FamilyRules& rules, std::string_view nameserver_target) {
     namespace mark = packet::mark;
-    const std::string nameserver = " -j DNAT --to-destination " + std::string(rules.nameserver);
     const std::string tunnel = " -j DNAT --to-destination " + std::string(rules.tunnel);
-    return {
-        "-A OUTPUT -p udp --dport 53 " + mark_match(mark::kRerouteToNameserver) + nameserver,
-        "-A OUTPUT -p tcp " + mark_match(mark::kRerouteToTunnel) + tunnel,
-        "-A OUTPUT -p udp " + mark_match(mark::kRerouteToTunnel) + tunnel,
-    };
+    std::vector<std::string> lines;
+    if (!nameserver_target.empty()) {
+        const std::string nameserver =
+            " -j DNAT --to-destination " + std::string(nameserver_target);
+        lines.push_back("-A OUTPUT -p udp --dport 53 " + mark_match(mark::kRerouteToNameserver) +
+                        nameserver);
+        lines.push_back("-A OUTPUT -p tcp --dport 53 " + mark_match(mark::kRerouteToNameserver) +
+                        nameserver);
+    }
+    lines.push_back("-A OUTPUT -p tcp " + mark_match(mark::kRerouteToTunnel) + tunnel);
+    lines.push_back("-A OUTPUT -p udp " + mark_match(mark::kRerouteToTunnel) + tunnel);
+    return lines;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +293,8 @@ struct ScriptWriter {
 };
 
 // The apply script. `current_save` is empty for the plain rendering of render_rules().
-std::string compose_apply(IpFamily family, std::string_view current_save) {
+std::string compose_apply(IpFamily family, std::string_view current_save,
+                          const RedirectTargets& targets) {
     const FamilyRules& rules = rules_for(family);
     const TableState mangle = read_table(current_save, "mangle");
     const TableState filter = read_table(current_save, "filter");
@@ -326,7 +333,8 @@ std::string compose_apply(IpFamily family, std::string_view current_save) {
     script.line("*nat");
     script.deletions(nat);
     script.comment("Reroutes: 1799 astray DNS query to our nameserver, 1717 to Gate17.");
-    script.lines(nat_rules(rules));
+    script.lines(
+        nat_rules(rules, family == IpFamily::V4 ? targets.nameserver_v4 : targets.nameserver_v6));
     script.line("COMMIT");
     return std::move(script.text);
 }
@@ -652,12 +660,13 @@ Result<ToolOutput> run_successfully(std::string_view tool,
 
 } // namespace
 
-std::string render_rules(IpFamily family) {
-    return compose_apply(family, {});
+std::string render_rules(IpFamily family, const RedirectTargets& targets) {
+    return compose_apply(family, {}, targets);
 }
 
-std::string compose_apply_script(IpFamily family, std::string_view current_save) {
-    return compose_apply(family, current_save);
+std::string compose_apply_script(IpFamily family, std::string_view current_save,
+                                 const RedirectTargets& targets) {
+    return compose_apply(family, current_save, targets);
 }
 
 std::string compose_remove_script(IpFamily family, std::string_view current_save) {
@@ -679,12 +688,12 @@ std::string_view family_label(IpFamily family) {
 }
 
 // One family at a time, each atomic: iptables-restore commits a table's changes at once.
-Status apply_family(IptablesRunner& runner, IpFamily family) {
+Status apply_family(IptablesRunner& runner, IpFamily family, const RedirectTargets& targets) {
     auto current = runner.save(family);
     if (!current) {
         return std::unexpected(current.error());
     }
-    return runner.restore(family, compose_apply_script(family, *current));
+    return runner.restore(family, compose_apply_script(family, *current, targets));
 }
 
 Status remove_family(IptablesRunner& runner, IpFamily family) {
@@ -735,7 +744,7 @@ std::vector<FamilyOutcome> RuleSet::apply() {
     std::vector<FamilyOutcome> outcomes;
     for (const IpFamily family : {IpFamily::V4, IpFamily::V6}) {
         outcomes.push_back(
-            FamilyOutcome{.family = family, .status = apply_family(runner_, family)});
+            FamilyOutcome{.family = family, .status = apply_family(runner_, family, targets_)});
         log_outcome("apply", outcomes.back());
     }
     return outcomes;

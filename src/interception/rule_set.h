@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/ip_address.h"
@@ -15,15 +16,24 @@ namespace pw::interception {
 //
 // The composition below is pure text so that it is tested without root; RuleSet runs it.
 
+// Where marks 1799 (astray DNS query) send a flow: our nameserver, "IP:PORT" for IPv4 and
+// "[IP]:PORT" for IPv6 (`dns/listenAddress`). Empty: the nameserver does not listen on that IP
+// version, there is no DNAT rule for it and the firewall blocks such queries instead.
+struct RedirectTargets {
+    std::string nameserver_v4 = "127.0.0.17:53";
+    std::string nameserver_v6 = "[::1]:53";
+};
+
 // The iptables-restore script that installs our rules on a system that has none of them; this is
 // what `portwarden iptables show` prints (with a header naming the family).
-[[nodiscard]] std::string render_rules(IpFamily family);
+[[nodiscard]] std::string render_rules(IpFamily family, const RedirectTargets& targets = {});
 
 // The script for `iptables-restore --noflush` that installs our rules atomically given the
 // current `iptables-save` output: it declares (and thereby flushes) our chains, deletes every
 // jump rule and nat rule of ours already present (stale ones after a crash, duplicates
 // included) and then adds ours once. Applying it twice yields the same ruleset.
-[[nodiscard]] std::string compose_apply_script(IpFamily family, std::string_view current_save);
+[[nodiscard]] std::string compose_apply_script(IpFamily family, std::string_view current_save,
+                                               const RedirectTargets& targets = {});
 
 // The script that removes every trace of ours given the current `iptables-save` output: jump
 // rules, nat rules and the chains. Empty when nothing of ours is installed.
@@ -60,7 +70,8 @@ struct FamilyOutcome {
 // (it waits for the iptables binaries), so the daemon calls it at start and stop only.
 class RuleSet {
 public:
-    explicit RuleSet(IptablesRunner& runner) : runner_(runner) {}
+    explicit RuleSet(IptablesRunner& runner, RedirectTargets targets = {})
+        : runner_(runner), targets_(std::move(targets)) {}
 
     // Both families are attempted; the outcome of each is returned.
     [[nodiscard]] std::vector<FamilyOutcome> apply();
@@ -68,6 +79,7 @@ public:
 
 private:
     IptablesRunner& runner_;
+    RedirectTargets targets_;
 };
 
 } // namespace pw::interception

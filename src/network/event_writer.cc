@@ -4,6 +4,7 @@
 #include <chrono>
 #include <ctime>
 
+#include "dns/message.h"
 #include "packet/packet_info.h"
 
 namespace pw::network {
@@ -136,6 +137,53 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
         out += decision->persistence == packet::Persistence::Permanent ? "true" : "false";
         out += R"(,"reason":)";
         append_json_string(out, decision->reason);
+    }
+    out += "}\n";
+    std::fwrite(out.data(), 1, out.size(), file_);
+}
+
+void JsonLinesEventWriter::dns_query(const DnsQueryEvent& query) {
+    std::string& out = line_;
+    out.clear();
+    out += R"({"event":"dns","time":")";
+    out += utc_timestamp_now();
+    out += R"(","protocol":")";
+    out += query.protocol;
+    out += R"(",)";
+    append_endpoint(out, "client", query.client_address, query.client_port);
+    out += R"(,"question":{"name":)";
+    append_json_string(out, query.name);
+    out += R"(,"type":")";
+    out += dns::type_name(query.type);
+    out += R"("},"rcode":")";
+    out += query.rcode;
+    out += R"(","answers":[)";
+    for (std::size_t index = 0; index < query.answers.size(); ++index) {
+        if (index > 0) {
+            out += ',';
+        }
+        std::array<char, IpAddress::kMaxTextLength> buffer{};
+        out += '"';
+        out += query.answers[index].format(buffer);
+        out += '"';
+    }
+    out += R"(],"cnames":[)";
+    for (std::size_t index = 0; index < query.cnames.size(); ++index) {
+        if (index > 0) {
+            out += ',';
+        }
+        append_json_string(out, query.cnames[index]);
+    }
+    out += R"(],"source":")";
+    out += query.source;
+    out += R"(","upstream":)";
+    append_json_string(out, query.upstream);
+    out += R"(,"reason":)";
+    append_json_string(out, query.reason);
+    out += R"(,"scope":)";
+    append_json_string(out, query.scope);
+    if (query.process != nullptr) {
+        append_process(out, *query.process);
     }
     out += "}\n";
     std::fwrite(out.data(), 1, out.size(), file_);

@@ -35,6 +35,11 @@ public:
     void connection_new(std::uint64_t id, const firewall::ConnectionFacts& connection) override;
     void connection_decided(std::uint64_t id, const firewall::ConnectionFacts& connection,
                             const firewall::Decision& decision, std::uint32_t mark) override;
+    // {"event":"dns","time":...,"protocol":"udp","client":{"ip":"127.0.0.1","port":40000},
+    //  "question":{"name":"www.example.com","type":"A"},"rcode":"NOERROR",
+    //  "answers":["192.0.2.1"],"cnames":[],"source":"cache","upstream":"dns://192.0.2.53:53",
+    //  "reason":"","scope":"/usr/bin/curl","process":{...}}
+    void dns_query(const DnsQueryEvent& query) override;
     void flush() override;
 
     // Writes one line that the caller formatted as a JSON object (lifecycle events, stats).

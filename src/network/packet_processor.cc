@@ -1,6 +1,9 @@
 #include "network/packet_processor.h"
 
+#include <algorithm>
+
 #include "firewall/decide.h"
+#include "network/dns_query_policy.h"
 #include "packet/packet_parser.h"
 #include "packet/verdict.h"
 
@@ -87,10 +90,49 @@ std::optional<std::uint32_t> PacketProcessor::start_new_connection(const packet:
     return decide(id, facts, key, now);
 }
 
+void PacketProcessor::add_domain(firewall::ConnectionFacts& facts, Clock::TimePoint now) const {
+    if (domain_memory_ == nullptr || facts.direction != packet::Direction::Outbound) {
+        return;
+    }
+    const std::string_view scope = memory_scope(facts.process ? &*facts.process : nullptr);
+    if (auto name = domain_memory_->lookup(scope, facts.remote_address, now)) {
+        facts.domain = firewall::DomainFacts{.domain = std::move(name->domain),
+                                             .cname_chain = std::move(name->cname_chain)};
+    }
+}
+
+void PacketProcessor::remember_dns_client(const firewall::ConnectionFacts& facts,
+                                          const firewall::Decision& decision,
+                                          Clock::TimePoint now) {
+    if (dns_clients_ == nullptr || facts.direction != packet::Direction::Outbound ||
+        (facts.protocol != packet::protocol::kUdp && facts.protocol != packet::protocol::kTcp)) {
+        return;
+    }
+    const bool to_our_nameserver =
+        decision.verdict == packet::Verdict::RerouteToNameserver ||
+        (decision.verdict == packet::Verdict::Accept &&
+         std::ranges::any_of(settings_.dns.nameserver_endpoints,
+                             [&facts](const firewall::IpEndpoint& endpoint) {
+                                 return endpoint.port == facts.remote_port &&
+                                        endpoint.address == facts.remote_address;
+                             }));
+    if (!to_our_nameserver) {
+        return;
+    }
+    std::shared_ptr<const firewall::ProcessFacts> process;
+    if (facts.process) {
+        process = std::make_shared<const firewall::ProcessFacts>(*facts.process);
+    }
+    dns_clients_->record(facts.protocol, facts.local_address, facts.local_port, std::move(process),
+                         now);
+}
+
 std::uint32_t PacketProcessor::decide(std::uint64_t id, firewall::ConnectionFacts& facts,
                                       const ConnectionKey& key, Clock::TimePoint now) {
+    add_domain(facts, now);
     events_.connection_new(id, facts);
     const firewall::Decision decision = firewall::decide(settings_, facts);
+    remember_dns_client(facts, decision, now);
     const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
     const bool remembered = table_.insert(key, ConnectionEntry{.id = id,
                                                                .mark = mark,

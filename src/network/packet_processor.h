@@ -8,9 +8,11 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "dns/ip_domain_memory.h"
 #include "firewall/settings.h"
 #include "network/attributor.h"
 #include "network/connection_table.h"
+#include "network/dns_client_directory.h"
 #include "network/event_sink.h"
 #include "packet/packet_info.h"
 #include "state/retry_policy.h"
@@ -58,6 +60,14 @@ public:
           attributor_(attributor),
           retry_policy_(retry_policy) {}
 
+    // With the nameserver (issue 4): outbound connections take their domain from `memory` (the
+    // process's scope, then the global one), and the processes behind DNS flows that go to our
+    // nameserver (directly or redirected) are recorded in `clients` for the nameserver to find.
+    void enable_dns(DnsClientDirectory& clients, const dns::IpDomainMemory& memory) {
+        dns_clients_ = &clients;
+        domain_memory_ = &memory;
+    }
+
     // Returns the mark for this packet's NF_ACCEPT verdict, or nullopt when the decision waits
     // for another attribution attempt (a socket not visible yet): the verdict then goes to the
     // DeferredVerdict of run_due_retries(), together with those of the connection's later
@@ -103,6 +113,9 @@ private:
                                                       packet::Direction direction,
                                                       const ConnectionKey& key, PacketRef ref,
                                                       Clock::TimePoint now);
+    void add_domain(firewall::ConnectionFacts& facts, Clock::TimePoint now) const;
+    void remember_dns_client(const firewall::ConnectionFacts& facts,
+                             const firewall::Decision& decision, Clock::TimePoint now);
     std::uint32_t decide(std::uint64_t id, firewall::ConnectionFacts& facts,
                          const ConnectionKey& key, Clock::TimePoint now);
 
@@ -111,6 +124,8 @@ private:
     EventSink& events_;
     const Clock& clock_;
     Attributor* attributor_;
+    DnsClientDirectory* dns_clients_ = nullptr;
+    const dns::IpDomainMemory* domain_memory_ = nullptr;
     state::RetryPolicy retry_policy_;
     std::unordered_map<ConnectionKey, PendingConnection, ConnectionKeyHash> pending_;
     Counters counters_;

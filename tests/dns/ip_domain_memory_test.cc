@@ -21,6 +21,8 @@ IpAddress address(std::string_view text) {
     return IpAddress::parse(text).value();
 }
 
+const std::vector<std::string> kEdgeChain = {"edge.cdn.example"};
+
 class IpDomainMemoryTest : public ::testing::Test {
 protected:
     testing::FakeClock clock_;
@@ -28,8 +30,8 @@ protected:
 };
 
 TEST_F(IpDomainMemoryTest, RemembersTheNameAndItsCnameChainPerScope) {
-    memory_.record(kFirefox, address("192.0.2.10"), "www.example.com", {"edge.cdn.example"},
-                   seconds(300), clock_.now());
+    memory_.record(kFirefox, address("192.0.2.10"), "www.example.com", kEdgeChain, seconds(300),
+                   clock_.now());
     const auto name = memory_.lookup(kFirefox, address("192.0.2.10"), clock_.now());
     ASSERT_TRUE(name.has_value());
     EXPECT_EQ(name->domain, "www.example.com");

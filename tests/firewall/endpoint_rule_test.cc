@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -45,6 +46,28 @@ EndpointQuery query(std::string_view remote, std::uint8_t proto = protocol::kTcp
 
 bool rule_matches(std::string_view line, const EndpointQuery& endpoint_query) {
     return matches(parse_ok(line), endpoint_query);
+}
+
+DomainPattern domain(DomainMatch match, std::string pattern) {
+    return DomainPattern{.match = match, .pattern = std::move(pattern)};
+}
+
+DomainFacts facts(std::string name, std::vector<std::string> cname_chain = {}) {
+    return DomainFacts{.domain = std::move(name), .cname_chain = std::move(cname_chain)};
+}
+
+// An outbound query to 203.0.113.5 tcp/443 resolved from `domain_facts`.
+EndpointQuery named_query(const DomainFacts& domain_facts, std::uint8_t proto = protocol::kTcp,
+                          std::uint16_t port = 443) {
+    EndpointQuery named = query("203.0.113.5", proto, port);
+    named.domain = &domain_facts;
+    return named;
+}
+
+bool name_matches(std::string_view entity, std::string_view name) {
+    const auto parsed = parse_domain_pattern(entity);
+    EXPECT_TRUE(parsed.has_value()) << entity;
+    return parsed.has_value() && parsed->matches(name);
 }
 
 // --- Syntax -------------------------------------------------------------------------------
@@ -159,14 +182,142 @@ TEST(EndpointRuleParse, MissingEntityIsAnError) {
     EXPECT_NE(parse_error("+").find("missing entity"), std::string::npos);
 }
 
-TEST(EndpointRuleParse, DomainIsAnUnsupportedEntity) {
-    EXPECT_EQ(parse_error("+ example.com"),
-              "unsupported entity 'example.com': expected *, an IP address or a CIDR (domains and "
-              "scopes come in a later version)");
+TEST(EndpointRuleParse, ScopeIsAnUnsupportedEntity) {
+    EXPECT_EQ(parse_error("- LAN"),
+              "unsupported entity 'LAN': scopes (Localhost, LAN, Internet) come in a later "
+              "version; for the domain of that name write 'lan.'");
+    EXPECT_NE(parse_error("- localhost").find("unsupported entity 'localhost'"), std::string::npos);
+    EXPECT_NE(parse_error("- Internet").find("unsupported entity 'Internet'"), std::string::npos);
 }
 
-TEST(EndpointRuleParse, ScopeIsAnUnsupportedEntity) {
-    EXPECT_NE(parse_error("- LAN").find("unsupported entity 'LAN'"), std::string::npos);
+TEST(EndpointRuleParse, ScopeNameWithTrailingDotIsADomain) {
+    EXPECT_EQ(parse_ok("- lan.").entity, Entity{domain(DomainMatch::Exact, "lan")});
+    EXPECT_EQ(parse_ok("- .localhost.").entity, Entity{domain(DomainMatch::Zone, "localhost")});
+}
+
+// --- Domain entities ------------------------------------------------------------------------
+
+TEST(EndpointRuleParse, PlainNameIsAnExactDomain) {
+    const EndpointRule rule = parse_ok("- example.com");
+    EXPECT_EQ(rule.entity, Entity{domain(DomainMatch::Exact, "example.com")});
+    EXPECT_EQ(rule.text, "- example.com");
+    EXPECT_TRUE(rule.is_name_only());
+}
+
+TEST(EndpointRuleParse, LeadingDotIsAZone) {
+    EXPECT_EQ(parse_ok("- .example.com").entity, Entity{domain(DomainMatch::Zone, "example.com")});
+}
+
+TEST(EndpointRuleParse, StarInANameIsAGlob) {
+    EXPECT_EQ(parse_ok("- *.ads.*").entity, Entity{domain(DomainMatch::Glob, "*.ads.*")});
+    EXPECT_EQ(parse_ok("- tracker*.example.com").entity,
+              Entity{domain(DomainMatch::Glob, "tracker*.example.com")});
+    EXPECT_EQ(parse_ok("- *example*").entity, Entity{domain(DomainMatch::Glob, "*example*")});
+}
+
+TEST(EndpointRuleParse, LoneStarStaysTheAnyEntity) {
+    EXPECT_EQ(parse_ok("- *").entity, Entity{AnyEntity{}});
+    EXPECT_FALSE(parse_ok("- *").is_name_only());
+}
+
+TEST(EndpointRuleParse, DomainsAreFoldedToLowerCase) {
+    EXPECT_EQ(parse_ok("+ WWW.Example.COM").entity,
+              Entity{domain(DomainMatch::Exact, "www.example.com")});
+    EXPECT_EQ(parse_ok("+ .Example.Com").entity, Entity{domain(DomainMatch::Zone, "example.com")});
+    // The rule text stays as written: it is what the user sees as the reason.
+    EXPECT_EQ(parse_ok("+ WWW.Example.COM").text, "+ WWW.Example.COM");
+}
+
+TEST(EndpointRuleParse, TrailingDotIsIgnored) {
+    EXPECT_EQ(parse_ok("- example.com.").entity, parse_ok("- example.com").entity);
+    EXPECT_EQ(parse_ok("- .example.com.").entity, parse_ok("- .example.com").entity);
+    EXPECT_EQ(parse_ok("- *.ads.*.").entity, parse_ok("- *.ads.*").entity);
+}
+
+TEST(EndpointRuleParse, DigitsHyphensAndUnderscoresAreAllowed) {
+    EXPECT_EQ(parse_ok("- _dmarc.x-1.example.com").entity,
+              Entity{domain(DomainMatch::Exact, "_dmarc.x-1.example.com")});
+    EXPECT_EQ(parse_ok("- 123.com").entity, Entity{domain(DomainMatch::Exact, "123.com")});
+}
+
+TEST(EndpointRuleParse, DomainRuleTakesProtocolAndPorts) {
+    const EndpointRule rule = parse_ok("+ .example.com tcp/443");
+    EXPECT_EQ(rule.entity, Entity{domain(DomainMatch::Zone, "example.com")});
+    EXPECT_EQ(rule.protocol, protocol::kTcp);
+    EXPECT_EQ(rule.port_low, 443);
+    EXPECT_FALSE(rule.is_name_only());
+    EXPECT_FALSE(parse_ok("+ example.com udp").is_name_only());
+    EXPECT_TRUE(parse_ok("+ example.com *").is_name_only());
+    EXPECT_FALSE(parse_ok("+ 10.0.0.1").is_name_only());
+}
+
+TEST(EndpointRuleParse, LabelsOf63AndNamesOf253CharactersAreAllowed) {
+    const std::string label63(63, 'a');
+    EXPECT_EQ(parse_ok("- " + label63 + ".com").entity,
+              Entity{domain(DomainMatch::Exact, label63 + ".com")});
+    // 4 labels of 63 and a dot between each: 255; cut to 253 with a last label of 61.
+    const std::string name253 =
+        label63 + "." + label63 + "." + label63 + "." + std::string(61, 'b');
+    ASSERT_EQ(name253.size(), 253U);
+    EXPECT_EQ(parse_ok("- " + name253 + ".").entity, Entity{domain(DomainMatch::Exact, name253)});
+    EXPECT_EQ(parse_ok("- ." + name253).entity, Entity{domain(DomainMatch::Zone, name253)});
+}
+
+TEST(EndpointRuleParse, LabelLongerThan63IsAnError) {
+    const std::string label64(64, 'a');
+    EXPECT_EQ(
+        parse_error("- " + label64 + ".com"),
+        "label '" + label64 + "' of domain '" + label64 + ".com' is longer than 63 characters");
+}
+
+TEST(EndpointRuleParse, NameLongerThan253IsAnError) {
+    const std::string label63(63, 'a');
+    const std::string name254 =
+        label63 + "." + label63 + "." + label63 + "." + std::string(62, 'b');
+    ASSERT_EQ(name254.size(), 254U);
+    EXPECT_EQ(parse_error("- " + name254),
+              "domain '" + name254 + "' is longer than 253 characters");
+    EXPECT_NE(parse_error("- ." + name254).find("longer than 253"), std::string::npos);
+}
+
+TEST(EndpointRuleParse, EmptyLabelsAreErrors) {
+    EXPECT_EQ(parse_error("- example..com"),
+              "empty label in domain 'example..com' (two dots in a row, or a dot where a name "
+              "should start)");
+    EXPECT_NE(parse_error("- ..example.com").find("empty label in domain '..example.com'"),
+              std::string::npos);
+    EXPECT_NE(parse_error("- example.com..").find("empty label"), std::string::npos);
+    EXPECT_NE(parse_error("- *..ads").find("empty label"), std::string::npos);
+}
+
+TEST(EndpointRuleParse, DotsAloneAreNotADomain) {
+    EXPECT_EQ(parse_error("- ."),
+              "'.' is not a domain (expected a name such as example.com, .example.com for the "
+              "zone, or a glob such as *.example.com)");
+    EXPECT_NE(parse_error("- ..").find("'..' is not a domain"), std::string::npos);
+}
+
+TEST(EndpointRuleParse, InvalidCharactersAreErrors) {
+    EXPECT_EQ(parse_error("- exa$mple.com"),
+              "invalid character '$' in domain 'exa$mple.com' (expected letters, digits, '-', "
+              "'_', dots, and '*' in a glob)");
+    EXPECT_NE(parse_error("- exam ple.com").find("unknown protocol 'ple.com'"), std::string::npos);
+    EXPECT_NE(parse_error("- b\xc3\xbc"
+                          "cher.de")
+                  .find("invalid character"),
+              std::string::npos);
+    EXPECT_NE(parse_error("- a/b.com").find("invalid character '/'"), std::string::npos);
+    EXPECT_NE(parse_error("- example.com?").find("invalid character '?'"), std::string::npos);
+}
+
+TEST(EndpointRuleParse, StarInAZoneIsAnError) {
+    EXPECT_EQ(parse_error("- .*.example.com"),
+              "zone '.*.example.com' cannot contain '*' (a zone already covers every name below "
+              "it; for a glob leave out the leading dot)");
+}
+
+TEST(EndpointRuleParse, AllDigitNamesStayAddresses) {
+    EXPECT_EQ(parse_error("- 1.2.3"), "invalid IP address '1.2.3'");
 }
 
 TEST(EndpointRuleParse, BadIpv4AddressSaysSo) {
@@ -309,6 +460,106 @@ TEST(EndpointRuleMatch, FirstMatchReturnsTheEarliestMatchingRule) {
     EXPECT_EQ(first_match(rules, query("10.0.0.1", protocol::kTcp, 22)), &rules[0]);
     EXPECT_EQ(first_match(rules, query("10.0.0.1", protocol::kTcp, 23)), &rules[1]);
     EXPECT_EQ(first_match(rules, query("192.0.2.1", protocol::kTcp, 22)), &rules[2]);
+}
+
+TEST(EndpointRuleMatch, ExactDomainMatchesOnlyThatName) {
+    EXPECT_TRUE(name_matches("example.com", "example.com"));
+    EXPECT_FALSE(name_matches("example.com", "www.example.com"));
+    EXPECT_FALSE(name_matches("example.com", "example.co"));
+    EXPECT_FALSE(name_matches("example.com", "xexample.com"));
+    EXPECT_FALSE(name_matches("example.com", "example.com.au"));
+}
+
+TEST(EndpointRuleMatch, ZoneMatchesTheNameAndEverySubdomain) {
+    EXPECT_TRUE(name_matches(".example.com", "example.com"));
+    EXPECT_TRUE(name_matches(".example.com", "www.example.com"));
+    EXPECT_TRUE(name_matches(".example.com", "a.b.c.example.com"));
+    EXPECT_FALSE(name_matches(".example.com", "notexample.com"));
+    EXPECT_FALSE(name_matches(".example.com", "example.com.evil"));
+    EXPECT_FALSE(name_matches(".example.com", "com"));
+}
+
+TEST(EndpointRuleMatch, GlobStarMatchesAnyRunIncludingDots) {
+    EXPECT_TRUE(name_matches("*.ads.*", "x.ads.example.com"));
+    EXPECT_TRUE(name_matches("*.ads.*", "a.b.ads.c.d"));
+    EXPECT_FALSE(name_matches("*.ads.*", "ads.example.com"));
+    EXPECT_FALSE(name_matches("*.ads.*", "x.myads.com"));
+    EXPECT_TRUE(name_matches("tracker*.example.com", "tracker.example.com"));
+    EXPECT_TRUE(name_matches("tracker*.example.com", "tracker42.example.com"));
+    EXPECT_TRUE(name_matches("tracker*.example.com", "tracker.eu.example.com"));
+    EXPECT_FALSE(name_matches("tracker*.example.com", "www.tracker.example.com"));
+    EXPECT_FALSE(name_matches("tracker*.example.com", "tracker.example.com.evil"));
+    EXPECT_TRUE(name_matches("*example*", "www.example.org"));
+    EXPECT_FALSE(name_matches("*example*", "www.exampl.org"));
+    EXPECT_FALSE(name_matches("*.example.com", "example.com"));
+}
+
+TEST(EndpointRuleMatch, GlobBacktracksPastEarlyPartialMatches) {
+    EXPECT_TRUE(name_matches("*ab*abc", "abxabyabc"));
+    EXPECT_FALSE(name_matches("*ab*abc", "abxabyab"));
+    EXPECT_TRUE(name_matches("a**b", "ab"));
+    EXPECT_TRUE(name_matches("*", "anything.at.all"));
+}
+
+TEST(EndpointRuleMatch, NamesAreComparedCaseInsensitivelyWithoutTheTrailingDot) {
+    EXPECT_TRUE(name_matches("example.com", "EXAMPLE.com."));
+    EXPECT_TRUE(name_matches(".example.com", "WWW.Example.Com."));
+    EXPECT_TRUE(name_matches("*.ADS.*", "X.Ads.Example."));
+    EXPECT_FALSE(name_matches("example.com", "example.com.."));
+}
+
+TEST(EndpointRuleMatch, EmptyNameMatchesNothing) {
+    EXPECT_FALSE(name_matches("*.*", ""));
+    EXPECT_FALSE(name_matches("*", "."));
+    EXPECT_FALSE(name_matches(".example.com", ""));
+}
+
+TEST(EndpointRuleMatch, DomainRuleNeedsADomain) {
+    EXPECT_FALSE(rule_matches("- example.com", query("203.0.113.5")));
+    EXPECT_FALSE(rule_matches("- *.*", query("203.0.113.5")));
+}
+
+TEST(EndpointRuleMatch, DomainRuleMatchesTheConnectionsDomain) {
+    const DomainFacts resolved = facts("www.example.com");
+    EXPECT_TRUE(rule_matches("- .example.com", named_query(resolved)));
+    EXPECT_TRUE(rule_matches("- www.example.com", named_query(resolved)));
+    EXPECT_FALSE(rule_matches("- example.com", named_query(resolved)));
+}
+
+TEST(EndpointRuleMatch, DomainRuleMatchesAnyNameOfTheCnameChain) {
+    const DomainFacts resolved = facts("shop.example", {"shop.cdn.example", "x.tracker.example"});
+    EXPECT_TRUE(rule_matches("- .tracker.example", named_query(resolved)));
+    EXPECT_TRUE(rule_matches("- shop.cdn.example", named_query(resolved)));
+    EXPECT_TRUE(rule_matches("- shop.example", named_query(resolved)));
+    EXPECT_FALSE(rule_matches("- .other.example", named_query(resolved)));
+}
+
+TEST(EndpointRuleMatch, DomainRuleAlsoChecksProtocolAndPort) {
+    const DomainFacts resolved = facts("example.com");
+    EXPECT_TRUE(rule_matches("+ example.com tcp/443", named_query(resolved)));
+    EXPECT_FALSE(rule_matches("+ example.com tcp/80", named_query(resolved)));
+    EXPECT_FALSE(rule_matches("+ example.com udp", named_query(resolved)));
+    EXPECT_TRUE(rule_matches("+ example.com udp/443", named_query(resolved, protocol::kUdp)));
+}
+
+TEST(EndpointRuleMatch, DomainRuleIgnoresTheAddress) {
+    const DomainFacts resolved = facts("example.com");
+    EndpointQuery v6 = query("2001:db8::1");
+    v6.domain = &resolved;
+    EXPECT_TRUE(rule_matches("- example.com", v6));
+}
+
+TEST(EndpointRuleMatch, FirstMatchSkipsDomainRulesThatDoNotMatch) {
+    const std::vector<EndpointRule> rules = {
+        parse_ok("- .tracker.example"),
+        parse_ok("+ example.com tcp/443"),
+        parse_ok("- *"),
+    };
+    const DomainFacts plain = facts("example.com");
+    const DomainFacts tracked = facts("example.com", {"a.tracker.example"});
+    EXPECT_EQ(first_match(rules, named_query(plain)), &rules[1]);
+    EXPECT_EQ(first_match(rules, named_query(tracked)), &rules[0]);
+    EXPECT_EQ(first_match(rules, query("203.0.113.5")), &rules[2]);
 }
 
 TEST(EndpointRuleMatch, FirstMatchIsNullWithoutAMatch) {

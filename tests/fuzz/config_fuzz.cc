@@ -1,4 +1,5 @@
-// libFuzzer target: parse_config() on arbitrary bytes, then decide() with what it accepted.
+// libFuzzer target: parse_config() on arbitrary bytes, then decide() and decide_query() with
+// what it accepted.
 // The config file is written by hand; any text must give a Config or an error message, never a
 // crash, an escaped exception or undefined behaviour.
 #include <cstddef>
@@ -48,6 +49,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const pw::firewall::Decision inbound_decision = pw::firewall::decide(config->filter, inbound);
     // decide() must always explain itself, and never reject an inbound connection loudly.
     if (outbound.reason.empty() || inbound_decision.verdict == pw::packet::Verdict::Block) {
+        __builtin_trap();
+    }
+    // The same settings at DNS time, and for a query to and around the configured nameserver.
+    if (pw::firewall::decide_query(config->filter, "www.example.com").reason.empty()) {
+        __builtin_trap();
+    }
+    pw::firewall::ConnectionFacts query = kOutbound;
+    query.protocol = pw::packet::protocol::kUdp;
+    query.remote_port = 53;
+    const pw::firewall::Decision astray = pw::firewall::decide(config->filter, query);
+    for (const pw::firewall::IpEndpoint& endpoint : config->filter.dns.nameserver_endpoints) {
+        query.remote_address = endpoint.address;
+        query.remote_port = endpoint.port;
+        query.ip_family = endpoint.address.family();
+        // A query to our own nameserver is always accepted.
+        if (pw::firewall::decide(config->filter, query).verdict != pw::packet::Verdict::Accept) {
+            __builtin_trap();
+        }
+    }
+    if (astray.reason.empty()) {
         __builtin_trap();
     }
     return 0;

@@ -23,6 +23,12 @@ For the eBPF side of process attribution, TestCgroup (end of this file) moves th
 a cgroup v2 child of its own, pwt-<pid>-<hex>, the only cgroup the daemon's programs are attached
 to (`--bpf-cgroup`), and start_daemon_seeing_host_mounts() starts a daemon that can open it.
 Stale pwt-* cgroups are swept the same way as stale namespaces.
+
+For DNS, World.write_namespace_resolv_conf() gives a namespace its own /etc/resolv.conf (and
+an nsswitch.conf whose hosts line is "files dns"): `ip netns exec NS` bind-mounts every file of
+/etc/netns/NS over /etc, so getent and every glibc program run through World.run/spawn in that
+namespace resolve through the given nameserver. The directory goes with the namespace, at
+teardown and in the stale-world sweep.
 """
 
 import atexit
@@ -47,6 +53,8 @@ TOOLS = Path(__file__).resolve().parent / "tools"
 PROBE = TOOLS / "probe.py"
 ECHO_SERVER = TOOLS / "echo_server.py"
 REGISTRY = Path("/run/pwt-integration")
+# `ip netns exec NS` bind-mounts each file of NETNS_ETC/NS over the file of the same name in /etc.
+NETNS_ETC = Path("/etc/netns")
 SKIP_MESSAGE = "needs root and ip netns"
 
 CLIENT_V4, INTERNET_V4, INTERNET_V4_ALT = "10.77.0.1", "10.77.0.2", "10.77.0.3"
@@ -200,7 +208,24 @@ def sweep_stale_worlds():
             continue
         _kill_namespace_processes(entry.name)
         _run_root(["ip", "netns", "del", entry.name])
+        remove_namespace_etc(entry.name)
         entry.unlink(missing_ok=True)
+
+
+_NETNS_ETC_CREATED = False
+
+
+def remove_namespace_etc(namespace):
+    """Deletes /etc/netns/<namespace> (the per-namespace resolv.conf), for our pwt-* names
+    only; /etc/netns itself too if this process created it and it is empty now."""
+    if not namespace.startswith("pwt-") or "/" in namespace:
+        return
+    shutil.rmtree(NETNS_ETC / namespace, ignore_errors=True)
+    if _NETNS_ETC_CREATED:
+        try:
+            NETNS_ETC.rmdir()
+        except OSError:
+            pass  # not empty: another world still uses it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +476,7 @@ class World:
                 _run_root(["ip", "netns", "del", name])
             except Exception:  # noqa: BLE001 - teardown must go on
                 pass
+            remove_namespace_etc(name)
             (REGISTRY / name).unlink(missing_ok=True)
         for process in self.processes:
             for stream in (process.stdout, process.stderr, process.stdin):
@@ -515,6 +541,37 @@ class World:
         """TCP and UDP echo in the client namespace, for inbound connections."""
         return self._start_echo("client", [CLIENT_V4, CLIENT_V6], tcp_ports, udp_ports)
 
+    # Name resolution inside a namespace -----------------------------------------------------
+
+    def write_namespace_resolv_conf(self, namespace="client", nameservers=("127.0.0.17",),
+                                    options=("timeout:3", "attempts:1"), nsswitch=True):
+        """Writes /etc/netns/<ns>/resolv.conf (and, with nsswitch, an nsswitch.conf that is
+        the host's with its hosts line set to "files dns", so no NSS module of the host
+        answers instead of DNS). Takes effect for commands started afterwards through
+        run()/spawn(); removed at teardown. Returns the directory."""
+        global _NETNS_ETC_CREATED
+        name = self.ns(namespace)
+        if name not in self._created:
+            raise ValueError(f"{namespace} is not a namespace of this world")
+        if not NETNS_ETC.exists():
+            NETNS_ETC.mkdir(mode=0o755)
+            _NETNS_ETC_CREATED = True
+        directory = NETNS_ETC / name
+        directory.mkdir(mode=0o755, exist_ok=True)
+        lines = [f"nameserver {server}" for server in nameservers]
+        if options:
+            lines.append("options " + " ".join(options))
+        (directory / "resolv.conf").write_text("\n".join(lines) + "\n")
+        if nsswitch:
+            try:
+                host_lines = Path("/etc/nsswitch.conf").read_text().splitlines()
+            except OSError:
+                host_lines = ["passwd: files", "group: files", "shadow: files"]
+            kept = [line for line in host_lines if not re.match(r"\s*hosts\s*:", line)]
+            (directory / "nsswitch.conf").write_text("\n".join(kept + ["hosts: files dns"])
+                                                     + "\n")
+        return directory
+
     # The daemon --------------------------------------------------------------------------------
 
     def portwarden(self, args, namespace="client", timeout=30):
@@ -529,7 +586,12 @@ class World:
         return path
 
     def start_daemon(self, config, extra_args=(), wait=True, timeout=10.0):
-        """Starts `portwarden run` in the client namespace and waits for its "started" event."""
+        """Starts `portwarden run` in the client namespace and waits for its "started" event.
+
+        A dict config without DNS upstreams gets dns/nameservers = the internet namespace, so
+        that the daemon never depends on the host's /etc/resolv.conf (which it would read, and
+        which may name only a local stub: the daemon then refuses to start)."""
+        config = with_test_upstream(config)
         config_path = self.write_config(config)
         directory = config_path.parent
         events_path = directory / "events.jsonl"
@@ -614,6 +676,16 @@ class World:
 
 CGROUP2_CANDIDATES = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 _CGROUP_NAME = re.compile(r"^pwt-(\d+)-[0-9a-f]+$")
+
+
+def with_test_upstream(config):
+    """`config` with dns/nameservers set to the internet namespace's address unless it has
+    DNS upstreams (or is a string, written verbatim)."""
+    if not isinstance(config, dict):
+        return config
+    if "dns/nameservers" in config or "nameservers" in config.get("dns", {}):
+        return config
+    return {**config, "dns/nameservers": [f"dns://{INTERNET_V4}"]}
 
 
 def cgroup2_root():
@@ -784,7 +856,7 @@ def start_daemon_seeing_host_mounts(world, config, extra_args=(), wait=True, tim
     but the runner's /sys/fs/cgroup. nsenter execs (it forks only for a PID namespace), so the
     Popen's PID is the daemon's.
     """
-    config_path = world.write_config(config)
+    config_path = world.write_config(with_test_upstream(config))
     directory = config_path.parent
     events_path = directory / "events.jsonl"
     stderr_path = directory / "stderr.log"

@@ -70,6 +70,7 @@ const std::vector<std::string> kExpectedV4 = {
     "COMMIT",
     "*nat",
     "-A OUTPUT -p udp --dport 53 -m mark --mark 1799 -j DNAT --to-destination 127.0.0.17:53",
+    "-A OUTPUT -p tcp --dport 53 -m mark --mark 1799 -j DNAT --to-destination 127.0.0.17:53",
     "-A OUTPUT -p tcp -m mark --mark 1717 -j DNAT --to-destination 127.0.0.17:1117",
     "-A OUTPUT -p udp -m mark --mark 1717 -j DNAT --to-destination 127.0.0.17:1117",
     "COMMIT",
@@ -104,6 +105,7 @@ const std::vector<std::string> kExpectedV6 = {
     "COMMIT",
     "*nat",
     "-A OUTPUT -p udp --dport 53 -m mark --mark 1799 -j DNAT --to-destination [::1]:53",
+    "-A OUTPUT -p tcp --dport 53 -m mark --mark 1799 -j DNAT --to-destination [::1]:53",
     "-A OUTPUT -p tcp -m mark --mark 1717 -j DNAT --to-destination [::1]:1117",
     "-A OUTPUT -p udp -m mark --mark 1717 -j DNAT --to-destination [::1]:1117",
     "COMMIT",
@@ -186,6 +188,20 @@ TEST(RenderRules, HasEveryIpv4RuleInTheSeedOrder) {
 
 TEST(RenderRules, HasEveryIpv6RuleInTheSeedOrder) {
     EXPECT_THAT(script_lines(render_rules(IpFamily::V6)), ElementsAreArray(kExpectedV6));
+}
+
+TEST(RenderRules, RedirectsAstrayDnsToTheConfiguredNameserverOrNowhere) {
+    const std::string moved =
+        render_rules(IpFamily::V4, {.nameserver_v4 = "127.0.0.18:5353", .nameserver_v6 = ""});
+    EXPECT_THAT(moved, HasSubstr("-A OUTPUT -p udp --dport 53 -m mark --mark 1799 -j DNAT "
+                                 "--to-destination 127.0.0.18:5353"));
+    EXPECT_THAT(moved, HasSubstr("-A OUTPUT -p tcp --dport 53 -m mark --mark 1799 -j DNAT "
+                                 "--to-destination 127.0.0.18:5353"));
+    // No IPv6 nameserver: no IPv6 redirect (the firewall blocks those queries instead).
+    const std::string none =
+        render_rules(IpFamily::V6, {.nameserver_v4 = "127.0.0.18:5353", .nameserver_v6 = ""});
+    EXPECT_THAT(none, Not(HasSubstr("--mark 1799")));
+    EXPECT_THAT(none, HasSubstr("--mark 1717"));
 }
 
 TEST(RenderRules, IsCommentedAndNamesTheFamily) {

@@ -31,6 +31,7 @@ public:
                             const firewall::Decision& decision, std::uint32_t mark) override {
         records.push_back({"decided", id, connection, mark, decision.reason});
     }
+    void dns_query(const DnsQueryEvent& /*query*/) override {}
     void flush() override {}
 
     std::vector<Record> records;
@@ -217,6 +218,92 @@ TEST_F(DeferredPacketProcessorTest, ShutdownDecidesWhatIsStillWaiting) {
     ASSERT_EQ(verdicts_.size(), 1U);
     EXPECT_EQ(verdicts_[0].first.packet_id, 3U);
     EXPECT_EQ(processor.pending_connections(), 0U);
+}
+
+} // namespace
+} // namespace pw::network
+
+namespace pw::network {
+namespace {
+
+// An attributor that names every flow after one process.
+class OneProcessAttributor final : public Attributor {
+public:
+    explicit OneProcessAttributor(std::string identity) {
+        process_.pid = 4242;
+        process_.executable = identity;
+        process_.identity = std::move(identity);
+        process_.source = "ebpf";
+    }
+    Attribution attribute(const firewall::ConnectionFacts& /*connection*/) override {
+        return {.process = process_, .worth_retrying = false};
+    }
+    firewall::ProcessFacts process_;
+};
+
+class PacketProcessorDnsTest : public ::testing::Test {
+protected:
+    PacketProcessorDnsTest() {
+        settings_.dns.nameserver_endpoints = {
+            {.address = IpAddress::parse("127.0.0.17").value(), .port = 53}};
+        processor_.enable_dns(clients_, memory_);
+    }
+
+    firewall::FilterSettings settings_;
+    ConnectionTable table_;
+    RecordingEventSink events_;
+    testing::FakeClock clock_;
+    OneProcessAttributor curl_{"/usr/bin/curl"};
+    DnsClientDirectory clients_;
+    dns::IpDomainMemory memory_;
+    PacketProcessor processor_{settings_, table_, events_, clock_, &curl_};
+};
+
+TEST_F(PacketProcessorDnsTest, AConnectionCarriesTheDomainItsProcessResolved) {
+    const std::vector<std::string> chain = {"edge.cdn.example"};
+    memory_.record("/usr/bin/curl", IpAddress::parse("192.0.2.10").value(), "www.example.com",
+                   chain, std::chrono::seconds(60), clock_.now());
+    memory_.record(dns::IpDomainMemory::kGlobalScope, IpAddress::parse("192.0.2.10").value(),
+                   "other.example", {}, std::chrono::seconds(60), clock_.now());
+    const testing::PacketBuilder out("10.0.0.1", "192.0.2.10");
+    static_cast<void>(processor_.handle(packet::Direction::Outbound, out.tcp(40000, 443)));
+    const auto& decided = events_.records.back().connection;
+    ASSERT_TRUE(decided.domain.has_value());
+    EXPECT_EQ(decided.domain->domain, "www.example.com");
+    EXPECT_EQ(decided.domain->cname_chain, chain);
+}
+
+TEST_F(PacketProcessorDnsTest, WithoutAnAnswerOfItsOwnTheGlobalScopeNamesTheAddress) {
+    memory_.record(dns::IpDomainMemory::kGlobalScope, IpAddress::parse("192.0.2.11").value(),
+                   "via-resolved.example", {}, std::chrono::seconds(60), clock_.now());
+    const testing::PacketBuilder out("10.0.0.1", "192.0.2.11");
+    static_cast<void>(processor_.handle(packet::Direction::Outbound, out.tcp(40000, 443)));
+    ASSERT_TRUE(events_.records.back().connection.domain.has_value());
+    EXPECT_EQ(events_.records.back().connection.domain->domain, "via-resolved.example");
+    // An address nobody resolved carries no domain.
+    const testing::PacketBuilder unknown("10.0.0.1", "192.0.2.99");
+    static_cast<void>(processor_.handle(packet::Direction::Outbound, unknown.tcp(40001, 443)));
+    EXPECT_FALSE(events_.records.back().connection.domain.has_value());
+}
+
+TEST_F(PacketProcessorDnsTest, RecordsWhoSentQueriesToOurNameserverAndAstrayOnes) {
+    const testing::PacketBuilder direct("127.0.0.1", "127.0.0.17");
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, direct.udp(40000, 53)),
+              packet::mark::kPermanentAccept);
+    const testing::PacketBuilder astray("10.0.0.1", "192.0.2.53");
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, astray.tcp(40001, 53)),
+              packet::mark::kRerouteToNameserver);
+    const auto udp_asker = clients_.find(
+        packet::protocol::kUdp, IpAddress::parse("127.0.0.1").value(), 40000, clock_.now());
+    ASSERT_NE(udp_asker, nullptr);
+    EXPECT_EQ(udp_asker->executable, "/usr/bin/curl");
+    EXPECT_NE(clients_.find(packet::protocol::kTcp, IpAddress::parse("10.0.0.1").value(), 40001,
+                            clock_.now()),
+              nullptr);
+    // Other flows are not DNS clients.
+    const testing::PacketBuilder web("10.0.0.1", "192.0.2.80");
+    static_cast<void>(processor_.handle(packet::Direction::Outbound, web.tcp(40002, 80)));
+    EXPECT_EQ(clients_.size(), 2U);
 }
 
 } // namespace

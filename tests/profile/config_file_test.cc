@@ -6,17 +6,40 @@
 #include <fstream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <gtest/gtest.h>
+
+#include "firewall/decide.h"
 
 namespace pw::profile {
 namespace {
 
 namespace fs = std::filesystem;
 using firewall::DefaultAction;
+using firewall::IpEndpoint;
 using firewall::OutboundBlockAction;
 using firewall::PermanentVerdicts;
+using firewall::PreventBypassing;
 using firewall::RuleAction;
+
+IpEndpoint endpoint(std::string_view address, std::uint16_t port) {
+    auto parsed = IpAddress::parse(address);
+    EXPECT_TRUE(parsed.has_value()) << address;
+    return IpEndpoint{.address = parsed.value_or(IpAddress{}), .port = port};
+}
+
+std::vector<IpEndpoint> listen_ok(std::string_view text) {
+    auto endpoints = parse_listen_address(text);
+    EXPECT_TRUE(endpoints.has_value()) << text << ": " << endpoints.error().what;
+    return endpoints.value_or(std::vector<IpEndpoint>{});
+}
+
+std::string listen_error(std::string_view text) {
+    auto endpoints = parse_listen_address(text);
+    EXPECT_FALSE(endpoints.has_value()) << "parsed: " << text;
+    return endpoints.has_value() ? std::string{} : endpoints.error().what;
+}
 
 Config parse_ok(std::string_view text) {
     auto config = parse_config(text, "config.json");
@@ -38,6 +61,19 @@ TEST(ConfigFile, EmptyObjectGivesTheDefaults) {
     EXPECT_TRUE(config.filter.endpoints.empty());
     EXPECT_EQ(config.filter.permanent_verdicts, PermanentVerdicts::On);
     EXPECT_EQ(config.filter.outbound_block_action, OutboundBlockAction::Reject);
+    EXPECT_EQ(config.filter.prevent_bypassing, PreventBypassing::On);
+    EXPECT_EQ(config.filter.dns.nameserver_endpoints,
+              (std::vector<IpEndpoint>{endpoint("127.0.0.17", 53), endpoint("::1", 53)}));
+    EXPECT_EQ(config.filter.dns.astray, firewall::AstrayDns::Redirect);
+    EXPECT_TRUE(config.dns.nameservers.empty());
+}
+
+TEST(ConfigFile, DefaultConfigIsWhatAnEmptyFileGives) {
+    const Config parsed = parse_ok("{}");
+    const Config constructed;
+    EXPECT_EQ(constructed.filter.dns, parsed.filter.dns);
+    EXPECT_EQ(constructed.filter.prevent_bypassing, parsed.filter.prevent_bypassing);
+    EXPECT_EQ(constructed.dns.nameservers, parsed.dns.nameservers);
 }
 
 TEST(ConfigFile, NestedFormSetsEveryKey) {
@@ -140,8 +176,15 @@ TEST(ConfigFile, UnknownSlashKeyIsAnError) {
 }
 
 TEST(ConfigFile, UnknownTopLevelSectionIsAnError) {
-    EXPECT_EQ(parse_error("{\n\"dns\": {\"upstream\": \"1.1.1.1\"}}"),
-              "config.json:2: unknown setting 'dns'");
+    EXPECT_EQ(parse_error("{\n\"core\": {\"listenAddress\": \"127.0.0.1:817\"}}"),
+              "config.json:2: unknown setting 'core'");
+}
+
+TEST(ConfigFile, UnknownDnsKeyIsAnError) {
+    EXPECT_EQ(parse_error("{\"dns\": {\n\"upstream\": \"1.1.1.1\"}}"),
+              "config.json:2: unknown setting 'dns/upstream'");
+    EXPECT_EQ(parse_error("{\"dns/redirectAstray\": false}"),
+              "config.json:1: unknown setting 'dns/redirectAstray'");
 }
 
 TEST(ConfigFile, SectionThatIsNotAnObjectIsAnError) {
@@ -217,26 +260,219 @@ TEST(ConfigFile, BadRuleNamesItsLineIndexAndReason) {
 
 TEST(ConfigFile, EveryBadRuleIsReportedInFileOrder) {
     const std::string text =
-        "{\"filter/endpoints\": [\n\"+ example.com\",\n\"- * tcp/9-1\",\n"
-        "\"+ example.com\"\n]}";
+        "{\"filter/endpoints\": [\n\"+ exa$mple.com\",\n\"- * tcp/9-1\",\n"
+        "\"+ LAN\"\n]}";
     EXPECT_EQ(parse_error(text),
-              "config.json:2: filter/endpoints[0] '+ example.com': unsupported entity "
-              "'example.com': expected *, an IP address or a CIDR (domains and scopes come in a "
-              "later version)\n"
+              "config.json:2: filter/endpoints[0] '+ exa$mple.com': invalid character '$' in "
+              "domain 'exa$mple.com' (expected letters, digits, '-', '_', dots, and '*' in a "
+              "glob)\n"
               "config.json:3: filter/endpoints[1] '- * tcp/9-1': port range 9-1 is reversed\n"
-              "config.json:4: filter/endpoints[2] '+ example.com': unsupported entity "
-              "'example.com': expected *, an IP address or a CIDR (domains and scopes come in a "
-              "later version)");
+              "config.json:4: filter/endpoints[2] '+ LAN': unsupported entity 'LAN': scopes "
+              "(Localhost, LAN, Internet) come in a later version; for the domain of that name "
+              "write 'lan.'");
+}
+
+TEST(ConfigFile, DomainRulesAreAccepted) {
+    using firewall::DomainMatch;
+    using firewall::DomainPattern;
+    const Config config = parse_ok(
+        R"({"filter/endpoints": ["- .tracker.example", "+ Example.COM. tcp/443", "- *.ads.*"]})");
+    ASSERT_EQ(config.filter.endpoints.size(), 3U);
+    const firewall::Entity zone =
+        DomainPattern{.match = DomainMatch::Zone, .pattern = "tracker.example"};
+    const firewall::Entity exact =
+        DomainPattern{.match = DomainMatch::Exact, .pattern = "example.com"};
+    EXPECT_EQ(config.filter.endpoints[0].entity, zone);
+    EXPECT_EQ(config.filter.endpoints[1].entity, exact);
+    EXPECT_EQ(config.filter.endpoints[2].text, "- *.ads.*");
+}
+
+TEST(ConfigFile, BadDomainRuleNamesItsLineIndexAndToken) {
+    EXPECT_EQ(parse_error("{\"filter/endpoints\": [\n\"- ok.example\",\n\"- a..b\"]}"),
+              "config.json:3: filter/endpoints[1] '- a..b': empty label in domain 'a..b' (two "
+              "dots in a row, or a dot where a name should start)");
+}
+
+// --- filter/preventBypassing ------------------------------------------------------------------
+
+TEST(ConfigFile, PreventBypassingCanBeTurnedOff) {
+    EXPECT_EQ(parse_ok(R"({"filter": {"preventBypassing": false}})").filter.prevent_bypassing,
+              PreventBypassing::Off);
+    EXPECT_EQ(parse_ok(R"({"filter/preventBypassing": true})").filter.prevent_bypassing,
+              PreventBypassing::On);
+}
+
+TEST(ConfigFile, PreventBypassingMustBeABool) {
+    EXPECT_EQ(parse_error("{\n\"filter/preventBypassing\": \"yes\"}"),
+              "config.json:2: filter/preventBypassing must be true or false, not 'yes'");
+}
+
+TEST(ConfigFile, PreventBypassingReachesDecide) {
+    const Config config = parse_ok(R"({"filter/preventBypassing": false})");
+    firewall::ConnectionFacts facts;
+    facts.protocol = 6;
+    facts.remote_address = IpAddress::parse("203.0.113.5").value_or(IpAddress{});
+    facts.remote_port = 853;
+    EXPECT_EQ(firewall::decide(config.filter, facts).verdict, packet::Verdict::Accept);
+    EXPECT_EQ(firewall::decide(parse_ok("{}").filter, facts).reason,
+              "prevent bypassing: DNS over TLS");
+}
+
+// --- dns/nameservers --------------------------------------------------------------------------
+
+TEST(ConfigFile, NameserversAreParsedInOrder) {
+    const Config config = parse_ok(R"({"dns": {"nameservers": [
+        "dot://dns.example?ip=192.0.2.53",
+        "dns://[2001:db8::53]:5353",
+        "tcp://192.0.2.54"
+    ]}})");
+    ASSERT_EQ(config.dns.nameservers.size(), 3U);
+    EXPECT_EQ(config.dns.nameservers[0].protocol, dns::UpstreamProtocol::Tls);
+    EXPECT_EQ(config.dns.nameservers[0].tls_name, "dns.example");
+    EXPECT_EQ(config.dns.nameservers[0].address.to_string(), "192.0.2.53");
+    EXPECT_EQ(config.dns.nameservers[0].port, 853);
+    EXPECT_EQ(config.dns.nameservers[1].protocol, dns::UpstreamProtocol::Udp);
+    EXPECT_EQ(config.dns.nameservers[1].port, 5353);
+    EXPECT_EQ(config.dns.nameservers[2].protocol, dns::UpstreamProtocol::Tcp);
+    EXPECT_EQ(config.dns.nameservers[2].url, "tcp://192.0.2.54");
+}
+
+TEST(ConfigFile, NameserverSlashKeyIsEquivalent) {
+    EXPECT_EQ(parse_ok(R"({"dns/nameservers": ["dns://192.0.2.53"]})").dns.nameservers,
+              parse_ok(R"({"dns": {"nameservers": ["dns://192.0.2.53"]}})").dns.nameservers);
+}
+
+TEST(ConfigFile, BadNameserverNamesItsLineIndexAndTheParsersReason) {
+    const std::string text = "{\"dns/nameservers\": [\n\"dns://192.0.2.53\",\n\"ftp://x\"\n]}";
+    const std::string error = parse_error(text);
+    EXPECT_TRUE(error.starts_with("config.json:3: dns/nameservers[1]: ")) << error;
+    const auto parser = dns::parse_upstream_url("ftp://x");
+    ASSERT_FALSE(parser.has_value());
+    // The parser's own message, without its "dns/nameservers: " prefix given twice.
+    std::string reason = parser.error().what;
+    if (reason.starts_with("dns/nameservers: ")) {
+        reason.erase(0, std::string_view("dns/nameservers: ").size());
+    }
+    EXPECT_EQ(error, "config.json:3: dns/nameservers[1]: " + reason);
+    EXPECT_EQ(error.find("dns/nameservers: "), std::string::npos) << error;
+}
+
+TEST(ConfigFile, EveryBadNameserverIsReported) {
+    const std::string error =
+        parse_error("{\"dns/nameservers\": [\n\"dns://x\",\n5,\n\"dns://192.0.2.1:0\"]}");
+    EXPECT_NE(error.find("config.json:2: dns/nameservers[0]: "), std::string::npos) << error;
+    EXPECT_NE(error.find("config.json:1: dns/nameservers[1] must be a URL string, not 5"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("config.json:4: dns/nameservers[2]: "), std::string::npos) << error;
+}
+
+TEST(ConfigFile, ElementLinesStayRightAfterANonStringElement) {
+    const std::string error =
+        parse_error("{\"filter/endpoints\": [\n\"- *\",\n5,\n\"- *\",\n\"- b@d\"\n]}");
+    EXPECT_NE(error.find("config.json:1: filter/endpoints[1] must be a rule string, not 5"),
+              std::string::npos)
+        << error;
+    EXPECT_NE(error.find("config.json:5: filter/endpoints[3] '- b@d'"), std::string::npos) << error;
+}
+
+TEST(ConfigFile, NameserversMustBeANonEmptyList) {
+    EXPECT_EQ(parse_error("{\"dns/nameservers\": \"dns://192.0.2.53\"}"),
+              "config.json:1: dns/nameservers must be a list of URL strings such as "
+              "[\"dns://192.0.2.53\"], not 'dns://192.0.2.53'");
+    EXPECT_EQ(parse_error("{\n\"dns/nameservers\": []}"),
+              "config.json:2: dns/nameservers is an empty list (name at least one upstream, or "
+              "leave the setting out)");
+}
+
+// --- dns/listenAddress ------------------------------------------------------------------------
+
+TEST(ConfigFile, ListenAddressFillsTheNameserverEndpoints) {
+    const Config config = parse_ok(R"({"dns": {"listenAddress": "127.0.0.1:5353"}})");
+    EXPECT_EQ(config.filter.dns.nameserver_endpoints,
+              (std::vector<IpEndpoint>{endpoint("127.0.0.1", 5353)}));
+}
+
+TEST(ConfigFile, ListenAddressReachesDecide) {
+    const Config config = parse_ok(R"({"dns/listenAddress": "[::1]:5300"})");
+    firewall::ConnectionFacts facts;
+    facts.protocol = 17;
+    facts.ip_family = IpFamily::V6;
+    facts.local_address = IpAddress::parse("::1").value_or(IpAddress{});
+    facts.remote_address = facts.local_address;
+    facts.remote_port = 5300;
+    EXPECT_EQ(firewall::decide(config.filter, facts).reason, "query to portwarden's nameserver");
+}
+
+TEST(ConfigFile, BadListenAddressNamesItsLine) {
+    EXPECT_EQ(parse_error("{\n\"dns\": {\n\"listenAddress\": \"localhost\"}}"),
+              "config.json:3: dns/listenAddress 'localhost' has no port (expected e.g. "
+              "localhost:53, 127.0.0.17:53 or [::1]:53)");
+    EXPECT_EQ(parse_error("{\"dns/listenAddress\": 53}"),
+              "config.json:1: dns/listenAddress must be a string such as \"localhost:53\", not 53");
+}
+
+TEST(ListenAddress, LocalhostMeansBothLoopbackEndpoints) {
+    EXPECT_EQ(listen_ok("localhost:53"),
+              (std::vector<IpEndpoint>{endpoint("127.0.0.17", 53), endpoint("::1", 53)}));
+    EXPECT_EQ(listen_ok("LocalHost:5353"),
+              (std::vector<IpEndpoint>{endpoint("127.0.0.17", 5353), endpoint("::1", 5353)}));
+    EXPECT_EQ(localhost_listen_endpoints(53), listen_ok("localhost:53"));
+}
+
+TEST(ListenAddress, OneAddressOfEitherFamily) {
+    EXPECT_EQ(listen_ok("192.168.1.10:53"),
+              (std::vector<IpEndpoint>{endpoint("192.168.1.10", 53)}));
+    EXPECT_EQ(listen_ok("[::1]:53"), (std::vector<IpEndpoint>{endpoint("::1", 53)}));
+    EXPECT_EQ(listen_ok("[2001:db8::1]:65535"),
+              (std::vector<IpEndpoint>{endpoint("2001:db8::1", 65535)}));
+}
+
+TEST(ListenAddress, PortErrors) {
+    EXPECT_EQ(listen_error("127.0.0.17:0"),
+              "dns/listenAddress '127.0.0.17:0': port 0 is out of range (1-65535)");
+    EXPECT_EQ(listen_error("127.0.0.17:65536"),
+              "dns/listenAddress '127.0.0.17:65536': port 65536 is out of range (1-65535)");
+    EXPECT_EQ(listen_error("127.0.0.17:dns"),
+              "dns/listenAddress '127.0.0.17:dns': invalid port 'dns' (expected a number "
+              "1-65535)");
+    EXPECT_NE(listen_error("127.0.0.17:999999").find("invalid port '999999'"), std::string::npos);
+    EXPECT_NE(listen_error("127.0.0.17:+53").find("invalid port '+53'"), std::string::npos);
+    EXPECT_NE(listen_error("127.0.0.17:").find("has no port"), std::string::npos);
+    EXPECT_NE(listen_error("[::1]").find("has no port after ']'"), std::string::npos);
+    EXPECT_NE(listen_error("[::1]53").find("has no port after ']'"), std::string::npos);
+}
+
+TEST(ListenAddress, AddressErrors) {
+    EXPECT_EQ(listen_error("::1:53"),
+              "dns/listenAddress '::1:53': an IPv6 address goes in brackets, as in [::1]:53");
+    EXPECT_EQ(listen_error("[127.0.0.1]:53"),
+              "dns/listenAddress '[127.0.0.1]:53': brackets are only for IPv6 addresses (write "
+              "127.0.0.1:53)");
+    EXPECT_EQ(listen_error("[::1:53"),
+              "dns/listenAddress '[::1:53': missing ']' after the IPv6 address");
+    EXPECT_EQ(listen_error("dns.example:53"),
+              "dns/listenAddress 'dns.example:53': invalid IP address 'dns.example' (expected "
+              "localhost, an IPv4 address or an IPv6 address in brackets)");
+    EXPECT_NE(listen_error("[localhost]:53").find("brackets are only for IPv6"), std::string::npos);
+    EXPECT_EQ(listen_error(""), "dns/listenAddress is empty (expected e.g. localhost:53)");
+}
+
+TEST(ListenAddress, EveryAddressIsRefused) {
+    EXPECT_EQ(listen_error("0.0.0.0:53"),
+              "dns/listenAddress '0.0.0.0:53': 0.0.0.0 would listen on every address; give one "
+              "address, such as 127.0.0.17 or a LAN address, or localhost");
+    EXPECT_NE(listen_error("[::]:53").find(":: would listen on every address"), std::string::npos);
 }
 
 TEST(ConfigFile, RuleLineIsExactEvenWithEscapesAndRepeatedText) {
     // The same rule text occurs in a key-like position earlier; the escaped quote shifts offsets.
     const std::string text =
         "{\"filter\": {\"defaultAction\": \"block\",\n"
-        "\"endpoints\": [\"- * \\\"x\\\"\",\n\"- bad\"]}}";
+        "\"endpoints\": [\"- * \\\"x\\\"\",\n\"- b@d\"]}}";
     const std::string error = parse_error(text);
     EXPECT_NE(error.find("config.json:2: filter/endpoints[0]"), std::string::npos) << error;
-    EXPECT_NE(error.find("config.json:3: filter/endpoints[1] '- bad'"), std::string::npos) << error;
+    EXPECT_NE(error.find("config.json:3: filter/endpoints[1] '- b@d'"), std::string::npos) << error;
 }
 
 TEST(ConfigFile, ErrorsFromDifferentKeysAreAllReported) {
@@ -264,12 +500,12 @@ TEST(ConfigFile, SourceNameIsUsedAsGiven) {
 TEST(ConfigFile, NothingIsHalfAppliedWhenOneRuleIsBad) {
     // Good settings before and after the bad rule: the result is still only an error.
     auto config = parse_config(R"({"filter/defaultAction": "block",
-        "filter/endpoints": ["+ 10.0.0.1", "+ bad", "- *"], "filter/permanentVerdicts": false})",
+        "filter/endpoints": ["+ 10.0.0.1", "+ b@d", "- *"], "filter/permanentVerdicts": false})",
                                "config.json");
     ASSERT_FALSE(config.has_value());
     EXPECT_EQ(config.error().what,
-              "config.json:2: filter/endpoints[1] '+ bad': unsupported entity 'bad': expected *, "
-              "an IP address or a CIDR (domains and scopes come in a later version)");
+              "config.json:2: filter/endpoints[1] '+ b@d': invalid character '@' in domain 'b@d' "
+              "(expected letters, digits, '-', '_', dots, and '*' in a glob)");
 }
 
 TEST(ConfigFile, SectionGivenTwiceIsCombined) {

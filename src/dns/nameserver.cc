@@ -1,0 +1,697 @@
+#include "dns/nameserver.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include "dns/resolver.h"
+
+namespace pw::dns {
+namespace {
+
+namespace asio = boost::asio;
+
+// Datagrams read per recvmmsg() and the most reads per wake-up: enough to amortise the syscalls
+// under load, few enough that a flood of queries does not starve the packet queues that share
+// the event loop.
+constexpr std::size_t kUdpBatch = 32;
+constexpr int kMaxBatchesPerWakeup = 4;
+// A query is small; a datagram bigger than this is not one we answer with anything but FORMERR.
+constexpr std::size_t kMaxQueryDatagram = 4096;
+constexpr std::size_t kTcpSizeLimit = 65535;
+
+// 0.0.0.17 and ::17: the addresses of a blocked name, which the firewall blocks in turn.
+constexpr std::array<std::uint8_t, 4> kBlockedV4 = {0, 0, 0, 17};
+constexpr std::array<std::uint8_t, 16> kBlockedV6 = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                     0, 0, 0, 0, 0, 0, 0, 0x17};
+constexpr std::uint32_t kBlockedTtl = 1;
+
+asio::ip::address to_asio(const IpAddress& address) {
+    if (address.is_v4()) {
+        asio::ip::address_v4::bytes_type bytes{};
+        std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
+        return asio::ip::address_v4(bytes);
+    }
+    asio::ip::address_v6::bytes_type bytes{};
+    std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
+    return asio::ip::address_v6(bytes);
+}
+
+IpAddress from_asio(const asio::ip::address& address) {
+    if (address.is_v4()) {
+        const auto bytes = address.to_v4().to_bytes();
+        return IpAddress::from_v4_bytes(std::span<const std::uint8_t, 4>(bytes));
+    }
+    const auto bytes = address.to_v6().to_bytes();
+    return IpAddress::from_v6_bytes(std::span<const std::uint8_t, 16>(bytes));
+}
+
+// The client of a datagram, from the kernel's sockaddr.
+bool read_client(const sockaddr_storage& storage, IpAddress& address, std::uint16_t& port) {
+    if (storage.ss_family == AF_INET) {
+        sockaddr_in v4{};
+        std::memcpy(&v4, &storage, sizeof(v4));
+        std::array<std::uint8_t, 4> bytes{};
+        std::memcpy(bytes.data(), &v4.sin_addr, bytes.size());
+        address = IpAddress::from_v4_bytes(bytes);
+        port = ntohs(v4.sin_port);
+        return true;
+    }
+    if (storage.ss_family == AF_INET6) {
+        sockaddr_in6 v6{};
+        std::memcpy(&v6, &storage, sizeof(v6));
+        std::array<std::uint8_t, 16> bytes{};
+        std::memcpy(bytes.data(), &v6.sin6_addr, bytes.size());
+        address = IpAddress::from_v6_bytes(bytes);
+        port = ntohs(v6.sin6_port);
+        return true;
+    }
+    return false;
+}
+
+std::vector<SyntheticRecord> blocked_records(std::uint16_t question_type) {
+    if (question_type == type::kA) {
+        return {{.type = type::kA,
+                 .ttl = kBlockedTtl,
+                 .rdata = {kBlockedV4.begin(), kBlockedV4.end()}}};
+    }
+    if (question_type == type::kAaaa) {
+        return {{.type = type::kAaaa,
+                 .ttl = kBlockedTtl,
+                 .rdata = {kBlockedV6.begin(), kBlockedV6.end()}}};
+    }
+    return {}; // NOERROR without records: the name exists for nothing else
+}
+
+class NameserverImpl;
+
+// One TCP client connection: length-prefixed messages (RFC 1035 4.2.2, RFC 7766), answered one
+// after the other.
+class TcpClient : public std::enable_shared_from_this<TcpClient> {
+public:
+    TcpClient(NameserverImpl& server, asio::ip::tcp::socket socket, ListenEndpoint endpoint,
+              IpAddress client_address, std::uint16_t client_port)
+        : server_(server),
+          socket_(std::move(socket)),
+          idle_timer_(socket_.get_executor()),
+          endpoint_(std::move(endpoint)),
+          client_address_(client_address),
+          client_port_(client_port) {}
+
+    void start() { read_length(); }
+    void close();
+    // Sends one answer (without its length prefix), then reads the next query.
+    void send(std::vector<std::uint8_t> message);
+    [[nodiscard]] bool open() const { return open_; }
+
+private:
+    void read_length();
+    void read_message(std::size_t length);
+    void arm_idle_timer();
+
+    NameserverImpl& server_;
+    asio::ip::tcp::socket socket_;
+    asio::steady_timer idle_timer_;
+    ListenEndpoint endpoint_;
+    IpAddress client_address_;
+    std::uint16_t client_port_ = 0;
+    std::array<std::uint8_t, 2> length_{};
+    std::vector<std::uint8_t> message_;
+    std::vector<std::uint8_t> outgoing_;
+    bool open_ = true;
+};
+
+// Where the answer to a query goes once the resolver has it.
+struct ReplyRoute {
+    ClientTransport transport = ClientTransport::Udp;
+    std::size_t udp_listener = 0;
+    sockaddr_storage client{};
+    socklen_t client_length = 0;
+    // Keeps the connection alive while the resolver works: nothing else refers to it then.
+    std::shared_ptr<TcpClient> tcp;
+};
+
+struct UdpListener {
+    UdpListener(asio::io_context& io, ListenEndpoint where)
+        : socket(io), endpoint(std::move(where)) {}
+    asio::ip::udp::socket socket;
+    ListenEndpoint endpoint;
+    // recvmmsg()/sendmmsg() state, reused for every batch.
+    std::array<std::array<std::uint8_t, kMaxQueryDatagram>, kUdpBatch> buffers{};
+    std::array<sockaddr_storage, kUdpBatch> clients{};
+    std::array<iovec, kUdpBatch> in_vectors{};
+    std::array<mmsghdr, kUdpBatch> in_headers{};
+    std::array<std::vector<std::uint8_t>, kUdpBatch> replies;
+    std::array<iovec, kUdpBatch> out_vectors{};
+    std::array<mmsghdr, kUdpBatch> out_headers{};
+};
+
+struct TcpListener {
+    TcpListener(asio::io_context& io, ListenEndpoint where)
+        : acceptor(io), endpoint(std::move(where)) {}
+    asio::ip::tcp::acceptor acceptor;
+    ListenEndpoint endpoint;
+};
+
+class NameserverImpl final : public Nameserver {
+public:
+    NameserverImpl(asio::io_context& io, Resolver& resolver, QueryHandler& handler)
+        : io_(io), resolver_(resolver), handler_(handler) {}
+    ~NameserverImpl() override { stop(); }
+    NameserverImpl(const NameserverImpl&) = delete;
+    NameserverImpl& operator=(const NameserverImpl&) = delete;
+
+    Status bind(std::span<const ListenEndpoint> endpoints);
+    void serve();
+
+    // dns::Nameserver
+    void stop() override;
+    [[nodiscard]] const Counters& counters() const override { return counters_; }
+    [[nodiscard]] std::vector<ListenEndpoint> endpoints() const override {
+        std::vector<ListenEndpoint> bound;
+        for (const auto& listener : udp_) {
+            bound.push_back(listener->endpoint);
+        }
+        return bound;
+    }
+
+    enum class Answered : std::uint8_t {
+        Now,     // `reply` holds the answer
+        Nothing, // not a query we can answer (no readable header): drop it
+        Later,   // the resolver was asked; the answer goes out through the route
+    };
+
+    // Answers one message; `reply` is cleared first.
+    Answered answer(ClientTransport transport, const IpAddress& client_address,
+                    std::uint16_t client_port, const ListenEndpoint& server,
+                    std::span<const std::uint8_t> message, bool oversized,
+                    std::vector<std::uint8_t>& reply, const std::function<ReplyRoute()>& route);
+
+    void tcp_client_closed() { --tcp_clients_; }
+    void flush_handler() { handler_.flush(); }
+    Counters& mutable_counters() { return counters_; }
+
+private:
+    struct Pending {
+        std::vector<std::uint8_t> message;
+        ClientTransport transport = ClientTransport::Udp;
+        IpAddress client_address;
+        std::uint16_t client_port = 0;
+        ListenEndpoint server;
+        QueryPlan plan;
+        ReplyRoute route;
+    };
+
+    void wait_udp(UdpListener& listener);
+    void on_udp_readable(UdpListener& listener);
+    void accept_tcp(TcpListener& listener);
+    void finish(Pending& pending, const Result<std::shared_ptr<const Answer>>& result);
+    void send_later(const ReplyRoute& route, std::vector<std::uint8_t> reply);
+
+    asio::io_context& io_;
+    Resolver& resolver_;
+    QueryHandler& handler_;
+    std::vector<std::unique_ptr<UdpListener>> udp_;
+    std::vector<std::unique_ptr<TcpListener>> tcp_;
+    std::size_t tcp_clients_ = 0;
+    std::vector<std::weak_ptr<TcpClient>> tcp_connections_;
+    // Resolver callbacks check it: they may run after stop() (never after destruction: the
+    // resolver is shut down first, and its callbacks only ever run from the io_context).
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+    Counters counters_;
+};
+
+Status NameserverImpl::bind(std::span<const ListenEndpoint> endpoints) {
+    for (ListenEndpoint endpoint : endpoints) {
+        const asio::ip::address address = to_asio(endpoint.address);
+        const std::string where = to_string(endpoint);
+        auto udp = std::make_unique<UdpListener>(io_, endpoint);
+        boost::system::error_code error;
+        const asio::ip::udp::endpoint udp_endpoint(address, endpoint.port);
+        udp->socket.open(udp_endpoint.protocol(), error);
+        if (!error && address.is_v6()) {
+            udp->socket.set_option(asio::ip::v6_only(true), error);
+        }
+        if (!error) {
+            udp->socket.bind(udp_endpoint, error);
+        }
+        if (!error) {
+            udp->socket.non_blocking(true, error);
+        }
+        if (error) {
+            return fail("bind UDP " + where, error);
+        }
+        if (endpoint.port == 0) {
+            // Tests ask for any free port: TCP takes the one UDP got.
+            endpoint.port = udp->socket.local_endpoint(error).port();
+            udp->endpoint = endpoint;
+        }
+        auto tcp = std::make_unique<TcpListener>(io_, endpoint);
+        const asio::ip::tcp::endpoint tcp_endpoint(address, endpoint.port);
+        const std::string tcp_where = to_string(endpoint);
+        tcp->acceptor.open(tcp_endpoint.protocol(), error);
+        if (!error && address.is_v6()) {
+            tcp->acceptor.set_option(asio::ip::v6_only(true), error);
+        }
+        if (!error) {
+            tcp->acceptor.set_option(asio::socket_base::reuse_address(true), error);
+        }
+        if (!error) {
+            tcp->acceptor.bind(tcp_endpoint, error);
+        }
+        if (!error) {
+            tcp->acceptor.listen(asio::socket_base::max_listen_connections, error);
+        }
+        if (error) {
+            return fail("bind TCP " + tcp_where, error);
+        }
+        udp_.push_back(std::move(udp));
+        tcp_.push_back(std::move(tcp));
+    }
+    return {};
+}
+
+void NameserverImpl::serve() {
+    for (auto& listener : udp_) {
+        UdpListener& udp = *listener;
+        for (std::size_t index = 0; index < kUdpBatch; ++index) {
+            udp.in_vectors[index] = {.iov_base = udp.buffers[index].data(),
+                                     .iov_len = udp.buffers[index].size()};
+        }
+        wait_udp(udp);
+    }
+    for (auto& listener : tcp_) {
+        accept_tcp(*listener);
+    }
+}
+
+void NameserverImpl::stop() {
+    if (!*alive_) {
+        return;
+    }
+    *alive_ = false;
+    boost::system::error_code ignored;
+    for (auto& listener : udp_) {
+        listener->socket.close(ignored);
+    }
+    for (auto& listener : tcp_) {
+        listener->acceptor.close(ignored);
+    }
+    for (auto& weak : tcp_connections_) {
+        if (auto client = weak.lock()) {
+            client->close();
+        }
+    }
+    tcp_connections_.clear();
+}
+
+void NameserverImpl::wait_udp(UdpListener& listener) {
+    listener.socket.async_wait(
+        asio::ip::udp::socket::wait_read,
+        [this, &listener, alive = alive_](const boost::system::error_code& error) {
+            if (!error && *alive) {
+                on_udp_readable(listener);
+            }
+        });
+}
+
+void NameserverImpl::on_udp_readable(UdpListener& listener) {
+    const int fd = listener.socket.native_handle();
+    const std::size_t udp_index = static_cast<std::size_t>(
+        std::find_if(udp_.begin(), udp_.end(),
+                     [&listener](const auto& candidate) { return candidate.get() == &listener; }) -
+        udp_.begin());
+    for (int batch = 0; batch < kMaxBatchesPerWakeup; ++batch) {
+        for (std::size_t index = 0; index < kUdpBatch; ++index) {
+            listener.in_headers[index] = {};
+            listener.in_headers[index].msg_hdr.msg_iov = &listener.in_vectors[index];
+            listener.in_headers[index].msg_hdr.msg_iovlen = 1;
+            listener.in_headers[index].msg_hdr.msg_name = &listener.clients[index];
+            listener.in_headers[index].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        }
+        const int received =
+            ::recvmmsg(fd, listener.in_headers.data(), kUdpBatch, MSG_DONTWAIT, nullptr);
+        if (received <= 0) {
+            break; // EAGAIN: drained; other errors (ICMP errors of earlier sends) are per socket
+        }
+        unsigned int replies = 0;
+        for (int index = 0; index < received; ++index) {
+            const auto slot = static_cast<std::size_t>(index);
+            const mmsghdr& header = listener.in_headers[slot];
+            IpAddress client_address;
+            std::uint16_t client_port = 0;
+            if (!read_client(listener.clients[slot], client_address, client_port)) {
+                ++counters_.dropped;
+                continue;
+            }
+            ++counters_.udp_queries;
+            const bool oversized = (header.msg_hdr.msg_flags & MSG_TRUNC) != 0;
+            const std::span<const std::uint8_t> message(
+                listener.buffers[slot].data(),
+                std::min<std::size_t>(header.msg_len, kMaxQueryDatagram));
+            std::vector<std::uint8_t>& reply = listener.replies[replies];
+            const Answered answered = answer(ClientTransport::Udp, client_address, client_port,
+                                             listener.endpoint, message, oversized, reply, [&] {
+                                                 ReplyRoute route;
+                                                 route.transport = ClientTransport::Udp;
+                                                 route.udp_listener = udp_index;
+                                                 route.client = listener.clients[slot];
+                                                 route.client_length = header.msg_hdr.msg_namelen;
+                                                 return route;
+                                             });
+            if (answered != Answered::Now) {
+                continue;
+            }
+            listener.out_vectors[replies] = {.iov_base = reply.data(), .iov_len = reply.size()};
+            listener.out_headers[replies] = {};
+            listener.out_headers[replies].msg_hdr.msg_iov = &listener.out_vectors[replies];
+            listener.out_headers[replies].msg_hdr.msg_iovlen = 1;
+            listener.out_headers[replies].msg_hdr.msg_name = &listener.clients[slot];
+            listener.out_headers[replies].msg_hdr.msg_namelen = header.msg_hdr.msg_namelen;
+            ++replies;
+        }
+        unsigned int sent = 0;
+        while (sent < replies) {
+            const int result =
+                ::sendmmsg(fd, &listener.out_headers[sent], replies - sent, MSG_DONTWAIT);
+            if (result <= 0) {
+                // The socket buffer is full or a client vanished: UDP gives no second chance;
+                // the client asks again.
+                counters_.send_errors += replies - sent;
+                break;
+            }
+            sent += static_cast<unsigned int>(result);
+        }
+        handler_.flush();
+        if (static_cast<std::size_t>(received) < kUdpBatch) {
+            break;
+        }
+    }
+    wait_udp(listener);
+}
+
+NameserverImpl::Answered NameserverImpl::answer(
+    ClientTransport transport, const IpAddress& client_address, std::uint16_t client_port,
+    const ListenEndpoint& server, std::span<const std::uint8_t> message, bool oversized,
+    std::vector<std::uint8_t>& reply, const std::function<ReplyRoute()>& route) {
+    reply.clear();
+    auto parsed = parse_query(message);
+    if (oversized && parsed) {
+        parsed = std::unexpected(QueryRejection{
+            .rcode = Rcode::FormErr, .answerable = true, .reason = "datagram too large"});
+    }
+    if (!parsed) {
+        if (!parsed.error().answerable) {
+            ++counters_.dropped;
+            return Answered::Nothing;
+        }
+        ++counters_.malformed;
+        reply = error_response(message, parsed.error().rcode);
+        return reply.empty() ? Answered::Nothing : Answered::Now;
+    }
+    const Query& query = *parsed;
+    const ClientQuery client_query{.transport = transport,
+                                   .client_address = client_address,
+                                   .client_port = client_port,
+                                   .server = server,
+                                   .query = query};
+    QueryPlan plan = handler_.plan(client_query);
+    const std::size_t size_limit =
+        transport == ClientTransport::Udp ? udp_size_limit(query) : kTcpSizeLimit;
+    switch (plan.action) {
+        case QueryAction::Block:
+        case QueryAction::NxDomain:
+        case QueryAction::Refuse: {
+            Rcode rcode = Rcode::NoError;
+            std::vector<SyntheticRecord> records;
+            if (plan.action == QueryAction::Block) {
+                records = blocked_records(query.question.type);
+            } else {
+                rcode = plan.action == QueryAction::NxDomain ? Rcode::NxDomain : Rcode::Refused;
+            }
+            reply = synthesize_response(query, rcode, records);
+            ++counters_.policy_answers;
+            handler_.answered(client_query, plan,
+                              {.rcode = rcode,
+                               .source = AnswerSource::Policy,
+                               .answer = nullptr,
+                               .age_seconds = 0,
+                               .failure = {}});
+            return Answered::Now;
+        }
+        case QueryAction::Resolve:
+            break;
+    }
+    if (auto hit = resolver_.cached(query.question)) {
+        render_cached_answer(query, hit->answer->wire, hit->age_seconds, size_limit, reply);
+        ++counters_.cache_answers;
+        handler_.answered(client_query, plan,
+                          {.rcode = hit->answer->rcode,
+                           .source = AnswerSource::Cache,
+                           .answer = hit->answer.get(),
+                           .age_seconds = hit->age_seconds,
+                           .failure = {}});
+        return Answered::Now;
+    }
+    auto pending = std::make_shared<Pending>();
+    pending->message.assign(message.begin(), message.end());
+    pending->transport = transport;
+    pending->client_address = client_address;
+    pending->client_port = client_port;
+    pending->server = server;
+    pending->plan = std::move(plan);
+    pending->route = route();
+    resolver_.resolve(query.question, [this, pending, alive = alive_](
+                                          const Result<std::shared_ptr<const Answer>>& result) {
+        if (*alive) {
+            finish(*pending, result);
+        }
+    });
+    return Answered::Later;
+}
+
+void NameserverImpl::finish(Pending& pending, const Result<std::shared_ptr<const Answer>>& result) {
+    const auto parsed = parse_query(pending.message);
+    if (!parsed) {
+        return; // cannot happen: it parsed when it came in
+    }
+    const Query& query = *parsed;
+    const ClientQuery client_query{.transport = pending.transport,
+                                   .client_address = pending.client_address,
+                                   .client_port = pending.client_port,
+                                   .server = pending.server,
+                                   .query = query};
+    std::vector<std::uint8_t> reply;
+    if (result) {
+        const Answer& answer = **result;
+        const std::size_t size_limit =
+            pending.transport == ClientTransport::Udp ? udp_size_limit(query) : kTcpSizeLimit;
+        render_cached_answer(query, answer.wire, 0, size_limit, reply);
+        ++counters_.upstream_answers;
+        handler_.answered(client_query, pending.plan,
+                          {.rcode = answer.rcode,
+                           .source = AnswerSource::Upstream,
+                           .answer = &answer,
+                           .age_seconds = 0,
+                           .failure = {}});
+    } else {
+        reply = synthesize_response(query, Rcode::ServFail);
+        ++counters_.servfail;
+        handler_.answered(client_query, pending.plan,
+                          {.rcode = Rcode::ServFail,
+                           .source = AnswerSource::Failure,
+                           .answer = nullptr,
+                           .age_seconds = 0,
+                           .failure = result.error().what});
+    }
+    send_later(pending.route, std::move(reply));
+    handler_.flush();
+}
+
+void NameserverImpl::send_later(const ReplyRoute& route, std::vector<std::uint8_t> reply) {
+    if (route.transport == ClientTransport::Tcp) {
+        if (route.tcp && route.tcp->open()) {
+            route.tcp->send(std::move(reply));
+        }
+        return;
+    }
+    if (route.udp_listener >= udp_.size()) {
+        return;
+    }
+    const int fd = udp_[route.udp_listener]->socket.native_handle();
+    const ssize_t sent =
+        ::sendto(fd, reply.data(), reply.size(), MSG_DONTWAIT,
+                 reinterpret_cast<const sockaddr*>(&route.client), // NOLINT: the sockaddr API
+                 route.client_length);
+    if (sent < 0) {
+        ++counters_.send_errors;
+    }
+}
+
+void NameserverImpl::accept_tcp(TcpListener& listener) {
+    listener.acceptor.async_accept([this, &listener, alive = alive_](
+                                       const boost::system::error_code& error,
+                                       asio::ip::tcp::socket socket) {
+        if (!*alive) {
+            return;
+        }
+        if (!error) {
+            boost::system::error_code endpoint_error;
+            const auto remote = socket.remote_endpoint(endpoint_error);
+            if (endpoint_error) {
+                // The client is gone already.
+            } else if (tcp_clients_ >= kMaxTcpClients) {
+                ++counters_.tcp_refused;
+            } else {
+                ++tcp_clients_;
+                ++counters_.tcp_connections;
+                auto client =
+                    std::make_shared<TcpClient>(*this, std::move(socket), listener.endpoint,
+                                                from_asio(remote.address()), remote.port());
+                std::erase_if(tcp_connections_, [](const auto& weak) { return weak.expired(); });
+                tcp_connections_.push_back(client);
+                client->start();
+            }
+        }
+        accept_tcp(listener);
+    });
+}
+
+void TcpClient::close() {
+    if (!open_) {
+        return;
+    }
+    open_ = false;
+    boost::system::error_code ignored;
+    idle_timer_.cancel();
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    server_.tcp_client_closed();
+}
+
+void TcpClient::arm_idle_timer() {
+    idle_timer_.expires_after(std::chrono::seconds(Nameserver::kTcpIdleTimeoutSeconds));
+    idle_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& error) {
+        if (error) {
+            return;
+        }
+        if (auto client = self.lock()) {
+            client->close();
+        }
+    });
+}
+
+void TcpClient::read_length() {
+    if (!open_) {
+        return;
+    }
+    arm_idle_timer();
+    asio::async_read(
+        socket_, asio::buffer(length_),
+        [self = shared_from_this()](const boost::system::error_code& error, std::size_t /*bytes*/) {
+            if (error) {
+                self->close();
+                return;
+            }
+            const std::size_t length = (std::size_t{self->length_[0]} << 8U) | self->length_[1];
+            if (length == 0) {
+                self->close(); // not a message: the stream is out of step
+                return;
+            }
+            self->read_message(length);
+        });
+}
+
+void TcpClient::read_message(std::size_t length) {
+    message_.resize(length);
+    asio::async_read(
+        socket_, asio::buffer(message_),
+        [self = shared_from_this()](const boost::system::error_code& error, std::size_t /*bytes*/) {
+            if (error || !self->open_) {
+                self->close();
+                return;
+            }
+            self->idle_timer_.cancel();
+            ++self->server_.mutable_counters().tcp_queries;
+            std::vector<std::uint8_t> reply;
+            const auto answered = self->server_.answer(ClientTransport::Tcp, self->client_address_,
+                                                       self->client_port_, self->endpoint_,
+                                                       self->message_, false, reply, [&self] {
+                                                           ReplyRoute route;
+                                                           route.transport = ClientTransport::Tcp;
+                                                           route.tcp = self;
+                                                           return route;
+                                                       });
+            if (answered == NameserverImpl::Answered::Now) {
+                self->send(std::move(reply));
+                self->server_.flush_handler();
+            } else if (answered == NameserverImpl::Answered::Nothing) {
+                self->close(); // not even a query header: the stream is garbage
+            }
+            // Later: the resolver's answer comes through send().
+        });
+}
+
+void TcpClient::send(std::vector<std::uint8_t> message) {
+    if (!open_) {
+        return;
+    }
+    if (message.empty() || message.size() > kTcpSizeLimit) {
+        close();
+        return;
+    }
+    outgoing_.resize(message.size() + 2);
+    outgoing_[0] = static_cast<std::uint8_t>(message.size() >> 8U);
+    outgoing_[1] = static_cast<std::uint8_t>(message.size() & 0xFFU);
+    std::memcpy(outgoing_.data() + 2, message.data(), message.size());
+    asio::async_write(
+        socket_, asio::buffer(outgoing_),
+        [self = shared_from_this()](const boost::system::error_code& error, std::size_t /*bytes*/) {
+            if (error) {
+                ++self->server_.mutable_counters().send_errors;
+                self->close();
+                return;
+            }
+            self->read_length();
+        });
+}
+
+} // namespace
+
+std::string to_string(const ListenEndpoint& endpoint) {
+    if (endpoint.address.is_v4()) {
+        return endpoint.address.to_string() + ":" + std::to_string(endpoint.port);
+    }
+    return "[" + endpoint.address.to_string() + "]:" + std::to_string(endpoint.port);
+}
+
+Result<std::unique_ptr<Nameserver>> Nameserver::start(boost::asio::io_context& io,
+                                                      std::span<const ListenEndpoint> endpoints,
+                                                      Resolver& resolver, QueryHandler& handler) {
+    auto server = std::make_unique<NameserverImpl>(io, resolver, handler);
+    if (auto bound = server->bind(endpoints); !bound) {
+        return std::unexpected(bound.error());
+    }
+    server->serve();
+    return server;
+}
+
+} // namespace pw::dns

@@ -1,0 +1,186 @@
+#include "network/dns_query_policy.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <limits>
+
+#include "firewall/decide.h"
+#include "packet/packet_info.h"
+
+namespace pw::network {
+namespace {
+
+// Executables that resolve for other processes: their answers go to the global scope.
+constexpr std::array<std::string_view, 3> kSystemResolvers = {"systemd-resolved", "nscd",
+                                                              "dnsmasq"};
+
+std::string_view basename(std::string_view path) {
+    const auto slash = path.rfind('/');
+    return slash == std::string_view::npos ? path : path.substr(slash + 1);
+}
+
+// What the query event says about where the answer came from.
+std::string_view source_name(const dns::QueryPlan& plan, const dns::QueryOutcome& outcome) {
+    switch (outcome.source) {
+        case dns::AnswerSource::Cache:
+            return "cache";
+        case dns::AnswerSource::Upstream:
+            return "upstream";
+        case dns::AnswerSource::Failure:
+            return "error";
+        case dns::AnswerSource::Policy:
+            break;
+    }
+    switch (plan.action) {
+        case dns::QueryAction::Block:
+            return "blocked";
+        case dns::QueryAction::NxDomain:
+            return "canary";
+        case dns::QueryAction::Refuse:
+        case dns::QueryAction::Resolve:
+            break;
+    }
+    return "refused";
+}
+
+// The TTL left on an answer: the lowest of its records, minus its age in the cache.
+std::chrono::seconds remaining_ttl(const dns::Answer& answer, std::uint32_t age_seconds) {
+    std::uint32_t lowest = std::numeric_limits<std::uint32_t>::max();
+    for (const auto& field : answer.wire.ttl_fields) {
+        lowest = std::min(lowest, field.ttl);
+    }
+    if (answer.wire.ttl_fields.empty()) {
+        lowest = 0;
+    }
+    return std::chrono::seconds(lowest > age_seconds ? lowest - age_seconds : 0);
+}
+
+// The per-query data the nameserver keeps for us until the answer goes out.
+class AskerContext final : public dns::QueryContext {
+public:
+    explicit AskerContext(std::shared_ptr<const firewall::ProcessFacts> asker)
+        : process(std::move(asker)) {}
+    std::shared_ptr<const firewall::ProcessFacts> process;
+};
+
+} // namespace
+
+std::string_view memory_scope(const firewall::ProcessFacts* process) {
+    if (process == nullptr || process->kind != "process" || process->identity.empty()) {
+        return dns::IpDomainMemory::kGlobalScope;
+    }
+    const std::string_view name = basename(process->executable);
+    if (std::ranges::find(kSystemResolvers, name) != kSystemResolvers.end()) {
+        return dns::IpDomainMemory::kGlobalScope;
+    }
+    return process->identity;
+}
+
+std::shared_ptr<const firewall::ProcessFacts> DnsQueryPolicy::find_asker(
+    const dns::ClientQuery& query) {
+    const std::uint8_t protocol = query.transport == dns::ClientTransport::Udp
+                                      ? packet::protocol::kUdp
+                                      : packet::protocol::kTcp;
+    if (auto known =
+            clients_.find(protocol, query.client_address, query.client_port, clock_.now())) {
+        ++counters_.by_directory;
+        return known;
+    }
+    if (attributor_ == nullptr) {
+        return nullptr;
+    }
+    // A flow the firewall did not see (a nameserver reached without interception): ask the
+    // socket tables who owns the client's end.
+    firewall::ConnectionFacts flow;
+    flow.direction = packet::Direction::Outbound;
+    flow.ip_family = query.client_address.family();
+    flow.protocol = protocol;
+    flow.local_address = query.client_address;
+    flow.local_port = query.client_port;
+    flow.remote_address = query.server.address;
+    flow.remote_port = query.server.port;
+    Attribution attribution = attributor_->attribute(flow);
+    ++counters_.by_lookup;
+    if (!attribution.process) {
+        return nullptr;
+    }
+    auto process = std::make_shared<const firewall::ProcessFacts>(std::move(*attribution.process));
+    clients_.record(protocol, query.client_address, query.client_port, process, clock_.now());
+    return process;
+}
+
+dns::QueryPlan DnsQueryPolicy::plan(const dns::ClientQuery& query) {
+    auto asker = find_asker(query);
+    const firewall::QueryDecision decision =
+        firewall::decide_query(settings_, query.query.question.name);
+    dns::QueryPlan plan;
+    switch (decision.action) {
+        case firewall::QueryAction::Resolve:
+            plan.action = dns::QueryAction::Resolve;
+            break;
+        case firewall::QueryAction::Block:
+            plan.action = dns::QueryAction::Block;
+            ++counters_.blocked;
+            break;
+        case firewall::QueryAction::NxDomain:
+            plan.action = dns::QueryAction::NxDomain;
+            ++counters_.blocked;
+            break;
+    }
+    plan.reason = decision.reason;
+    plan.context = std::make_unique<AskerContext>(std::move(asker));
+    return plan;
+}
+
+void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,
+                              const dns::QueryOutcome& outcome) {
+    // Every context is ours: plan() made it.
+    const auto* context = static_cast<const AskerContext*>(plan.context.get());
+    const firewall::ProcessFacts* process = context != nullptr ? context->process.get() : nullptr;
+    const std::string_view scope = memory_scope(process);
+    const dns::Answer* answer = outcome.answer;
+    const Clock::TimePoint now = clock_.now();
+    if (answer != nullptr && !answer->addresses.empty()) {
+        const std::chrono::seconds ttl = remaining_ttl(*answer, outcome.age_seconds);
+        for (const IpAddress& address : answer->addresses) {
+            memory_.record(scope, address, query.query.question.name, answer->cname_chain, ttl,
+                           now);
+        }
+        counters_.recorded += answer->addresses.size();
+    }
+    DnsQueryEvent event{
+        .protocol = query.transport == dns::ClientTransport::Udp ? "udp" : "tcp",
+        .client_address = query.client_address,
+        .client_port = query.client_port,
+        .name = query.query.question.name,
+        .type = query.query.question.type,
+        .rcode = dns::rcode_name(outcome.rcode),
+        .answers = {},
+        .cnames = {},
+        .source = source_name(plan, outcome),
+        .upstream = {},
+        .reason = outcome.source == dns::AnswerSource::Failure ? outcome.failure
+                                                               : std::string_view(plan.reason),
+        .scope = scope,
+        .process = process,
+    };
+    if (answer != nullptr) {
+        event.answers = answer->addresses;
+        event.cnames = answer->cname_chain;
+        event.upstream = answer->upstream;
+    } else if (plan.action == dns::QueryAction::Block &&
+               outcome.source == dns::AnswerSource::Policy) {
+        // The addresses the nameserver answered a blocked A / AAAA question with.
+        static const std::array<IpAddress, 1> kBlockedV4 = {IpAddress::parse("0.0.0.17").value()};
+        static const std::array<IpAddress, 1> kBlockedV6 = {IpAddress::parse("::17").value()};
+        if (query.query.question.type == dns::type::kA) {
+            event.answers = kBlockedV4;
+        } else if (query.query.question.type == dns::type::kAaaa) {
+            event.answers = kBlockedV6;
+        }
+    }
+    events_.dns_query(event);
+}
+
+} // namespace pw::network

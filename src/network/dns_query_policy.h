@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "dns/ip_domain_memory.h"
+#include "dns/nameserver.h"
+#include "firewall/settings.h"
+#include "network/attributor.h"
+#include "network/dns_client_directory.h"
+#include "network/event_sink.h"
+
+namespace pw::network {
+
+// The firewall's side of the nameserver (issue 4): who asks (the process behind the client's
+// flow), what the rules say about the name (blocked names get 0.0.0.17 / ::17, the Firefox
+// canary NXDOMAIN), and what the answer teaches the IP -> domain memory: every address the
+// asked name resolved to is remembered under the asker's scope (its identity; the global scope
+// for system resolvers and unidentified askers), so that the connection that follows carries
+// the name. Runs on the event-loop thread only.
+class DnsQueryPolicy final : public dns::QueryHandler {
+public:
+    struct Counters {
+        std::uint64_t by_directory = 0; // asker found from the flow the firewall decided
+        std::uint64_t by_lookup = 0;    // asker found by a socket lookup
+        std::uint64_t blocked = 0;
+        std::uint64_t recorded = 0; // addresses written to the IP -> domain memory
+    };
+
+    // `attributor` may be null (attribution off): queries then count as unidentified.
+    DnsQueryPolicy(const firewall::FilterSettings& settings, DnsClientDirectory& clients,
+                   Attributor* attributor, dns::IpDomainMemory& memory, EventSink& events,
+                   const Clock& clock)
+        : settings_(settings),
+          clients_(clients),
+          attributor_(attributor),
+          memory_(memory),
+          events_(events),
+          clock_(clock) {}
+
+    // dns::QueryHandler
+    [[nodiscard]] dns::QueryPlan plan(const dns::ClientQuery& query) override;
+    void answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,
+                  const dns::QueryOutcome& outcome) override;
+    void flush() override { events_.flush(); }
+
+    [[nodiscard]] const Counters& counters() const { return counters_; }
+
+private:
+    [[nodiscard]] std::shared_ptr<const firewall::ProcessFacts> find_asker(
+        const dns::ClientQuery& query);
+
+    const firewall::FilterSettings& settings_;
+    DnsClientDirectory& clients_;
+    Attributor* attributor_;
+    dns::IpDomainMemory& memory_;
+    EventSink& events_;
+    const Clock& clock_;
+    Counters counters_;
+};
+
+// The IP -> domain memory scope of a process: its identity, or the global scope for the special
+// identities (unidentified, kernel, ...) and for system resolvers (systemd-resolved, nscd,
+// dnsmasq), which ask on behalf of processes we cannot see.
+[[nodiscard]] std::string_view memory_scope(const firewall::ProcessFacts* process);
+
+} // namespace pw::network

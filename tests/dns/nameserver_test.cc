@@ -1,0 +1,431 @@
+#include "dns/nameserver.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <gtest/gtest.h>
+
+#include "common/unique_fd.h"
+#include "dns/resolver.h"
+
+// The nameserver over real sockets on 127.0.0.1 (no root needed), with a resolver and a policy
+// played by the test.
+
+namespace pw::dns {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+void put16(Bytes& out, std::uint16_t value) {
+    out.push_back(static_cast<std::uint8_t>(value >> 8U));
+    out.push_back(static_cast<std::uint8_t>(value & 0xFFU));
+}
+
+void put_name(Bytes& out, std::string_view name) {
+    while (!name.empty()) {
+        const auto dot = name.find('.');
+        const std::string_view label = name.substr(0, dot);
+        out.push_back(static_cast<std::uint8_t>(label.size()));
+        out.insert(out.end(), label.begin(), label.end());
+        name = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
+    }
+    out.push_back(0);
+}
+
+// A client's query as dig would send it.
+Bytes make_query(std::uint16_t id, std::string_view name, std::uint16_t qtype, bool edns = false) {
+    Bytes out;
+    put16(out, id);
+    put16(out, 0x0100); // RD
+    put16(out, 1);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, edns ? 1 : 0);
+    put_name(out, name);
+    put16(out, qtype);
+    put16(out, kClassIn);
+    if (edns) {
+        out.push_back(0); // root
+        put16(out, type::kOpt);
+        put16(out, 4096); // UDP payload size
+        put16(out, 0);
+        put16(out, 0);
+        put16(out, 0); // rdlength
+    }
+    return out;
+}
+
+// An upstream's answer to `name`: `count` A records 192.0.2.1, 192.0.2.2, ... with TTL 300.
+Bytes make_upstream_answer(std::uint16_t id, std::string_view name, std::uint16_t count) {
+    Bytes out;
+    put16(out, id);
+    put16(out, 0x8180); // QR RD RA
+    put16(out, 1);
+    put16(out, count);
+    put16(out, 0);
+    put16(out, 0);
+    put_name(out, name);
+    put16(out, type::kA);
+    put16(out, kClassIn);
+    for (std::uint16_t index = 0; index < count; ++index) {
+        put16(out, 0xC00C);
+        put16(out, type::kA);
+        put16(out, kClassIn);
+        put16(out, 0);
+        put16(out, 300);
+        put16(out, 4);
+        out.insert(out.end(), {192, 0, 2, static_cast<std::uint8_t>(1 + index % 250)});
+    }
+    return out;
+}
+
+std::shared_ptr<const Answer> make_answer(std::string_view name, std::uint16_t count) {
+    const Question question{.name = std::string(name), .type = type::kA, .qclass = kClassIn};
+    auto analyzed = analyze_upstream_response(make_upstream_answer(7, name, count), question, 7);
+    EXPECT_TRUE(analyzed.has_value()) << analyzed.error().message();
+    auto answer = std::make_shared<Answer>();
+    answer->rcode = analyzed->rcode;
+    answer->addresses = analyzed->addresses;
+    answer->wire = analyzed->cached;
+    answer->upstream = "dns://192.0.2.53:53";
+    return answer;
+}
+
+// Answers from a table the test fills, and keeps resolve() calls for the test to complete.
+class ScriptedResolver final : public Resolver {
+public:
+    std::optional<AnswerCache::Hit> cached(const Question& question) override {
+        const auto found = cache.find(question.name);
+        if (found == cache.end()) {
+            return std::nullopt;
+        }
+        return AnswerCache::Hit{.answer = found->second, .age_seconds = 100};
+    }
+    void resolve(const Question& question, Callback done) override {
+        asked.push_back(question);
+        waiting.push_back(std::move(done));
+    }
+    void expire_cache() override {}
+    [[nodiscard]] const Counters& counters() const override { return counters_; }
+    [[nodiscard]] const AnswerCache::Counters& cache_counters() const override {
+        return cache_counters_;
+    }
+    [[nodiscard]] std::size_t cache_size() const override { return cache.size(); }
+    void shut_down() override {}
+
+    std::map<std::string, std::shared_ptr<const Answer>> cache;
+    std::vector<Question> asked;
+    std::vector<Callback> waiting;
+
+private:
+    Counters counters_;
+    AnswerCache::Counters cache_counters_;
+};
+
+// Plans by name and records what the nameserver reported.
+class ScriptedHandler final : public QueryHandler {
+public:
+    QueryPlan plan(const ClientQuery& query) override {
+        QueryPlan plan;
+        if (query.query.question.name.starts_with("blocked")) {
+            plan.action = QueryAction::Block;
+            plan.reason = "rule '- blocked.example'";
+        }
+        return plan;
+    }
+    void answered(const ClientQuery& query, const QueryPlan& /*plan*/,
+                  const QueryOutcome& outcome) override {
+        outcomes.push_back({query.query.question.name, outcome.source, outcome.rcode,
+                            query.transport, std::string(outcome.failure)});
+    }
+    struct Seen {
+        std::string name;
+        AnswerSource source;
+        Rcode rcode;
+        ClientTransport transport;
+        std::string failure;
+    };
+    std::vector<Seen> outcomes;
+};
+
+class NameserverTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        const ListenEndpoint loopback{.address = IpAddress::parse("127.0.0.1").value(), .port = 0};
+        auto started = Nameserver::start(io_, std::span(&loopback, 1), resolver_, handler_);
+        ASSERT_TRUE(started.has_value()) << started.error().message();
+        server_ = std::move(*started);
+        port_ = server_->endpoints().at(0).port;
+        ASSERT_NE(port_, 0);
+    }
+
+    [[nodiscard]] sockaddr_in server_address() const {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(port_);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        return address;
+    }
+
+    // Runs the event loop until `ready` says so or `patience` passed.
+    template <typename Ready>
+    void run_until(Ready ready, std::chrono::milliseconds patience = std::chrono::seconds(2)) {
+        const auto deadline = std::chrono::steady_clock::now() + patience;
+        while (!ready() && std::chrono::steady_clock::now() < deadline) {
+            io_.poll();
+            io_.restart();
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+    }
+
+    UniqueFd udp_client() {
+        UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+        const sockaddr_in address = server_address();
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API
+        EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
+                  0);
+        return fd;
+    }
+
+    // Sends one datagram and returns the answer, or nullopt when none came within `patience`.
+    std::optional<Bytes> udp_exchange(
+        const Bytes& query, std::chrono::milliseconds patience = std::chrono::seconds(2)) {
+        UniqueFd fd = udp_client();
+        EXPECT_EQ(::send(fd.get(), query.data(), query.size(), 0),
+                  static_cast<ssize_t>(query.size()));
+        return udp_receive(fd.get(), patience);
+    }
+
+    std::optional<Bytes> udp_receive(int fd,
+                                     std::chrono::milliseconds patience = std::chrono::seconds(2)) {
+        Bytes answer(65536);
+        ssize_t received = -1;
+        run_until(
+            [&] {
+                received = ::recv(fd, answer.data(), answer.size(), 0);
+                return received >= 0;
+            },
+            patience);
+        if (received < 0) {
+            return std::nullopt;
+        }
+        answer.resize(static_cast<std::size_t>(received));
+        return answer;
+    }
+
+    UniqueFd tcp_client() {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+        const sockaddr_in address = server_address();
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API
+        EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
+                  0);
+        timeval timeout{.tv_sec = 0, .tv_usec = 1000};
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+        return fd;
+    }
+
+    static void tcp_send(int fd, const Bytes& message) {
+        Bytes framed;
+        put16(framed, static_cast<std::uint16_t>(message.size()));
+        framed.insert(framed.end(), message.begin(), message.end());
+        EXPECT_EQ(::send(fd, framed.data(), framed.size(), 0), static_cast<ssize_t>(framed.size()));
+    }
+
+    // Reads one length-prefixed answer; nullopt when the server closed the connection or sent
+    // nothing within two seconds.
+    std::optional<Bytes> tcp_receive(int fd) {
+        Bytes buffer;
+        bool closed = false;
+        run_until([&] {
+            std::array<std::uint8_t, 4096> chunk{};
+            const ssize_t received = ::recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+            if (received == 0) {
+                closed = true;
+            } else if (received > 0) {
+                buffer.insert(buffer.end(), chunk.begin(), chunk.begin() + received);
+            }
+            return closed || (buffer.size() >= 2 &&
+                              buffer.size() >= 2U + ((std::size_t{buffer[0]} << 8U) | buffer[1]));
+        });
+        if (buffer.size() < 2) {
+            return std::nullopt;
+        }
+        return Bytes(buffer.begin() + 2, buffer.end());
+    }
+
+    boost::asio::io_context io_;
+    ScriptedResolver resolver_;
+    ScriptedHandler handler_;
+    std::unique_ptr<Nameserver> server_;
+    std::uint16_t port_ = 0;
+};
+
+std::uint16_t id_of(const Bytes& message) {
+    return static_cast<std::uint16_t>((message.at(0) << 8U) | message.at(1));
+}
+Rcode rcode_of(const Bytes& message) {
+    return static_cast<Rcode>(message.at(3) & 0x0FU);
+}
+std::uint16_t answer_count(const Bytes& message) {
+    return static_cast<std::uint16_t>((message.at(6) << 8U) | message.at(7));
+}
+bool truncated(const Bytes& message) {
+    return (message.at(2) & 0x02U) != 0;
+}
+// The rdata of the last record: for our one-answer responses, the address.
+Bytes last_rdata(const Bytes& message, std::size_t length) {
+    return {message.end() - static_cast<std::ptrdiff_t>(length), message.end()};
+}
+
+TEST_F(NameserverTest, BlockedNamesGetTheBlockAddressesWithTheClientsId) {
+    const auto v4 = udp_exchange(make_query(0x1234, "blocked.example", type::kA));
+    ASSERT_TRUE(v4.has_value());
+    EXPECT_EQ(id_of(*v4), 0x1234);
+    EXPECT_EQ(rcode_of(*v4), Rcode::NoError);
+    ASSERT_EQ(answer_count(*v4), 1);
+    EXPECT_EQ(last_rdata(*v4, 4), (Bytes{0, 0, 0, 17}));
+
+    const auto v6 = udp_exchange(make_query(0x4321, "blocked.example", type::kAaaa));
+    ASSERT_TRUE(v6.has_value());
+    ASSERT_EQ(answer_count(*v6), 1);
+    EXPECT_EQ(last_rdata(*v6, 16), (Bytes{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x17}));
+
+    const auto txt = udp_exchange(make_query(0x5555, "blocked.example", type::kTxt));
+    ASSERT_TRUE(txt.has_value());
+    EXPECT_EQ(rcode_of(*txt), Rcode::NoError);
+    EXPECT_EQ(answer_count(*txt), 0);
+
+    ASSERT_EQ(handler_.outcomes.size(), 3U);
+    EXPECT_EQ(handler_.outcomes[0].source, AnswerSource::Policy);
+    EXPECT_TRUE(resolver_.asked.empty());
+    EXPECT_EQ(server_->counters().policy_answers, 3U);
+}
+
+TEST_F(NameserverTest, CacheHitsAnswerAtOnceWithTheClientsIdAndQuestion) {
+    resolver_.cache["www.example.com"] = make_answer("www.example.com", 1);
+    const auto answer = udp_exchange(make_query(0xBEEF, "WWW.Example.com", type::kA));
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(id_of(*answer), 0xBEEF);
+    EXPECT_EQ(answer_count(*answer), 1);
+    EXPECT_EQ(last_rdata(*answer, 4), (Bytes{192, 0, 2, 1}));
+    // The question as the client wrote it (0x20 case randomisation must survive).
+    const Bytes query = make_query(0xBEEF, "WWW.Example.com", type::kA);
+    EXPECT_TRUE(std::equal(query.begin() + 12, query.end(), answer->begin() + 12));
+    ASSERT_EQ(handler_.outcomes.size(), 1U);
+    EXPECT_EQ(handler_.outcomes[0].source, AnswerSource::Cache);
+    EXPECT_EQ(handler_.outcomes[0].name, "www.example.com");
+    EXPECT_TRUE(resolver_.asked.empty());
+}
+
+TEST_F(NameserverTest, MissesWaitForTheResolverAndFailuresBecomeServfail) {
+    UniqueFd first = udp_client();
+    UniqueFd second = udp_client();
+    const Bytes good = make_query(1, "www.example.com", type::kA);
+    const Bytes bad = make_query(2, "down.example", type::kA);
+    ::send(first.get(), good.data(), good.size(), 0);
+    ::send(second.get(), bad.data(), bad.size(), 0);
+    run_until([&] { return resolver_.waiting.size() == 2; });
+    ASSERT_EQ(resolver_.waiting.size(), 2U);
+    EXPECT_EQ(resolver_.asked[0].name, "www.example.com");
+    resolver_.waiting[0](make_answer("www.example.com", 1));
+    resolver_.waiting[1](fail("all upstreams failed: dns://192.0.2.53:53 timed out"));
+
+    const auto answered = udp_receive(first.get());
+    ASSERT_TRUE(answered.has_value());
+    EXPECT_EQ(id_of(*answered), 1);
+    EXPECT_EQ(answer_count(*answered), 1);
+    const auto failed = udp_receive(second.get());
+    ASSERT_TRUE(failed.has_value());
+    EXPECT_EQ(id_of(*failed), 2);
+    EXPECT_EQ(rcode_of(*failed), Rcode::ServFail);
+    ASSERT_EQ(handler_.outcomes.size(), 2U);
+    EXPECT_EQ(handler_.outcomes[1].source, AnswerSource::Failure);
+    EXPECT_NE(handler_.outcomes[1].failure.find("timed out"), std::string::npos);
+    EXPECT_EQ(server_->counters().servfail, 1U);
+}
+
+TEST_F(NameserverTest, GarbageGetsAnErrorWhenItHasAHeaderAndNothingOtherwise) {
+    // Nothing comes back: waiting 300 ms is plenty on loopback (the answers that do come take
+    // microseconds), and a late answer would still fail the counters below.
+    constexpr std::chrono::milliseconds kSilence{300};
+    EXPECT_FALSE(udp_exchange(Bytes{0x12, 0x34, 0x01}, kSilence).has_value());
+    Bytes two_questions = make_query(0x0A0B, "a.example", type::kA);
+    two_questions[5] = 2;
+    const auto refused = udp_exchange(two_questions);
+    ASSERT_TRUE(refused.has_value());
+    EXPECT_EQ(id_of(*refused), 0x0A0B);
+    EXPECT_NE(rcode_of(*refused), Rcode::NoError);
+    Bytes response = make_query(0x0C0D, "a.example", type::kA);
+    response[2] |= 0x80U; // QR: a response is never answered
+    EXPECT_FALSE(udp_exchange(response, kSilence).has_value());
+    EXPECT_EQ(server_->counters().dropped, 2U);
+    EXPECT_EQ(server_->counters().malformed, 1U);
+    // Still serving.
+    EXPECT_TRUE(udp_exchange(make_query(9, "blocked.example", type::kA)).has_value());
+}
+
+TEST_F(NameserverTest, BigAnswersAreTruncatedForClassicUdpClientsButNotForEdnsOnes) {
+    resolver_.cache["big.example"] = make_answer("big.example", 60); // 60 x 16 bytes > 512
+    const auto classic = udp_exchange(make_query(1, "big.example", type::kA));
+    ASSERT_TRUE(classic.has_value());
+    EXPECT_TRUE(truncated(*classic));
+    EXPECT_LE(classic->size(), 512U);
+    const auto edns = udp_exchange(make_query(2, "big.example", type::kA, true));
+    ASSERT_TRUE(edns.has_value());
+    EXPECT_FALSE(truncated(*edns));
+    EXPECT_EQ(answer_count(*edns), 60);
+}
+
+TEST_F(NameserverTest, TcpAnswersSeveralQueriesOnOneConnection) {
+    resolver_.cache["big.example"] = make_answer("big.example", 60);
+    UniqueFd client = tcp_client();
+    tcp_send(client.get(), make_query(1, "big.example", type::kA));
+    const auto first = tcp_receive(client.get());
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(truncated(*first)); // TCP has room
+    EXPECT_EQ(answer_count(*first), 60);
+    tcp_send(client.get(), make_query(2, "www.example.com", type::kA));
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
+    resolver_.waiting[0](make_answer("www.example.com", 1));
+    const auto second = tcp_receive(client.get());
+    ASSERT_TRUE(second.has_value());
+    EXPECT_EQ(id_of(*second), 2);
+    EXPECT_EQ(handler_.outcomes.back().transport, ClientTransport::Tcp);
+    EXPECT_EQ(server_->counters().tcp_queries, 2U);
+}
+
+TEST_F(NameserverTest, TcpGarbageClosesTheConnectionAndTheServerCarriesOn) {
+    UniqueFd client = tcp_client();
+    tcp_send(client.get(), Bytes{0x01, 0x02, 0x03});
+    EXPECT_FALSE(tcp_receive(client.get()).has_value());
+    UniqueFd next = tcp_client();
+    tcp_send(next.get(), make_query(3, "blocked.example", type::kA));
+    const auto answer = tcp_receive(next.get());
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(id_of(*answer), 3);
+}
+
+TEST_F(NameserverTest, ABusyPortIsAClearError) {
+    const ListenEndpoint taken{.address = IpAddress::parse("127.0.0.1").value(), .port = port_};
+    auto second = Nameserver::start(io_, std::span(&taken, 1), resolver_, handler_);
+    ASSERT_FALSE(second.has_value());
+    EXPECT_NE(second.error().message().find("127.0.0.1:" + std::to_string(port_)),
+              std::string::npos)
+        << second.error().message();
+}
+
+} // namespace
+} // namespace pw::dns

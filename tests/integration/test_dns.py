@@ -1,0 +1,967 @@
+"""The local nameserver (issue 4) against real DNS servers and real clients.
+
+nsd (Debian) in the `internet` namespace is authoritative for `pwtest.` on 10.77.0.2 / fd77::2,
+over UDP and TCP on port 53 and over TLS on 853 (a certificate for dns.pwtest from a throw-away
+CA): see dns_servers.py for the zone. The daemon runs in the `client` namespace with
+`dns/nameservers` pointing at it, and its nameserver listens on 127.0.0.17:53 and [::1]:53.
+Clients in the client namespace resolve through it with the system's tools (dig, getent with a
+resolv.conf of the namespace, a small C program using getaddrinfo) and then connect, and every
+check reads what the clients got and what the daemon wrote to its events file:
+
+- a "dns" line per answered query (question, rcode, answers, cnames, source
+  upstream/cache/blocked/canary/error, upstream, scope, and the asking process);
+- the "decided" line of each connection, with the domain and CNAME chain its own process
+  resolved the remote address from.
+
+Cases: answers over UDP and TCP on both listeners; CNAME chains; an answer too big for UDP (TCP
+fallback upstream, TC and retry for the client); the cache; getent; two executables resolving
+two names of one address, each connection carrying its own name; the global scope of a system
+resolver (dnsmasq) used by a process that did not resolve; queries to other nameservers
+(astray) answered by us; domain rules answering 0.0.0.17 / ::17; the DoH canary; DoT to a
+resolver blocked while the daemon's own dot:// upstream works; tcp:// and dot:// upstreams,
+certificate checks, failover, SERVFAIL when every upstream is down or silent; malformed queries
+over UDP and TCP; a bad upstream URL refused at start.
+
+Every wait is bounded (dig +time, event polls, subprocess timeouts): a daemon that does not
+answer makes a test fail with what it did write, never hang. Bounds are hang guards, not
+performance assertions.
+
+Run: ctest --test-dir build/dev -R integration_dns --output-on-failure
+ or: sudo PORTWARDEN_BIN=build/dev/src/cli/portwarden python3 -m unittest -v test_dns
+     (from tests/integration)
+"""
+
+import dataclasses
+import ipaddress
+import itertools
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+import dns_servers as d
+import world as w
+from world import INTERNET_V4, INTERNET_V4_ALT, INTERNET_V6, INTERNET_V6_ALT
+
+NAMESERVER_V4, NAMESERVER_V6 = "127.0.0.17", "::1"
+ECHO_PORT = 9000
+EVENT_TIMEOUT = 5.0
+# dig's +time for queries whose answer depends on upstream timeouts: only a hang guard, far
+# above any sane resolver timeout, never a performance figure.
+HANG_GUARD_SECONDS = 10
+BLOCKED_V4, BLOCKED_V6 = "0.0.0.17", "::17"
+CANARY = "use-application-dns.net"
+DEAD_UPSTREAM = f"dns://{INTERNET_V4_ALT}:5353"   # nothing listens: port unreachable
+SILENT_PORT = 5354
+SILENT_UPSTREAM = f"dns://{INTERNET_V4_ALT}:{SILENT_PORT}"  # reads queries, never answers
+GOOD_UPSTREAM = f"dns://{INTERNET_V4}"
+CLIENT_SOURCE = w.TOOLS / "dns_client.c"
+# Local ports for the clients' connections: below the ephemeral range, never used twice.
+_PORTS = itertools.count(21000)
+_NAMES = itertools.count(1)
+
+_ROOT_RULES_BEFORE = None
+_CGROUP = None
+_PROGRAMS = None
+_PKI = None
+_MODULE_DIRECTORY = None
+
+
+def unique_name(label):
+    """A fresh name under *.wild.pwtest: never asked before, so never cached, and its events
+    are found by name alone."""
+    return f"{label}-{os.getpid()}-{next(_NAMES)}.wild.{d.ZONE}"
+
+
+def missing_tools():
+    for tool in ("cc", "nsenter", "dig", "openssl", "getent"):
+        if shutil.which(tool) is None:
+            return f"{w.SKIP_MESSAGE}: `{tool}` not found in PATH"
+    try:
+        d.tool_path("nsd")
+    except d.DnsServerError as error:
+        return f"{w.SKIP_MESSAGE}: {error}"
+    return None
+
+
+def setUpModule():
+    global _ROOT_RULES_BEFORE, _CGROUP, _PROGRAMS, _PKI, _MODULE_DIRECTORY
+    reason = w.missing_prerequisite(need_daemon=True) or missing_tools()
+    if reason:
+        print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
+        raise unittest.SkipTest(reason)
+    _ROOT_RULES_BEFORE = w.root_namespace_rules()
+    try:
+        _CGROUP = w.TestCgroup().__enter__()
+    except unittest.SkipTest as skip:
+        print(f"INTEGRATION SKIPPED: {skip}", file=sys.stderr, flush=True)
+        raise
+    sweep_stale_module_directories()
+    _MODULE_DIRECTORY = Path(os.path.realpath(
+        tempfile.mkdtemp(prefix=f"pwt-dns-{os.getpid()}-")))
+    _MODULE_DIRECTORY.chmod(0o755)
+    _PKI = d.make_test_pki(_MODULE_DIRECTORY / "pki")
+    _PROGRAMS = Programs.build(_MODULE_DIRECTORY)
+
+
+def tearDownModule():
+    problems = []
+    if _MODULE_DIRECTORY is not None:
+        shutil.rmtree(_MODULE_DIRECTORY, ignore_errors=True)
+    if _CGROUP is not None:
+        try:
+            _CGROUP.close()
+        except RuntimeError as error:
+            problems.append(str(error))
+        leftovers = [name for name in w.live_test_cgroups()
+                     if name.startswith(f"pwt-{os.getpid()}-")]
+        if leftovers:
+            problems.append(f"cgroups left behind: {leftovers}")
+    leftover_etc = [path.name for path in w.NETNS_ETC.glob(f"pwt-{os.getpid()}-*")]
+    if leftover_etc:
+        problems.append(f"/etc/netns entries left behind: {leftover_etc}")
+    if _ROOT_RULES_BEFORE is not None:
+        problems += w.suite_leftovers(_ROOT_RULES_BEFORE)
+    if problems:
+        raise AssertionError("\n".join(problems))
+
+
+def sweep_stale_module_directories():
+    """Removes the directories of earlier runs whose runner is gone (killed by a signal)."""
+    for directory in Path(tempfile.gettempdir()).glob("pwt-dns-*-*"):
+        owner = directory.name.split("-")[2]
+        if owner.isdigit() and not w._pid_alive(int(owner)):  # noqa: SLF001 - same suite
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class Programs:
+    """Copies of tools/dns_client.c under distinct names: each copy is an executable scope of
+    its own for the daemon's IP -> domain memory."""
+
+    www: Path      # resolves www.pwtest
+    other: Path    # resolves other.pwtest (same address)
+    chain: Path    # resolves alias.pwtest (a CNAME chain)
+    stranger: Path  # resolves nothing itself: only the global scope can name its connections
+
+    @classmethod
+    def build(cls, root):
+        compiled = root / "build" / "dns_client"
+        compiled.parent.mkdir(mode=0o755)
+        built = subprocess.run(["cc", "-O2", "-std=c11", "-Wall", "-o", compiled, CLIENT_SOURCE],
+                               capture_output=True, text=True, timeout=60, check=False)
+        if built.returncode != 0:
+            raise RuntimeError(f"cc {CLIENT_SOURCE} failed:\n{built.stderr}")
+        paths = {"www": "bin/www-client", "other": "opt/other/other-client",
+                 "chain": "opt/chain/chain-client", "stranger": "opt/stranger/stranger-client"}
+        copies = {}
+        for role, relative in paths.items():
+            destination = root / relative
+            destination.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            shutil.copyfile(compiled, destination)
+            destination.chmod(0o755)
+            copies[role] = destination
+        return cls(**copies)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def dns_config(nameservers=(GOOD_UPSTREAM,), endpoints=None):
+    config = {"filter/defaultAction": "permit", "dns/nameservers": list(nameservers)}
+    if endpoints is not None:
+        config["filter/endpoints"] = list(endpoints)
+    return config
+
+
+def start_daemon(world, config, wait=True):
+    """The daemon with eBPF attribution on the test's own cgroup (see test_attribution.py)."""
+    try:
+        return w.start_daemon_seeing_host_mounts(
+            world, config, ["--attribution", "auto", "--bpf-cgroup", str(_CGROUP.path)],
+            wait=wait)
+    except w.DaemonError as error:
+        raise w.DaemonError(f"{error}\n(config: {json.dumps(config)}; a daemon without issue "
+                            "4's nameserver refuses the dns/ settings)") from None
+
+
+def normalize(name):
+    return (name or "").rstrip(".").lower()
+
+
+def same_ip(left, right):
+    try:
+        return ipaddress.ip_address(left) == ipaddress.ip_address(right)
+    except (TypeError, ValueError):
+        return False
+
+
+def executable(tool):
+    return os.path.realpath(shutil.which(tool))
+
+
+class LineReader:
+    """Reads the JSON lines a spawned process prints, with a timeout."""
+
+    def __init__(self, process):
+        self.process = process
+        self.buffer = b""
+
+    def line(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self.buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise AssertionError(f"no line from pid {self.process.pid} within "
+                                         f"{timeout}s (have {self.buffer!r})")
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise AssertionError(f"pid {self.process.pid} closed stdout (have "
+                                         f"{self.buffer!r}, exit {self.process.poll()}, stderr "
+                                         f"{self.process.stderr.read()!r})")
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+class DnsCase(unittest.TestCase):
+    """Shared helpers: dig, the daemon's dns and decided events, and assertions that explain
+    themselves (every failure shows what dig printed and what the daemon wrote)."""
+
+    maxDiff = None
+    world = None
+    daemon = None
+
+    @classmethod
+    def build_world(cls, nsd=True, echo=False):
+        cls.world = w.World().__enter__()
+        try:
+            cls.nsd = d.start_nsd(cls.world, _PKI) if nsd else None
+            if echo:
+                cls.world.start_echo_services(tcp_ports=(ECHO_PORT,), udp_ports=(ECHO_PORT,))
+        except BaseException:
+            cls.world.close()
+            raise
+
+    @classmethod
+    def stop_class_daemon(cls):
+        try:
+            if cls.daemon is not None and cls.daemon.alive():
+                code = cls.daemon.stop(signal.SIGTERM)
+                if code != 0:
+                    raise AssertionError(f"daemon exit code {code} after SIGTERM\n"
+                                         f"{cls.daemon.describe()}")
+        finally:
+            cls.world.close()
+
+    # dig ------------------------------------------------------------------------------------
+
+    def dig(self, server, name, rtype="A", **options):
+        return d.dig(self.world, server, name, rtype, **options)
+
+    def assert_answer(self, result, rtype, expected, status="NOERROR", daemon=None):
+        daemon = daemon or self.daemon
+        context = f"{result}\n{daemon.describe() if daemon else ''}"
+        self.assertEqual(result.status, status, f"status of {result.argv}\n{context}")
+        got = sorted(result.data(rtype))
+        if rtype in ("A", "AAAA"):
+            self.assertTrue(all(_is_ip(value) for value in got), context)
+            got = sorted(str(ipaddress.ip_address(value)) for value in got)
+            expected = sorted(str(ipaddress.ip_address(value)) for value in expected)
+        self.assertEqual(got, sorted(expected), f"{rtype} answers of {result.argv}\n{context}")
+
+    # events ---------------------------------------------------------------------------------
+
+    def dump_events(self, daemon=None, kind=None, limit=40):
+        daemon = daemon or self.daemon
+        events = daemon.events(kind)
+        shown = "\n".join(json.dumps(event) for event in events[-limit:])
+        return f"--- last {min(limit, len(events))} of {len(events)} {kind or ''} events ---\n" \
+               f"{shown}"
+
+    def dns_events(self, name, rtype="A", pid=None, protocol=None, daemon=None,
+                   minimum=1, timeout=EVENT_TIMEOUT, what=None):
+        """The "dns" events of a question (optionally of one process / protocol); waits until
+        at least `minimum` are there."""
+        daemon = daemon or self.daemon
+        wanted = normalize(name)
+
+        def matching(events):
+            found = []
+            for event in events:
+                question = event.get("question") or {}
+                if event.get("event") != "dns" or normalize(question.get("name")) != wanted:
+                    continue
+                if rtype is not None and question.get("type") != rtype:
+                    continue
+                if protocol is not None and event.get("protocol") != protocol:
+                    continue
+                if pid is not None and (event.get("process") or {}).get("pid") != pid:
+                    continue
+                found.append(event)
+            return found
+
+        try:
+            events = daemon.wait_for(lambda events: len(matching(events)) >= minimum, timeout,
+                                     what or f"a dns event for {name} {rtype}")
+        except w.DaemonError as error:
+            same_name = [event for event in daemon.events("dns")
+                         if normalize((event.get("question") or {}).get("name")) == wanted]
+            raise AssertionError(
+                f"{what or name}: expected {minimum} dns event(s) for {name} {rtype}"
+                f"{f' from pid {pid}' if pid else ''}{f' over {protocol}' if protocol else ''}"
+                f"\nevents for that name: {json.dumps(same_name, indent=1)}\n"
+                f"{self.dump_events(daemon, 'dns')}\n{error}") from None
+        return matching(events)
+
+    def dig_event(self, result, rtype="A", protocol=None, daemon=None):
+        """The one dns event of a dig run, found by question and dig's PID."""
+        name = result.argv[2]
+        events = self.dns_events(name, rtype, pid=result.pid, protocol=protocol, daemon=daemon,
+                                 what=f"the dns event of {' '.join(result.argv)}")
+        self.assertEqual(len(events), 1, f"one query, one event: {events}")
+        return events[0]
+
+    def assert_dig_process(self, event, result):
+        process = event.get("process")
+        context = f"event: {json.dumps(event)}\ndig pid {result.pid}"
+        self.assertIsInstance(process, dict, f"no process in the dns event\n{context}")
+        self.assertEqual(process.get("kind"), "process", context)
+        self.assertEqual(process.get("pid"), result.pid, context)
+        self.assertEqual(process.get("executable"), executable("dig"), context)
+        self.assertEqual(event.get("scope"), executable("dig"),
+                         f"dig's answers are remembered under its executable\n{context}")
+
+    def assert_event(self, event, protocol, rcode, answers, sources, cnames=(), client=None):
+        context = f"event: {json.dumps(event)}"
+        self.assertEqual(event.get("protocol"), protocol, context)
+        self.assertEqual(event.get("rcode"), rcode, context)
+        self.assertEqual(sorted(str(ipaddress.ip_address(a)) for a in event.get("answers", [])),
+                         sorted(str(ipaddress.ip_address(a)) for a in answers), context)
+        self.assertEqual([normalize(name) for name in event.get("cnames", [])],
+                         [normalize(name) for name in cnames], context)
+        self.assertIn(event.get("source"), set(sources), context)
+        if client is not None:
+            address = (event.get("client") or {}).get("ip")
+            self.assertTrue(_is_ip(address), context)
+            self.assertEqual(ipaddress.ip_address(address).version,
+                             ipaddress.ip_address(client).version, context)
+            self.assertTrue(ipaddress.ip_address(address).is_loopback,
+                            f"the client of a query to {client} is local\n{context}")
+            self.assertIsInstance((event.get("client") or {}).get("port"), int, context)
+
+    def decided_event(self, local_port, remote_ip, remote_port=ECHO_PORT, protocol="tcp",
+                      daemon=None, what="connection"):
+        daemon = daemon or self.daemon
+
+        def matching(events):
+            return [event for event in events
+                    if event.get("event") == "decided" and event.get("protocol") == protocol
+                    and event.get("direction") == "outbound"
+                    and (event.get("local") or {}).get("port") == local_port
+                    and (event.get("remote") or {}).get("port") == remote_port
+                    and same_ip((event.get("remote") or {}).get("ip"), remote_ip)]
+
+        try:
+            events = daemon.wait_for(lambda events: matching(events), EVENT_TIMEOUT,
+                                     f"the decided event of {what}")
+        except w.DaemonError as error:
+            raise AssertionError(f"{what}: no decided event for local port {local_port} -> "
+                                 f"{remote_ip}:{remote_port}\n{self.dump_events(daemon)}\n"
+                                 f"{error}") from None
+        found = matching(events)
+        self.assertEqual(len(found), 1, f"{what}: one connection, one decision: {found}")
+        return found[0]
+
+    def assert_still_answering(self, daemon=None):
+        daemon = daemon or self.daemon
+        self.assertTrue(daemon.alive(), f"the daemon died\n{daemon.describe()}")
+        name = unique_name("alive")
+        for transport in ("udp", "tcp"):
+            result = self.dig(NAMESERVER_V4, name, transport=transport)
+            self.assert_answer(result, "A", [INTERNET_V4], daemon=daemon)
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# The nameserver with a plain dns:// upstream: answers, events, attribution, astray, bypasses
+
+
+class NameserverTest(DnsCase):
+    """One world, nsd, echo services, the client namespace's resolv.conf, one daemon."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.build_world(echo=True)
+        try:
+            cls.world.write_namespace_resolv_conf("client", [NAMESERVER_V4])
+            # Before the daemon runs, DoT from the client namespace to nsd works: what the
+            # bypass test later sees blocked is the daemon's doing.
+            cls.dot_before = d.dig(cls.world, INTERNET_V4, f"www.{d.ZONE}", transport="tls",
+                                   tls_ca=_PKI.ca_cert, tls_hostname=d.TLS_NAME, timeout=3)
+            cls.daemon = start_daemon(cls.world, dns_config())
+        except BaseException:
+            cls.world.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_class_daemon()
+
+    def tearDown(self):
+        self.assertTrue(self.daemon.alive(), f"the daemon died during {self.id()}\n"
+                                             f"{self.daemon.describe()}")
+
+    # Answers and their events -------------------------------------------------------------------
+
+    def test_udp_and_tcp_on_127_0_0_17(self):
+        for transport in ("udp", "tcp"):
+            with self.subTest(transport=transport):
+                result = self.dig(NAMESERVER_V4, f"www.{d.ZONE}", transport=transport)
+                self.assert_answer(result, "A", [INTERNET_V4])
+                event = self.dig_event(result, protocol=transport)
+                self.assert_event(event, transport, "NOERROR", [INTERNET_V4],
+                                  {"upstream", "cache"}, client=NAMESERVER_V4)
+                self.assert_dig_process(event, result)
+                if event.get("source") == "upstream":
+                    self.assertTrue(str(event.get("upstream", "")).startswith(GOOD_UPSTREAM),
+                                    f"{event}")
+
+    def test_udp_and_tcp_on_ipv6_loopback(self):
+        for transport in ("udp", "tcp"):
+            with self.subTest(transport=transport):
+                result = self.dig(NAMESERVER_V6, f"www.{d.ZONE}", "AAAA", transport=transport)
+                self.assert_answer(result, "AAAA", [INTERNET_V6])
+                event = self.dig_event(result, "AAAA", protocol=transport)
+                self.assert_event(event, transport, "NOERROR", [INTERNET_V6],
+                                  {"upstream", "cache"}, client=NAMESERVER_V6)
+                self.assert_dig_process(event, result)
+
+    def test_cname_chain_is_answered_and_reported(self):
+        result = self.dig(NAMESERVER_V4, f"alias.{d.ZONE}")
+        self.assert_answer(result, "A", [INTERNET_V4])
+        self.assertEqual([(name, data) for name, _, kind, data in result.answers
+                          if kind == "CNAME"],
+                         [(f"alias.{d.ZONE}", f"cdn.{d.ZONE}"), (f"cdn.{d.ZONE}", f"www.{d.ZONE}")],
+                         f"the whole chain reaches the client\n{result}")
+        event = self.dig_event(result)
+        self.assert_event(event, "udp", "NOERROR", [INTERNET_V4], {"upstream", "cache"},
+                          cnames=[f"cdn.{d.ZONE}", f"www.{d.ZONE}"])
+
+    def test_answer_too_big_for_udp(self):
+        expected = d.big_txt_strings()
+        # 1. Over TCP to us, first: the daemon's dns:// upstream truncates it (nsd's 1232-byte
+        #    EDNS limit), so the daemon must have asked again over TCP to get it whole.
+        first = self.dig(NAMESERVER_V4, f"big.{d.ZONE}", "TXT", transport="tcp")
+        self.assert_answer(first, "TXT", expected)
+        event = self.dig_event(first, "TXT", protocol="tcp")
+        self.assertEqual(event.get("source"), "upstream", f"first query: {event}")
+        self.assertEqual(event.get("rcode"), "NOERROR", f"{event}")
+        # 2. Over UDP with dig's 1232-byte EDNS buffer: we answer with TC, dig asks again over
+        #    TCP, and the whole answer arrives.
+        second = self.dig(NAMESERVER_V4, f"big.{d.ZONE}", "TXT")
+        self.assertTrue(second.truncated_retry,
+                        f"an answer over 1232 bytes must come back truncated over UDP\n{second}")
+        self.assert_answer(second, "TXT", expected)
+        self.dns_events(f"big.{d.ZONE}", "TXT", pid=second.pid, protocol="udp")
+        self.dns_events(f"big.{d.ZONE}", "TXT", pid=second.pid, protocol="tcp")
+
+    def test_second_identical_query_is_a_cache_hit(self):
+        name = unique_name("cache")
+        first = self.dig(NAMESERVER_V4, name)
+        self.assert_answer(first, "A", [INTERNET_V4])
+        self.assertEqual(self.dig_event(first).get("source"), "upstream",
+                         self.dump_events(kind="dns"))
+        second = self.dig(NAMESERVER_V4, name)
+        self.assert_answer(second, "A", [INTERNET_V4])
+        event = self.dig_event(second)
+        self.assert_event(event, "udp", "NOERROR", [INTERNET_V4], {"cache"})
+        ttl = second.answers[0][1]
+        self.assertLessEqual(ttl, d.DEFAULT_TTL, f"a cached TTL never grows\n{second}")
+
+    def test_getent_through_the_namespace_resolv_conf(self):
+        process = self.world.spawn("client", ["getent", "ahostsv4", f"www.{d.ZONE}"], text=True)
+        stdout, stderr = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0, f"getent: {stdout}{stderr}\n"
+                                                f"{self.daemon.describe()}")
+        addresses = {line.split()[0] for line in stdout.splitlines() if line.strip()}
+        self.assertEqual(addresses, {INTERNET_V4}, stdout)
+        events = self.dns_events(f"www.{d.ZONE}", "A", pid=process.pid)
+        self.assertEqual((events[0].get("process") or {}).get("executable"),
+                         executable("getent"), f"{events[0]}")
+        # `getent hosts` asks for AAAA first (gethostbyname2 AF_INET6), then A.
+        hosts = self.world.run("client", ["getent", "hosts", f"www.{d.ZONE}"], timeout=30)
+        self.assertEqual(hosts.returncode, 0, f"getent hosts: {hosts.stdout}{hosts.stderr}")
+        self.assertIn(hosts.stdout.split()[0], {INTERNET_V6, INTERNET_V4}, hosts.stdout)
+
+    # Domain attribution ---------------------------------------------------------------------------
+
+    def run_resolver_client(self, program, name, host_for_connect=None):
+        """Starts a client copy that resolves `name`, and waits for its resolution; the
+        connection follows go()."""
+        argv = [program, host_for_connect or name, ECHO_PORT, "--wait",
+                "--source-port", next(_PORTS)]
+        process = self.world.spawn("client", argv, stdin=subprocess.PIPE)
+        reader = LineReader(process)
+        resolved = reader.line()
+        self.assertEqual(resolved.get("outcome"), "ok", f"{program} {name}: {resolved}\n"
+                                                        f"{self.daemon.describe()}")
+        return process, reader, resolved
+
+    def go(self, process, reader):
+        process.stdin.write(b"go\n")
+        process.stdin.flush()
+        connected = reader.line()
+        process.wait(timeout=15)
+        self.assertEqual(connected.get("outcome"), "ok", f"{connected}")
+        return connected
+
+    def test_each_process_gets_the_domain_it_resolved(self):
+        # Both resolve first, then both connect: a daemon that kept one global "latest name"
+        # per address would give www-client's connection other.pwtest.
+        www = self.run_resolver_client(_PROGRAMS.www, f"www.{d.ZONE}")
+        other = self.run_resolver_client(_PROGRAMS.other, f"other.{d.ZONE}")
+        for (_, _, resolved), name in ((www, "www"), (other, "other")):
+            self.assertEqual(resolved.get("addresses"), [INTERNET_V4], f"{name}: {resolved}")
+        for (process, reader, resolved), program, name in (
+                (www, _PROGRAMS.www, f"www.{d.ZONE}"),
+                (other, _PROGRAMS.other, f"other.{d.ZONE}")):
+            with self.subTest(program=program.name):
+                events = self.dns_events(name, "A", pid=resolved["pid"])
+                self.assertEqual(events[0].get("scope"), str(program),
+                                 f"answers remembered under the asking executable: {events[0]}")
+                connected = self.go(process, reader)
+                decided = self.decided_event(connected["localPort"], INTERNET_V4,
+                                             what=f"{program.name}'s connection")
+                context = f"{program.name} resolved {name}\ndecided: {json.dumps(decided)}"
+                self.assertEqual((decided.get("process") or {}).get("executable"),
+                                 str(program), context)
+                self.assertEqual(normalize(decided.get("domain")), name, context)
+                self.assertEqual(decided.get("cnames"), [], context)
+
+    def test_connection_carries_the_cname_chain(self):
+        process, reader, resolved = self.run_resolver_client(_PROGRAMS.chain,
+                                                             f"alias.{d.ZONE}")
+        self.assertEqual(resolved.get("addresses"), [INTERNET_V4], f"{resolved}")
+        connected = self.go(process, reader)
+        decided = self.decided_event(connected["localPort"], INTERNET_V4,
+                                     what="chain-client's connection")
+        context = json.dumps(decided)
+        self.assertEqual(normalize(decided.get("domain")), f"alias.{d.ZONE}", context)
+        self.assertEqual([normalize(name) for name in decided.get("cnames") or []],
+                         [f"cdn.{d.ZONE}", f"www.{d.ZONE}"], context)
+
+    def test_system_resolver_answers_are_global(self):
+        # dnsmasq (a system resolver: its clients cannot be seen) forwards to us; a process
+        # that never asked us connects to the address dnsmasq's client resolved, and its
+        # connection is named from the global scope.
+        try:
+            dnsmasq = d.start_dnsmasq(self.world, listen="127.0.0.53", port=5353,
+                                      upstream=NAMESERVER_V4)
+        except d.DnsServerError as error:
+            if "not found" in str(error):
+                self.skipTest(str(error))
+            raise AssertionError(f"{error}\n{self.daemon.describe()}") from None
+        try:
+            result = self.dig("127.0.0.53", f"alt.{d.ZONE}", port=5353)
+            self.assert_answer(result, "A", [INTERNET_V4_ALT])
+            events = self.dns_events(f"alt.{d.ZONE}", "A", pid=dnsmasq.pid)
+            self.assertEqual(events[0].get("scope"), "",
+                             f"a system resolver's answers go to the global scope: {events[0]}")
+            report = self.go(*self.run_resolver_client(_PROGRAMS.stranger, f"alt.{d.ZONE}",
+                                                       host_for_connect=INTERNET_V4_ALT)[:2])
+            decided = self.decided_event(report["localPort"], INTERNET_V4_ALT,
+                                         what="stranger-client's connection")
+            self.assertEqual(normalize(decided.get("domain")), f"alt.{d.ZONE}",
+                             json.dumps(decided))
+        finally:
+            dnsmasq.stop()
+
+    # Astray queries and bypasses ------------------------------------------------------------------
+
+    def test_queries_to_other_nameservers_are_answered_by_us(self):
+        # 10.77.0.3 and fd77::3 have no DNS server at all; 10.77.0.2 has nsd, so there only the
+        # daemon's event shows that we answered.
+        for server, transport in ((INTERNET_V4, "udp"), (INTERNET_V4_ALT, "udp"),
+                                  (INTERNET_V6_ALT, "udp"), (INTERNET_V4, "tcp"),
+                                  (INTERNET_V4_ALT, "tcp")):
+            with self.subTest(server=server, transport=transport):
+                name = unique_name("astray")
+                result = self.dig(server, name, transport=transport)
+                self.assert_answer(result, "A", [INTERNET_V4])
+                event = self.dig_event(result, protocol=transport)
+                self.assert_dig_process(event, result)
+
+    def test_doh_canary_is_nxdomain(self):
+        result = self.dig(NAMESERVER_V4, CANARY)
+        self.assert_answer(result, "A", [], status="NXDOMAIN")
+        event = self.dig_event(result)
+        self.assertEqual(event.get("source"), "canary", f"{event}")
+        self.assertEqual(event.get("rcode"), "NXDOMAIN", f"{event}")
+
+    def test_dns_over_tls_from_the_client_is_blocked(self):
+        self.assertEqual(self.dot_before.status, "NOERROR",
+                         f"precondition: DoT to nsd works without the daemon\n{self.dot_before}")
+        result = self.dig(INTERNET_V4, f"www.{d.ZONE}", transport="tls", tls_ca=_PKI.ca_cert,
+                          tls_hostname=d.TLS_NAME, timeout=3)
+        self.assertIsNone(result.status, f"DoT to 10.77.0.2:853 must not get through\n{result}")
+
+        def dot_decisions(events):
+            return [event for event in events if event.get("event") == "decided"
+                    and (event.get("remote") or {}).get("port") == 853]
+
+        try:
+            events = self.daemon.wait_for(dot_decisions, EVENT_TIMEOUT,
+                                          "the decided event of the DoT connection")
+        except w.DaemonError as error:
+            raise AssertionError(f"no decision for the connection to port 853\n{error}") from None
+        for event in dot_decisions(events):
+            self.assertIn(event.get("verdict"), {"block", "drop"}, json.dumps(event))
+
+    # Malformed queries ----------------------------------------------------------------------------
+
+    def run_malformed(self, transport):
+        completed = self.world.run("client", [sys.executable, "-c", MALFORMED_SENDER, transport,
+                                              NAMESERVER_V4, 53], timeout=120)
+        self.assertEqual(completed.returncode, 0, f"{completed.stdout}{completed.stderr}")
+        return [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
+
+    def check_malformed(self, transport):
+        cases = self.run_malformed(transport)
+        self.assertGreaterEqual(len(cases), 6, f"{cases}")
+        for case in cases:
+            with self.subTest(transport=transport, case=case["case"]):
+                reply = case.get("reply")
+                if reply is None:
+                    continue  # no answer is a correct answer to garbage
+                context = f"{json.dumps(case)}\n{self.daemon.describe()}"
+                self.assertTrue(reply["qr"], f"a reply is a response\n{context}")
+                self.assertIn(reply["rcode"], {"FORMERR", "REFUSED", "NOTIMP"}, context)
+                self.assertEqual(reply["ancount"], 0, context)
+                if case.get("id") is not None:
+                    self.assertEqual(reply["id"], case["id"], f"the query's ID\n{context}")
+        self.assert_still_answering()
+
+    def test_malformed_udp_queries(self):
+        self.check_malformed("udp")
+
+    def test_malformed_tcp_queries(self):
+        self.check_malformed("tcp")
+
+
+# The garbage: each case from a socket (UDP) or connection (TCP) of its own; one JSON line per
+# case with the reply's header, if one came within a second.
+MALFORMED_SENDER = r'''
+import json, random, socket, sys
+transport, server, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rng = random.Random(1799)
+
+def name(text):
+    return b"".join(bytes([len(l)]) + l.encode() for l in text.split(".")) + b"\0"
+
+def header(ident=0x4242, flags=0x0100, qd=1, an=0, ns=0, ar=0):
+    return b"".join(v.to_bytes(2, "big") for v in (ident, flags, qd, an, ns, ar))
+
+def question(qname="www.pwtest", qtype=1, qclass=1):
+    return name(qname) + qtype.to_bytes(2, "big") + qclass.to_bytes(2, "big")
+
+good = header() + question()
+cases = [
+    ("random bytes", bytes(rng.randrange(256) for _ in range(40)), None),
+    ("truncated header", good[:7], None),
+    ("header only, one question announced", header(), 0x4242),
+    ("QR set", header(flags=0x8100) + question(), 0x4242),
+    ("two questions", header(qd=2) + question() + question("other.pwtest"), 0x4242),
+    ("class CH", header() + question("version.bind", 16, 3), 0x4242),
+    ("no question", header(qd=0), 0x4242),
+    ("label past the end", header() + b"\x3fwww", 0x4242),
+    ("compression loop", header() + b"\xc0\x0c" + b"\x00\x01\x00\x01", 0x4242),
+    ("question plus answer count", header(an=5) + question(), 0x4242),
+]
+if transport == "tcp":
+    cases += [
+        ("length 0", b"", None),
+        ("length larger than the data, then EOF", good[:10], None),
+        ("length 1, one byte", b"\x00", None),
+    ]
+
+def describe(data):
+    if data is None or len(data) < 12:
+        return None
+    flags = int.from_bytes(data[2:4], "big")
+    names = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+    return {"id": int.from_bytes(data[:2], "big"), "qr": bool(flags & 0x8000),
+            "rcode": names.get(flags & 15, str(flags & 15)),
+            "ancount": int.from_bytes(data[6:8], "big"), "length": len(data)}
+
+def recv_exact(sock, count):
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+for label, payload, ident in cases:
+    reply, closed = None, False
+    if transport == "udp":
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(1.0)
+            sock.sendto(payload, (server, port))
+            try:
+                reply = sock.recv(65535)
+            except socket.timeout:
+                pass
+    else:
+        with socket.create_connection((server, port), timeout=3) as sock:
+            sock.settimeout(1.0)
+            if label == "length larger than the data, then EOF":
+                framed = (512).to_bytes(2, "big") + payload
+            elif label == "length 1, one byte":
+                framed = payload
+            else:
+                framed = len(payload).to_bytes(2, "big") + payload
+            sock.sendall(framed)
+            if label in ("length larger than the data, then EOF", "length 1, one byte"):
+                sock.shutdown(socket.SHUT_WR)
+            try:
+                length = recv_exact(sock, 2)
+                if length is None:
+                    closed = True
+                else:
+                    reply = recv_exact(sock, int.from_bytes(length, "big"))
+            except (socket.timeout, ConnectionResetError):
+                pass
+    print(json.dumps({"case": label, "id": ident, "sent": len(payload), "closed": closed,
+                      "raw_length": None if reply is None else len(reply),
+                      "reply": describe(reply)}), flush=True)
+'''
+
+
+# ---------------------------------------------------------------------------------------------
+# Upstream protocols, failover and failure
+
+
+class UpstreamTest(DnsCase):
+    """One world with nsd and a silent server; each test runs daemons of its own."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.build_world()
+        try:
+            cls.silent = d.start_silent_server(cls.world, INTERNET_V4_ALT, SILENT_PORT)
+        except BaseException:
+            cls.world.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.close()
+
+    def run_daemon(self, nameservers):
+        daemon = start_daemon(self.world, dns_config(nameservers))
+
+        def stop():
+            if daemon.alive():
+                code = daemon.stop(signal.SIGTERM)
+                self.assertEqual(code, 0, f"exit code after SIGTERM\n{daemon.describe()}")
+            self.assertEqual(w.our_rules(self.world.rules()), [],
+                             f"rules left behind\n{self.world.rules()}")
+
+        self.addCleanup(stop)
+        return daemon
+
+    def check_upstream_answers(self, daemon, url_prefix):
+        name = unique_name("upstream")
+        result = self.dig(NAMESERVER_V4, name)
+        self.assert_answer(result, "A", [INTERNET_V4], daemon=daemon)
+        event = self.dig_event(result, daemon=daemon)
+        self.assert_event(event, "udp", "NOERROR", [INTERNET_V4], {"upstream"})
+        self.assertTrue(str(event.get("upstream", "")).startswith(url_prefix),
+                        f"answered by {url_prefix}: {event}")
+        return event
+
+    def test_tcp_upstream(self):
+        daemon = self.run_daemon([f"tcp://{INTERNET_V4}"])
+        self.check_upstream_answers(daemon, f"tcp://{INTERNET_V4}")
+        big = self.dig(NAMESERVER_V4, f"big.{d.ZONE}", "TXT", transport="tcp")
+        self.assert_answer(big, "TXT", d.big_txt_strings(), daemon=daemon)
+
+    def test_dot_upstream_with_a_private_ca(self):
+        url = f"dot://{d.TLS_NAME}?ip={INTERNET_V4}&verify={_PKI.ca_cert}"
+        daemon = self.run_daemon([url])
+        self.check_upstream_answers(daemon, f"dot://{d.TLS_NAME}")
+        # The daemon's own DoT works, while a client's DoT to the same server is blocked.
+        direct = self.dig(INTERNET_V4, f"www.{d.ZONE}", transport="tls", tls_ca=_PKI.ca_cert,
+                          tls_hostname=d.TLS_NAME, timeout=3)
+        self.assertIsNone(direct.status, f"a client's DoT must not get through\n{direct}\n"
+                                         f"{daemon.describe()}")
+
+    def test_dot_upstream_with_a_wrong_certificate_is_servfail(self):
+        cases = {
+            "name not in the certificate":
+                f"dot://wrong.{d.ZONE}?ip={INTERNET_V4}&verify={_PKI.ca_cert}",
+            "certificate from an untrusted CA":
+                f"dot://{d.TLS_NAME}?ip={INTERNET_V4}&verify={_PKI.other_ca_cert}",
+        }
+        for case, url in cases.items():
+            with self.subTest(case=case):
+                daemon = start_daemon(self.world, dns_config([url]))
+                try:
+                    result = self.dig(NAMESERVER_V4, unique_name("badtls"),
+                                      timeout=HANG_GUARD_SECONDS)
+                    self.assert_answer(result, "A", [], status="SERVFAIL", daemon=daemon)
+                    event = self.dig_event(result, daemon=daemon)
+                    self.assertEqual(event.get("source"), "error", f"{event}")
+                finally:
+                    self.assertEqual(daemon.stop(signal.SIGTERM), 0, daemon.describe())
+
+    def test_failover_to_the_next_upstream(self):
+        for first in (DEAD_UPSTREAM, SILENT_UPSTREAM):
+            with self.subTest(first=first):
+                daemon = start_daemon(self.world, dns_config([first, GOOD_UPSTREAM]))
+                try:
+                    name = unique_name("failover")
+                    result = self.dig(NAMESERVER_V4, name, timeout=HANG_GUARD_SECONDS)
+                    self.assert_answer(result, "A", [INTERNET_V4], daemon=daemon)
+                    event = self.dig_event(result, daemon=daemon)
+                    self.assertTrue(str(event.get("upstream", "")).startswith(GOOD_UPSTREAM),
+                                    f"{event}")
+                finally:
+                    self.assertEqual(daemon.stop(signal.SIGTERM), 0, daemon.describe())
+
+    def test_every_upstream_down_is_servfail(self):
+        for upstreams in ([DEAD_UPSTREAM], [SILENT_UPSTREAM], [DEAD_UPSTREAM, SILENT_UPSTREAM]):
+            with self.subTest(upstreams=upstreams):
+                daemon = start_daemon(self.world, dns_config(upstreams))
+                try:
+                    for transport in ("udp", "tcp"):
+                        result = self.dig(NAMESERVER_V4, unique_name("down"),
+                                          transport=transport, timeout=HANG_GUARD_SECONDS)
+                        self.assertEqual(result.status, "SERVFAIL",
+                                         f"SERVFAIL within the {HANG_GUARD_SECONDS}s hang guard"
+                                         f"\n{result}\n{daemon.describe()}")
+                        event = self.dig_event(result, protocol=transport, daemon=daemon)
+                        self.assertEqual(event.get("rcode"), "SERVFAIL", f"{event}")
+                        self.assertEqual(event.get("source"), "error", f"{event}")
+                finally:
+                    self.assertEqual(daemon.stop(signal.SIGTERM), 0, daemon.describe())
+
+
+# ---------------------------------------------------------------------------------------------
+# Domain rules
+
+
+class BlockingTest(DnsCase):
+    """Domain rules in filter/endpoints answer 0.0.0.17 / ::17 at DNS time."""
+
+    ENDPOINTS = [f"- .tracker.{d.ZONE}", f"- blocked.{d.ZONE}"]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.build_world(echo=True)
+        try:
+            # A default route inside the client namespace (only there), so that a connection
+            # to 0.0.0.17 is routed and reaches the firewall.
+            added = cls.world.run("client", ["ip", "route", "add", "default", "via",
+                                             INTERNET_V4])
+            if added.returncode != 0:
+                raise RuntimeError(f"default route in the client namespace: {added.stderr}")
+            cls.daemon = start_daemon(cls.world, dns_config(endpoints=cls.ENDPOINTS))
+        except BaseException:
+            cls.world.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_class_daemon()
+
+    def test_blocked_names_answer_the_blocked_addresses(self):
+        for name, rtype, address in ((f"blocked.{d.ZONE}", "A", BLOCKED_V4),
+                                     (f"blocked.{d.ZONE}", "AAAA", BLOCKED_V6),
+                                     (f"x.tracker.{d.ZONE}", "A", BLOCKED_V4)):
+            with self.subTest(name=name, rtype=rtype):
+                result = self.dig(NAMESERVER_V4, name, rtype)
+                self.assert_answer(result, rtype, [address])
+                event = self.dig_event(result, rtype)
+                self.assert_event(event, "udp", "NOERROR", [address], {"blocked"})
+                self.assertIn(f".{d.ZONE}", event.get("reason", ""),
+                              f"the reason names the rule: {event}")
+
+    def test_other_names_are_not_blocked(self):
+        for name, address in ((f"www.{d.ZONE}", INTERNET_V4), (f"alt.{d.ZONE}",
+                                                                 INTERNET_V4_ALT)):
+            with self.subTest(name=name):
+                result = self.dig(NAMESERVER_V4, name)
+                self.assert_answer(result, "A", [address])
+
+    def test_connections_to_the_blocked_address_fail(self):
+        # With the default route of setUpClass the SYN to 0.0.0.17 leaves the client (without
+        # one, connect() fails with ENETUNREACH before any firewall sees it): the daemon must
+        # decide it, and not accept it.
+        result = self.world.tcp(BLOCKED_V4, ECHO_PORT, timeout=1.5)
+        self.assertNotEqual(result.outcome, "ok", f"{result}\n{self.daemon.describe()}")
+        decided = self.decided_event(result.local_port, BLOCKED_V4,
+                                     what="the connection to 0.0.0.17")
+        self.assertIn(decided.get("verdict"), {"block", "drop"}, json.dumps(decided))
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration errors
+
+
+class BadConfigTest(DnsCase):
+    """A bad upstream URL: exit 2 with the offending value on stderr, nothing installed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.build_world(nsd=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.world.close()
+
+    def test_bad_upstream_urls_are_refused_at_start(self):
+        for url in ("ftp://x", f"dot://{d.TLS_NAME}", "dns://10.77.0.2:0", "dns://not-an-ip"):
+            with self.subTest(url=url):
+                daemon = start_daemon(self.world, dns_config([url]), wait=False)
+                try:
+                    code = daemon.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    code = None
+                stderr = daemon.stderr()
+                self.assertEqual(code, 2, f"exit code for {url}\n{daemon.describe()}")
+                self.assertIn(url, stderr, f"stderr names the value\n{daemon.describe()}")
+                # FILE:LINE: of the URL (or of its key), as for every other config error.
+                text = daemon.config_path.read_text().splitlines()
+                lines = {number for number, line in enumerate(text, 1)
+                         if url in line or '"dns/nameservers"' in line}
+                self.assertTrue(any(f"{daemon.config_path}:{line}:" in stderr for line in lines),
+                                f"stderr names {daemon.config_path}:LINE (one of {sorted(lines)})"
+                                f"\n{daemon.describe()}")
+                self.assertEqual(daemon.events("started"), [], url)
+                self.assertEqual(w.our_rules(self.world.rules()), [],
+                                 f"{url}: rules installed\n{self.world.rules()}")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)

@@ -1,0 +1,199 @@
+#include "network/dns_query_policy.h"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fakes/fake_clock.h"
+#include "packet/packet_info.h"
+
+namespace pw::network {
+namespace {
+
+firewall::ProcessFacts process_named(std::string executable) {
+    firewall::ProcessFacts process;
+    process.pid = 100;
+    process.executable = executable;
+    process.identity = std::move(executable);
+    return process;
+}
+
+// Answers every lookup with one process and remembers the flows it was asked about.
+class CountingAttributor final : public Attributor {
+public:
+    Attribution attribute(const firewall::ConnectionFacts& connection) override {
+        flows.push_back(connection);
+        return {.process = answer, .worth_retrying = false};
+    }
+    std::optional<firewall::ProcessFacts> answer = process_named("/usr/bin/host");
+    std::vector<firewall::ConnectionFacts> flows;
+};
+
+class DnsEvents final : public EventSink {
+public:
+    void connection_new(std::uint64_t /*id*/,
+                        const firewall::ConnectionFacts& /*connection*/) override {}
+    void connection_decided(std::uint64_t /*id*/, const firewall::ConnectionFacts& /*connection*/,
+                            const firewall::Decision& /*decision*/,
+                            std::uint32_t /*mark*/) override {}
+    void dns_query(const DnsQueryEvent& query) override {
+        names.emplace_back(query.name);
+        sources.emplace_back(query.source);
+        scopes.emplace_back(query.scope);
+        executables.push_back(query.process != nullptr ? query.process->executable : "");
+        answers.push_back(query.answers.size());
+    }
+    void flush() override {}
+    std::vector<std::string> names, sources, scopes, executables;
+    std::vector<std::size_t> answers;
+};
+
+class DnsQueryPolicyTest : public ::testing::Test {
+protected:
+    dns::Query query_for(std::string name) {
+        dns::Query query;
+        query.id = 1;
+        query.question.name = std::move(name);
+        return query;
+    }
+
+    dns::ClientQuery client_query(const dns::Query& query, std::uint16_t port = 40000) {
+        return {.transport = dns::ClientTransport::Udp,
+                .client_address = client_,
+                .client_port = port,
+                .server = {.address = IpAddress::parse("127.0.0.17").value(), .port = 53},
+                .query = query};
+    }
+
+    static dns::Answer answer_with(std::vector<IpAddress> addresses,
+                                   std::vector<std::string> chain = {}) {
+        dns::Answer answer;
+        answer.addresses = std::move(addresses);
+        answer.cname_chain = std::move(chain);
+        answer.wire.ttl_fields = {{.offset = 0, .ttl = 300}};
+        answer.upstream = "dns://192.0.2.53:53";
+        return answer;
+    }
+
+    firewall::FilterSettings settings_;
+    DnsClientDirectory clients_;
+    CountingAttributor attributor_;
+    dns::IpDomainMemory memory_;
+    DnsEvents events_;
+    testing::FakeClock clock_;
+    DnsQueryPolicy policy_{settings_, clients_, &attributor_, memory_, events_, clock_};
+    IpAddress client_ = IpAddress::parse("127.0.0.1").value();
+    IpAddress web_ = IpAddress::parse("192.0.2.10").value();
+};
+
+TEST_F(DnsQueryPolicyTest, TheFlowTheFirewallDecidedNamesTheAsker) {
+    clients_.record(packet::protocol::kUdp, client_, 40000,
+                    std::make_shared<const firewall::ProcessFacts>(process_named("/usr/bin/curl")),
+                    clock_.now());
+    const dns::Query query = query_for("www.example.com");
+    const dns::QueryPlan plan = policy_.plan(client_query(query));
+    EXPECT_EQ(plan.action, dns::QueryAction::Resolve);
+    EXPECT_TRUE(attributor_.flows.empty());
+    EXPECT_EQ(policy_.counters().by_directory, 1U);
+
+    const dns::Answer answer = answer_with({web_}, {"edge.cdn.example"});
+    policy_.answered(client_query(query), plan,
+                     {.rcode = dns::Rcode::NoError,
+                      .source = dns::AnswerSource::Upstream,
+                      .answer = &answer,
+                      .age_seconds = 0,
+                      .failure = {}});
+    const auto name = memory_.lookup("/usr/bin/curl", web_, clock_.now());
+    ASSERT_TRUE(name.has_value());
+    EXPECT_EQ(name->domain, "www.example.com");
+    EXPECT_EQ(name->cname_chain, std::vector<std::string>{"edge.cdn.example"});
+    // Only curl asked: the global scope learned nothing.
+    EXPECT_FALSE(memory_.lookup("/usr/bin/other", web_, clock_.now()).has_value());
+    ASSERT_EQ(events_.names.size(), 1U);
+    EXPECT_EQ(events_.executables[0], "/usr/bin/curl");
+    EXPECT_EQ(events_.scopes[0], "/usr/bin/curl");
+    EXPECT_EQ(events_.sources[0], "upstream");
+    EXPECT_EQ(events_.answers[0], 1U);
+}
+
+TEST_F(DnsQueryPolicyTest, AnUnknownFlowIsLookedUpOnceThenRemembered) {
+    const dns::Query query = query_for("www.example.com");
+    static_cast<void>(policy_.plan(client_query(query, 40001)));
+    ASSERT_EQ(attributor_.flows.size(), 1U);
+    const auto& flow = attributor_.flows[0];
+    EXPECT_EQ(flow.local_address, client_);
+    EXPECT_EQ(flow.local_port, 40001);
+    EXPECT_EQ(flow.remote_port, 53);
+    EXPECT_EQ(flow.protocol, packet::protocol::kUdp);
+    static_cast<void>(policy_.plan(client_query(query, 40001)));
+    EXPECT_EQ(attributor_.flows.size(), 1U);
+    EXPECT_EQ(policy_.counters().by_lookup, 1U);
+    EXPECT_EQ(policy_.counters().by_directory, 1U);
+}
+
+TEST_F(DnsQueryPolicyTest, SystemResolversAndUnidentifiedAskersTeachTheGlobalScope) {
+    firewall::ProcessFacts resolved = process_named("/usr/lib/systemd/systemd-resolved");
+    EXPECT_EQ(memory_scope(&resolved), dns::IpDomainMemory::kGlobalScope);
+    firewall::ProcessFacts unidentified;
+    unidentified.kind = "unidentified";
+    EXPECT_EQ(memory_scope(&unidentified), dns::IpDomainMemory::kGlobalScope);
+    EXPECT_EQ(memory_scope(nullptr), dns::IpDomainMemory::kGlobalScope);
+    firewall::ProcessFacts script = process_named("/usr/bin/python3");
+    script.identity = "/opt/tool/fetch.py";
+    EXPECT_EQ(memory_scope(&script), "/opt/tool/fetch.py");
+
+    attributor_.answer = resolved;
+    const dns::Query query = query_for("cdn.example");
+    const dns::QueryPlan plan = policy_.plan(client_query(query, 40002));
+    const dns::Answer answer = answer_with({web_});
+    policy_.answered(client_query(query, 40002), plan,
+                     {.rcode = dns::Rcode::NoError,
+                      .source = dns::AnswerSource::Cache,
+                      .answer = &answer,
+                      .age_seconds = 10,
+                      .failure = {}});
+    const auto name = memory_.lookup("/usr/bin/anyone", web_, clock_.now());
+    ASSERT_TRUE(name.has_value());
+    EXPECT_EQ(name->domain, "cdn.example");
+    EXPECT_EQ(events_.sources[0], "cache");
+}
+
+TEST_F(DnsQueryPolicyTest, RulesAndTheCanaryShapeThePlan) {
+    settings_.endpoints = {*firewall::parse_endpoint_rule("- .tracker.example")};
+    const dns::Query tracker = query_for("x.tracker.example");
+    const dns::QueryPlan blocked = policy_.plan(client_query(tracker));
+    EXPECT_EQ(blocked.action, dns::QueryAction::Block);
+    EXPECT_NE(blocked.reason.find(".tracker.example"), std::string::npos);
+
+    const dns::Query canary = query_for("use-application-dns.net");
+    EXPECT_EQ(policy_.plan(client_query(canary)).action, dns::QueryAction::NxDomain);
+    settings_.prevent_bypassing = firewall::PreventBypassing::Off;
+    EXPECT_EQ(policy_.plan(client_query(canary)).action, dns::QueryAction::Resolve);
+    EXPECT_EQ(policy_.counters().blocked, 2U);
+
+    policy_.answered(client_query(tracker), blocked,
+                     {.rcode = dns::Rcode::NoError,
+                      .source = dns::AnswerSource::Policy,
+                      .answer = nullptr,
+                      .age_seconds = 0,
+                      .failure = {}});
+    EXPECT_EQ(events_.sources.back(), "blocked");
+    EXPECT_EQ(memory_.size(), 0U);
+}
+
+TEST_F(DnsQueryPolicyTest, FailuresAreReportedWithWhatTheUpstreamsDid) {
+    const dns::Query query = query_for("down.example");
+    const dns::QueryPlan plan = policy_.plan(client_query(query));
+    policy_.answered(client_query(query), plan,
+                     {.rcode = dns::Rcode::ServFail,
+                      .source = dns::AnswerSource::Failure,
+                      .answer = nullptr,
+                      .age_seconds = 0,
+                      .failure = "dns://192.0.2.53:53 timed out"});
+    EXPECT_EQ(events_.sources.back(), "error");
+    EXPECT_EQ(memory_.size(), 0U);
+}
+
+} // namespace
+} // namespace pw::network
