@@ -292,6 +292,7 @@ Status Daemon::set_up_dns() {
     dns_policy_ = std::make_unique<network::DnsQueryPolicy>(
         config_.filter, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
     std::vector<dns::ListenEndpoint> listen;
+    listen.reserve(endpoints.size());
     for (const firewall::IpEndpoint& endpoint : endpoints) {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }

@@ -76,7 +76,7 @@ private:
         const IpAddress& address;
     };
     struct KeyHash {
-        using is_transparent = void;
+        using is_transparent = void; // NOLINT(readability-identifier-naming): the standard's name
         std::size_t operator()(const KeyView& key) const noexcept {
             return std::hash<std::string_view>{}(key.scope) * 31U ^ key.address.hash();
         }
@@ -85,7 +85,7 @@ private:
         }
     };
     struct KeyEqual {
-        using is_transparent = void;
+        using is_transparent = void; // NOLINT(readability-identifier-naming): the standard's name
         static bool same(const KeyView& left, const KeyView& right) {
             return left.address == right.address && left.scope == right.scope;
         }

@@ -486,18 +486,19 @@ Result<RecordLayout> cacheable_layout(std::span<const std::uint8_t> message, con
     if (!walk) {
         return std::unexpected(std::move(walk.error()));
     }
-    if (walk->opt_begin) {
+    RecordLayout& layout = walk->layout;
+    if (const std::optional<std::size_t> opt_begin = walk->opt_begin; opt_begin.has_value()) {
         // Cutting an OPT record out of the middle would move the records after it, and with
         // them the targets of compression pointers. ldns writes OPT last unless there is a
         // TSIG record, which walk_record() refuses, so this is only a safety net.
-        if (*walk->opt_begin + kOptRecordSize + load_u16(message, *walk->opt_begin + 9) !=
-            walk->position) {
+        const std::size_t begin = *opt_begin;
+        if (begin + kOptRecordSize + load_u16(message, begin + 9) != walk->position) {
             return fail("OPT record in the middle of the additional section");
         }
-        walk->layout.end = *walk->opt_begin;
-        --walk->layout.additional_count;
+        layout.end = begin;
+        --layout.additional_count;
     }
-    return std::move(walk->layout);
+    return std::move(layout);
 }
 
 struct CheckedResponse {

@@ -112,7 +112,7 @@ public:
         : server_(server),
           socket_(std::move(socket)),
           idle_timer_(socket_.get_executor()),
-          endpoint_(std::move(endpoint)),
+          endpoint_(endpoint),
           client_address_(client_address),
           client_port_(client_port) {}
 
@@ -150,8 +150,7 @@ struct ReplyRoute {
 };
 
 struct UdpListener {
-    UdpListener(asio::io_context& io, ListenEndpoint where)
-        : socket(io), endpoint(std::move(where)) {}
+    UdpListener(asio::io_context& io, ListenEndpoint where) : socket(io), endpoint(where) {}
     asio::ip::udp::socket socket;
     ListenEndpoint endpoint;
     // recvmmsg()/sendmmsg() state, reused for every batch.
@@ -165,8 +164,7 @@ struct UdpListener {
 };
 
 struct TcpListener {
-    TcpListener(asio::io_context& io, ListenEndpoint where)
-        : acceptor(io), endpoint(std::move(where)) {}
+    TcpListener(asio::io_context& io, ListenEndpoint where) : acceptor(io), endpoint(where) {}
     asio::ip::tcp::acceptor acceptor;
     ListenEndpoint endpoint;
 };
@@ -175,9 +173,12 @@ class NameserverImpl final : public Nameserver {
 public:
     NameserverImpl(asio::io_context& io, Resolver& resolver, QueryHandler& handler)
         : io_(io), resolver_(resolver), handler_(handler) {}
+    // NOLINTNEXTLINE(bugprone-exception-escape): only bad_alloc, which ends the process anyway.
     ~NameserverImpl() override { stop(); }
     NameserverImpl(const NameserverImpl&) = delete;
     NameserverImpl& operator=(const NameserverImpl&) = delete;
+    NameserverImpl(NameserverImpl&&) = delete;
+    NameserverImpl& operator=(NameserverImpl&&) = delete;
 
     Status bind(std::span<const ListenEndpoint> endpoints);
     void serve();
@@ -187,6 +188,7 @@ public:
     [[nodiscard]] const Counters& counters() const override { return counters_; }
     [[nodiscard]] std::vector<ListenEndpoint> endpoints() const override {
         std::vector<ListenEndpoint> bound;
+        bound.reserve(udp_.size());
         for (const auto& listener : udp_) {
             bound.push_back(listener->endpoint);
         }
@@ -220,6 +222,9 @@ private:
         ReplyRoute route;
     };
 
+    // Answers from the plan alone (Block, NxDomain, Refuse) and reports it.
+    void answer_from_plan(const ClientQuery& client_query, const QueryPlan& plan,
+                          std::vector<std::uint8_t>& reply);
     void wait_udp(UdpListener& listener);
     void on_udp_readable(UdpListener& listener);
     void accept_tcp(TcpListener& listener);
@@ -244,19 +249,13 @@ Status NameserverImpl::bind(std::span<const ListenEndpoint> endpoints) {
         const asio::ip::address address = to_asio(endpoint.address);
         const std::string where = to_string(endpoint);
         auto udp = std::make_unique<UdpListener>(io_, endpoint);
+        // Asio's error_code overloads return the error too: each chain stops at the first.
         boost::system::error_code error;
         const asio::ip::udp::endpoint udp_endpoint(address, endpoint.port);
-        udp->socket.open(udp_endpoint.protocol(), error);
-        if (!error && address.is_v6()) {
-            udp->socket.set_option(asio::ip::v6_only(true), error);
-        }
-        if (!error) {
-            udp->socket.bind(udp_endpoint, error);
-        }
-        if (!error) {
-            udp->socket.non_blocking(true, error);
-        }
-        if (error) {
+        const bool v6 = address.is_v6();
+        if (udp->socket.open(udp_endpoint.protocol(), error) ||
+            (v6 && udp->socket.set_option(asio::ip::v6_only(true), error)) ||
+            udp->socket.bind(udp_endpoint, error) || udp->socket.non_blocking(true, error)) {
             return fail("bind UDP " + where, error);
         }
         if (endpoint.port == 0) {
@@ -266,22 +265,12 @@ Status NameserverImpl::bind(std::span<const ListenEndpoint> endpoints) {
         }
         auto tcp = std::make_unique<TcpListener>(io_, endpoint);
         const asio::ip::tcp::endpoint tcp_endpoint(address, endpoint.port);
-        const std::string tcp_where = to_string(endpoint);
-        tcp->acceptor.open(tcp_endpoint.protocol(), error);
-        if (!error && address.is_v6()) {
-            tcp->acceptor.set_option(asio::ip::v6_only(true), error);
-        }
-        if (!error) {
-            tcp->acceptor.set_option(asio::socket_base::reuse_address(true), error);
-        }
-        if (!error) {
-            tcp->acceptor.bind(tcp_endpoint, error);
-        }
-        if (!error) {
-            tcp->acceptor.listen(asio::socket_base::max_listen_connections, error);
-        }
-        if (error) {
-            return fail("bind TCP " + tcp_where, error);
+        if (tcp->acceptor.open(tcp_endpoint.protocol(), error) ||
+            (v6 && tcp->acceptor.set_option(asio::ip::v6_only(true), error)) ||
+            tcp->acceptor.set_option(asio::socket_base::reuse_address(true), error) ||
+            tcp->acceptor.bind(tcp_endpoint, error) ||
+            tcp->acceptor.listen(asio::socket_base::max_listen_connections, error)) {
+            return fail("bind TCP " + to_string(endpoint), error);
         }
         udp_.push_back(std::move(udp));
         tcp_.push_back(std::move(tcp));
@@ -308,11 +297,13 @@ void NameserverImpl::stop() {
         return;
     }
     *alive_ = false;
-    boost::system::error_code ignored;
+    boost::system::error_code ignored; // closing cannot fail in a way we could act on
     for (auto& listener : udp_) {
+        // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
         listener->socket.close(ignored);
     }
     for (auto& listener : tcp_) {
+        // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
         listener->acceptor.close(ignored);
     }
     for (auto& weak : tcp_connections_) {
@@ -336,8 +327,8 @@ void NameserverImpl::wait_udp(UdpListener& listener) {
 void NameserverImpl::on_udp_readable(UdpListener& listener) {
     const int fd = listener.socket.native_handle();
     const std::size_t udp_index = static_cast<std::size_t>(
-        std::find_if(udp_.begin(), udp_.end(),
-                     [&listener](const auto& candidate) { return candidate.get() == &listener; }) -
+        std::ranges::find_if(
+            udp_, [&listener](const auto& candidate) { return candidate.get() == &listener; }) -
         udp_.begin());
     for (int batch = 0; batch < kMaxBatchesPerWakeup; ++batch) {
         for (std::size_t index = 0; index < kUdpBatch; ++index) {
@@ -436,31 +427,18 @@ NameserverImpl::Answered NameserverImpl::answer(
     QueryPlan plan = handler_.plan(client_query);
     const std::size_t size_limit =
         transport == ClientTransport::Udp ? udp_size_limit(query) : kTcpSizeLimit;
-    switch (plan.action) {
-        case QueryAction::Block:
-        case QueryAction::NxDomain:
-        case QueryAction::Refuse: {
-            Rcode rcode = Rcode::NoError;
-            std::vector<SyntheticRecord> records;
-            if (plan.action == QueryAction::Block) {
-                records = blocked_records(query.question.type);
-            } else {
-                rcode = plan.action == QueryAction::NxDomain ? Rcode::NxDomain : Rcode::Refused;
-            }
-            reply = synthesize_response(query, rcode, records);
-            ++counters_.policy_answers;
-            handler_.answered(client_query, plan,
-                              {.rcode = rcode,
-                               .source = AnswerSource::Policy,
-                               .answer = nullptr,
-                               .age_seconds = 0,
-                               .failure = {}});
-            return Answered::Now;
-        }
-        case QueryAction::Resolve:
-            break;
+    if (plan.action != QueryAction::Resolve) {
+        answer_from_plan(client_query, plan, reply);
+        return Answered::Now;
     }
     if (auto hit = resolver_.cached(query.question)) {
+        if (!hit->answer->cname_chain.empty()) {
+            handler_.review(client_query, plan, *hit->answer);
+            if (plan.action != QueryAction::Resolve) {
+                answer_from_plan(client_query, plan, reply);
+                return Answered::Now;
+            }
+        }
         render_cached_answer(query, hit->answer->wire, hit->age_seconds, size_limit, reply);
         ++counters_.cache_answers;
         handler_.answered(client_query, plan,
@@ -488,6 +466,26 @@ NameserverImpl::Answered NameserverImpl::answer(
     return Answered::Later;
 }
 
+void NameserverImpl::answer_from_plan(const ClientQuery& client_query, const QueryPlan& plan,
+                                      std::vector<std::uint8_t>& reply) {
+    const Query& query = client_query.query;
+    Rcode rcode = Rcode::NoError;
+    std::vector<SyntheticRecord> records;
+    if (plan.action == QueryAction::Block) {
+        records = blocked_records(query.question.type);
+    } else {
+        rcode = plan.action == QueryAction::NxDomain ? Rcode::NxDomain : Rcode::Refused;
+    }
+    reply = synthesize_response(query, rcode, records);
+    ++counters_.policy_answers;
+    handler_.answered(client_query, plan,
+                      {.rcode = rcode,
+                       .source = AnswerSource::Policy,
+                       .answer = nullptr,
+                       .age_seconds = 0,
+                       .failure = {}});
+}
+
 void NameserverImpl::finish(Pending& pending, const Result<std::shared_ptr<const Answer>>& result) {
     const auto parsed = parse_query(pending.message);
     if (!parsed) {
@@ -500,7 +498,12 @@ void NameserverImpl::finish(Pending& pending, const Result<std::shared_ptr<const
                                    .server = pending.server,
                                    .query = query};
     std::vector<std::uint8_t> reply;
-    if (result) {
+    if (result && !(*result)->cname_chain.empty()) {
+        handler_.review(client_query, pending.plan, **result);
+    }
+    if (result && pending.plan.action != QueryAction::Resolve) {
+        answer_from_plan(client_query, pending.plan, reply);
+    } else if (result) {
         const Answer& answer = **result;
         const std::size_t size_limit =
             pending.transport == ClientTransport::Udp ? udp_size_limit(query) : kTcpSizeLimit;
@@ -582,7 +585,9 @@ void TcpClient::close() {
     open_ = false;
     boost::system::error_code ignored;
     idle_timer_.cancel();
+    // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
     socket_.close(ignored);
     server_.tcp_client_closed();
 }

@@ -80,6 +80,11 @@ public:
     virtual ~QueryHandler() = default;
     // Decides how to answer a well-formed query.
     [[nodiscard]] virtual QueryPlan plan(const ClientQuery& query) = 0;
+    // An answer that went through CNAMEs (from the cache or upstream) before it is sent: the
+    // aliases may show what the name stands for (a tracker behind a first-party alias), and the
+    // handler may change the plan to Block or NxDomain. Not called for answers without CNAMEs.
+    virtual void review(const ClientQuery& /*query*/, QueryPlan& /*plan*/,
+                        const Answer& /*answer*/) {}
     // The answer went out (or could not be sent: the client is gone).
     virtual void answered(const ClientQuery& query, const QueryPlan& plan,
                           const QueryOutcome& outcome) = 0;

@@ -281,18 +281,30 @@ QueryDecision decide_names(const FilterSettings& settings, std::string_view name
                     .reason = "prevent bypassing: known DNS-over-HTTPS resolver"};
         }
     }
+    // A rule that needs the connection (an address, `*`, a port) and blocks can be passed over:
+    // a connection it matches is blocked anyway, so a later blocking name rule still means
+    // that every connection to the name is blocked. One that permits cannot.
+    const EndpointRule* per_connection_block = nullptr;
     for (const EndpointRule& rule : settings.endpoints) {
         const auto* domain = std::get_if<DomainPattern>(&rule.entity);
         if (domain != nullptr && !matches(*domain)) {
             continue; // cannot match any connection to this name
         }
         if (!rule.is_name_only()) {
+            if (rule.action == RuleAction::Block) {
+                per_connection_block = per_connection_block ? per_connection_block : &rule;
+                continue;
+            }
             return {.action = QueryAction::Resolve,
                     .reason = "rule '" + rule.text + "' is decided per connection"};
         }
         return {
             .action = rule.action == RuleAction::Block ? QueryAction::Block : QueryAction::Resolve,
             .reason = "rule '" + rule.text + "'"};
+    }
+    if (per_connection_block != nullptr) {
+        return {.action = QueryAction::Resolve,
+                .reason = "rule '" + per_connection_block->text + "' is decided per connection"};
     }
     return {.action = QueryAction::Resolve,
             .reason = "no rule decides the name; the default action applies to connections"};

@@ -69,13 +69,15 @@ struct QueryDecision {
 //      from the name alone decides:
 //        - a domain rule without protocol and port that matches: Block for '-', Resolve for '+';
 //        - a domain rule that does not match: skipped (it cannot match a connection to this name);
-//        - any other rule (`*`, an IP or CIDR, a matching domain rule with a protocol or port):
-//          it may match a connection to this name, depending on things only the connection has,
-//          so the query is resolved and decide() judges the connection.
+//        - any other rule (`*`, an IP or CIDR, a matching domain rule with a protocol or port)
+//          may match a connection to this name, depending on things only the connection has:
+//          if it permits, the query is resolved and decide() judges the connection; if it
+//          blocks, it is passed over (a connection it matches is blocked anyway).
 //   3. Otherwise the name is resolved: `filter/defaultAction` is applied to connections, never
 //      to names.
 // This keeps DNS-time blocking exactly consistent with first-match-wins at connection time: a
-// name is only blocked when every connection to it would be blocked by the same rule.
+// name is only blocked when every connection to it would be blocked (by that rule, or by a
+// blocking rule before it).
 //
 // Names are compared case-insensitively, a trailing dot is ignored.
 [[nodiscard]] QueryDecision decide_query(const FilterSettings& settings, std::string_view name);

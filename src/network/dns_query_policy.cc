@@ -110,27 +110,48 @@ std::shared_ptr<const firewall::ProcessFacts> DnsQueryPolicy::find_asker(
     return process;
 }
 
+namespace {
+
+dns::QueryAction nameserver_action(firewall::QueryAction action) {
+    switch (action) {
+        case firewall::QueryAction::Block:
+            return dns::QueryAction::Block;
+        case firewall::QueryAction::NxDomain:
+            return dns::QueryAction::NxDomain;
+        case firewall::QueryAction::Resolve:
+            break;
+    }
+    return dns::QueryAction::Resolve;
+}
+
+} // namespace
+
 dns::QueryPlan DnsQueryPolicy::plan(const dns::ClientQuery& query) {
     auto asker = find_asker(query);
     const firewall::QueryDecision decision =
         firewall::decide_query(settings_, query.query.question.name);
     dns::QueryPlan plan;
-    switch (decision.action) {
-        case firewall::QueryAction::Resolve:
-            plan.action = dns::QueryAction::Resolve;
-            break;
-        case firewall::QueryAction::Block:
-            plan.action = dns::QueryAction::Block;
-            ++counters_.blocked;
-            break;
-        case firewall::QueryAction::NxDomain:
-            plan.action = dns::QueryAction::NxDomain;
-            ++counters_.blocked;
-            break;
+    plan.action = nameserver_action(decision.action);
+    if (plan.action != dns::QueryAction::Resolve) {
+        ++counters_.blocked;
     }
     plan.reason = decision.reason;
     plan.context = std::make_unique<AskerContext>(std::move(asker));
     return plan;
+}
+
+void DnsQueryPolicy::review(const dns::ClientQuery& query, dns::QueryPlan& plan,
+                            const dns::Answer& answer) {
+    const firewall::DomainFacts domain{.domain = query.query.question.name,
+                                       .cname_chain = answer.cname_chain};
+    const firewall::QueryDecision decision = firewall::decide_query(settings_, domain);
+    const dns::QueryAction action = nameserver_action(decision.action);
+    if (action == dns::QueryAction::Resolve) {
+        return;
+    }
+    ++counters_.blocked;
+    plan.action = action;
+    plan.reason = decision.reason;
 }
 
 void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,

@@ -43,6 +43,9 @@ public:
 
     // dns::QueryHandler
     [[nodiscard]] dns::QueryPlan plan(const dns::ClientQuery& query) override;
+    // Applies the domain rules to the CNAMEs of the answer as well (decide_query with the chain).
+    void review(const dns::ClientQuery& query, dns::QueryPlan& plan,
+                const dns::Answer& answer) override;
     void answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,
                   const dns::QueryOutcome& outcome) override;
     void flush() override { events_.flush(); }

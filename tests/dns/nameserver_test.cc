@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -145,6 +147,13 @@ public:
         }
         return plan;
     }
+    void review(const ClientQuery& /*query*/, QueryPlan& plan, const Answer& answer) override {
+        ++reviews;
+        if (std::ranges::find(answer.cname_chain, "x.tracker.example") !=
+            answer.cname_chain.end()) {
+            plan.action = QueryAction::Block;
+        }
+    }
     void answered(const ClientQuery& query, const QueryPlan& /*plan*/,
                   const QueryOutcome& outcome) override {
         outcomes.push_back({query.query.question.name, outcome.source, outcome.rcode,
@@ -158,6 +167,7 @@ public:
         std::string failure;
     };
     std::vector<Seen> outcomes;
+    int reviews = 0;
 };
 
 class NameserverTest : public ::testing::Test {
@@ -192,6 +202,10 @@ protected:
 
     UniqueFd udp_client() {
         UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0));
+        if (!fd.valid()) {
+            ADD_FAILURE() << "socket() failed, errno " << errno;
+            return fd;
+        }
         const sockaddr_in address = server_address();
         // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API
         EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
@@ -227,6 +241,10 @@ protected:
 
     UniqueFd tcp_client() {
         UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
+        if (!fd.valid()) {
+            ADD_FAILURE() << "socket() failed, errno " << errno;
+            return fd;
+        }
         const sockaddr_in address = server_address();
         // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API
         EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
@@ -289,6 +307,15 @@ Bytes last_rdata(const Bytes& message, std::size_t length) {
     return {message.end() - static_cast<std::ptrdiff_t>(length), message.end()};
 }
 
+// The answer came, with this ID, rcode and number of answer records.
+void expect_answer(const std::optional<Bytes>& answer, std::uint16_t id, Rcode rcode,
+                   std::uint16_t answers) {
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(id_of(*answer), id);
+    EXPECT_EQ(rcode_of(*answer), rcode);
+    EXPECT_EQ(answer_count(*answer), answers);
+}
+
 TEST_F(NameserverTest, BlockedNamesGetTheBlockAddressesWithTheClientsId) {
     const auto v4 = udp_exchange(make_query(0x1234, "blocked.example", type::kA));
     ASSERT_TRUE(v4.has_value());
@@ -329,30 +356,47 @@ TEST_F(NameserverTest, CacheHitsAnswerAtOnceWithTheClientsIdAndQuestion) {
     EXPECT_TRUE(resolver_.asked.empty());
 }
 
-TEST_F(NameserverTest, MissesWaitForTheResolverAndFailuresBecomeServfail) {
-    UniqueFd first = udp_client();
-    UniqueFd second = udp_client();
-    const Bytes good = make_query(1, "www.example.com", type::kA);
-    const Bytes bad = make_query(2, "down.example", type::kA);
-    ::send(first.get(), good.data(), good.size(), 0);
-    ::send(second.get(), bad.data(), bad.size(), 0);
-    run_until([&] { return resolver_.waiting.size() == 2; });
-    ASSERT_EQ(resolver_.waiting.size(), 2U);
+TEST_F(NameserverTest, AnswersThroughCnamesAreReviewedBeforeTheyGoOut) {
+    auto cloaked = std::make_shared<Answer>(*make_answer("shop.example", 1));
+    cloaked->cname_chain = {"x.tracker.example"};
+    resolver_.cache["shop.example"] = cloaked;
+    resolver_.cache["www.example.com"] = make_answer("www.example.com", 1);
+    const auto blocked = udp_exchange(make_query(1, "shop.example", type::kA));
+    ASSERT_TRUE(blocked.has_value());
+    ASSERT_EQ(answer_count(*blocked), 1);
+    EXPECT_EQ(last_rdata(*blocked, 4), (Bytes{0, 0, 0, 17}));
+    EXPECT_EQ(handler_.outcomes.back().source, AnswerSource::Policy);
+    // Without CNAMEs nothing is reviewed.
+    const auto plain = udp_exchange(make_query(2, "www.example.com", type::kA));
+    ASSERT_TRUE(plain.has_value());
+    EXPECT_EQ(last_rdata(*plain, 4), (Bytes{192, 0, 2, 1}));
+    EXPECT_EQ(handler_.reviews, 1);
+}
+
+TEST_F(NameserverTest, MissesWaitForTheResolver) {
+    UniqueFd client = udp_client();
+    const Bytes query = make_query(1, "www.example.com", type::kA);
+    ::send(client.get(), query.data(), query.size(), 0);
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
     EXPECT_EQ(resolver_.asked[0].name, "www.example.com");
     resolver_.waiting[0](make_answer("www.example.com", 1));
-    resolver_.waiting[1](fail("all upstreams failed: dns://192.0.2.53:53 timed out"));
+    expect_answer(udp_receive(client.get()), 1, Rcode::NoError, 1);
+    ASSERT_EQ(handler_.outcomes.size(), 1U);
+    EXPECT_EQ(handler_.outcomes[0].source, AnswerSource::Upstream);
+}
 
-    const auto answered = udp_receive(first.get());
-    ASSERT_TRUE(answered.has_value());
-    EXPECT_EQ(id_of(*answered), 1);
-    EXPECT_EQ(answer_count(*answered), 1);
-    const auto failed = udp_receive(second.get());
-    ASSERT_TRUE(failed.has_value());
-    EXPECT_EQ(id_of(*failed), 2);
-    EXPECT_EQ(rcode_of(*failed), Rcode::ServFail);
-    ASSERT_EQ(handler_.outcomes.size(), 2U);
-    EXPECT_EQ(handler_.outcomes[1].source, AnswerSource::Failure);
-    EXPECT_NE(handler_.outcomes[1].failure.find("timed out"), std::string::npos);
+TEST_F(NameserverTest, UpstreamFailuresBecomeServfail) {
+    UniqueFd client = udp_client();
+    const Bytes query = make_query(2, "down.example", type::kA);
+    ::send(client.get(), query.data(), query.size(), 0);
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
+    resolver_.waiting[0](fail("all upstreams failed: dns://192.0.2.53:53 timed out"));
+    expect_answer(udp_receive(client.get()), 2, Rcode::ServFail, 0);
+    ASSERT_EQ(handler_.outcomes.size(), 1U);
+    EXPECT_EQ(handler_.outcomes[0].source, AnswerSource::Failure);
+    EXPECT_NE(handler_.outcomes[0].failure.find("timed out"), std::string::npos);
     EXPECT_EQ(server_->counters().servfail, 1U);
 }
 
@@ -396,15 +440,24 @@ TEST_F(NameserverTest, TcpAnswersSeveralQueriesOnOneConnection) {
     ASSERT_TRUE(first.has_value());
     EXPECT_FALSE(truncated(*first)); // TCP has room
     EXPECT_EQ(answer_count(*first), 60);
-    tcp_send(client.get(), make_query(2, "www.example.com", type::kA));
-    run_until([&] { return !resolver_.waiting.empty(); });
-    ASSERT_EQ(resolver_.waiting.size(), 1U);
-    resolver_.waiting[0](make_answer("www.example.com", 1));
+    tcp_send(client.get(), make_query(2, "blocked.example", type::kA));
     const auto second = tcp_receive(client.get());
     ASSERT_TRUE(second.has_value());
     EXPECT_EQ(id_of(*second), 2);
     EXPECT_EQ(handler_.outcomes.back().transport, ClientTransport::Tcp);
     EXPECT_EQ(server_->counters().tcp_queries, 2U);
+}
+
+TEST_F(NameserverTest, TcpClientsWaitingForTheResolverStayConnected) {
+    UniqueFd client = tcp_client();
+    tcp_send(client.get(), make_query(3, "www.example.com", type::kA));
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
+    resolver_.waiting[0](make_answer("www.example.com", 1));
+    const auto answer = tcp_receive(client.get());
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_EQ(id_of(*answer), 3);
+    EXPECT_EQ(answer_count(*answer), 1);
 }
 
 TEST_F(NameserverTest, TcpGarbageClosesTheConnectionAndTheServerCarriesOn) {

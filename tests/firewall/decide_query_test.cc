@@ -115,9 +115,22 @@ TEST(DecideQuery, AnyEntityStopsAtDnsTime) {
     EXPECT_EQ(decision.reason, "rule '+ * tcp/443' is decided per connection");
 }
 
-TEST(DecideQuery, BlockEverythingRuleDoesNotBlockNames) {
-    // "- *" blocks every connection, but the query itself is not a connection of the app.
+TEST(DecideQuery, BlockingRulesThatNeedTheConnectionArePassedOver) {
+    // A connection such a rule matches is blocked anyway: a later blocking name rule still
+    // means that every connection to the name is blocked.
+    const QueryDecision behind_an_address = decide_query(
+        settings_with({"- 10.77.0.2 tcp/9001", "- .tracker.example"}), "x.tracker.example");
+    EXPECT_EQ(behind_an_address.action, QueryAction::Block);
+    EXPECT_EQ(behind_an_address.reason, "rule '- .tracker.example'");
     EXPECT_EQ(decide_query(settings_with({"- *", "- .example.com"}), "example.com").action,
+              QueryAction::Block);
+    // Alone, such a rule decides nothing at DNS time: the query is resolved, the connection
+    // blocked.
+    const QueryDecision alone = decide_query(settings_with({"- *"}), "example.com");
+    EXPECT_EQ(alone.action, QueryAction::Resolve);
+    EXPECT_EQ(alone.reason, "rule '- *' is decided per connection");
+    // A permitting name rule after it resolves.
+    EXPECT_EQ(decide_query(settings_with({"- 10.0.0.1", "+ .example.com"}), "example.com").action,
               QueryAction::Resolve);
 }
 
@@ -138,7 +151,7 @@ TEST(DecideQuery, MatchingDomainRuleWithPortStopsAtDnsTime) {
 }
 
 TEST(DecideQuery, MatchingDomainRuleWithProtocolOnlyStopsToo) {
-    const FilterSettings settings = settings_with({"- example.com udp", "- .example.com"});
+    const FilterSettings settings = settings_with({"+ example.com udp", "- .example.com"});
     EXPECT_EQ(decide_query(settings, "example.com").action, QueryAction::Resolve);
 }
 

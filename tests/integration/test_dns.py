@@ -20,7 +20,9 @@ resolver (dnsmasq) used by a process that did not resolve; queries to other name
 (astray) answered by us; domain rules answering 0.0.0.17 / ::17; the DoH canary; DoT to a
 resolver blocked while the daemon's own dot:// upstream works; tcp:// and dot:// upstreams,
 certificate checks, failover, SERVFAIL when every upstream is down or silent; malformed queries
-over UDP and TCP; a bad upstream URL refused at start.
+over UDP and TCP; a bad upstream URL refused at start; systemd-resolved's monitor socket (played
+by fake_resolved.py): its answers name the connections of processes without an answer of their
+own, malformed messages are skipped, and the daemon subscribes again when resolved comes back.
 
 Every wait is bounded (dig +time, event polls, subprocess timeouts): a daemon that does not
 answer makes a test fail with what it did write, never hang. Bounds are hang guards, not
@@ -47,6 +49,7 @@ import unittest
 from pathlib import Path
 
 import dns_servers as d
+import fake_resolved as fr
 import world as w
 from world import INTERNET_V4, INTERNET_V4_ALT, INTERNET_V6, INTERNET_V6_ALT
 
@@ -63,6 +66,9 @@ SILENT_PORT = 5354
 SILENT_UPSTREAM = f"dns://{INTERNET_V4_ALT}:{SILENT_PORT}"  # reads queries, never answers
 GOOD_UPSTREAM = f"dns://{INTERNET_V4}"
 CLIENT_SOURCE = w.TOOLS / "dns_client.c"
+# The resolved monitor retries a lost connection every 5 s (ResolvedMonitor's default): the
+# wait for a new subscription is that plus slack. A hang guard, not a performance figure.
+RESUBSCRIBE_TIMEOUT = 8.0
 # Local ports for the clients' connections: below the ephemeral range, never used twice.
 _PORTS = itertools.count(21000)
 _NAMES = itertools.count(1)
@@ -961,6 +967,269 @@ class BadConfigTest(DnsCase):
                 self.assertEqual(daemon.events("started"), [], url)
                 self.assertEqual(w.our_rules(self.world.rules()), [],
                                  f"{url}: rules installed\n{self.world.rules()}")
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd-resolved's monitor socket
+
+
+class ResolvedMonitorTest(DnsCase):
+    """The daemon subscribed to systemd-resolved's query results (issue 4, part 4).
+
+    fake_resolved.FakeResolved plays resolved: a varlink server on a Unix socket in the world's
+    temporary directory, passed with --resolved-monitor. The daemon runs in the client network
+    namespace and reaches the socket through the file system. Each test pushes the query results
+    it needs (the most recent answer for an address wins, so the tests do not depend on their
+    order) and then connects from the client namespace with the probe, a process that never
+    asks our nameserver: only the global scope, where resolved's answers go, can name its
+    connections. tearDownClass stops the daemon and checks its stats event.
+    """
+
+    @classmethod
+    def setUpClass(cls):
+        cls.build_world(echo=True)
+        cls.fakes = []
+        cls.malformed_pushed = 0
+        cls.answers_confirmed = 0
+        try:
+            cls.world.write_namespace_resolv_conf("client", [NAMESERVER_V4])
+            cls.socket_path = cls.world.directory / "resolve" / "io.systemd.Resolve.Monitor"
+            cls.resolved = cls.start_fake()
+            cls.daemon = w.start_daemon_seeing_host_mounts(
+                cls.world, dns_config(),
+                ["--attribution", "auto", "--bpf-cgroup", str(_CGROUP.path),
+                 "--resolved-monitor", str(cls.socket_path)])
+            # Before anything is pushed: what the probe's connections look like without an answer
+            # from resolved (the tests compare with their decided events).
+            cls.before = {address: cls.world.tcp(address, ECHO_PORT)
+                          for address in (INTERNET_V4, INTERNET_V4_ALT, INTERNET_V6_ALT)}
+        except BaseException:
+            cls.stop_fakes()
+            cls.world.close()
+            raise
+
+    @classmethod
+    def start_fake(cls):
+        fake = fr.FakeResolved(cls.socket_path).start()
+        cls.fakes.append(fake)
+        return fake
+
+    @classmethod
+    def stop_fakes(cls):
+        for fake in cls.fakes:
+            fake.stop()
+
+    @classmethod
+    def tearDownClass(cls):
+        problems = []
+        try:
+            code = cls.daemon.stop(signal.SIGTERM)
+            if code != 0:
+                problems.append(f"daemon exit code {code} after SIGTERM")
+            problems += cls.stats_problems()
+            if problems:
+                problems.append(cls.daemon.describe())
+        finally:
+            cls.stop_fakes()
+            cls.world.close()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    @classmethod
+    def stats_problems(cls):
+        """What is wrong with the "dns" part of the stats event the daemon wrote at stop."""
+        stats = cls.daemon.events("stats")
+        if len(stats) != 1:
+            return [f"one stats event at stop expected, found {len(stats)}"]
+        dns = stats[0].get("dns") or {}
+        subscriptions = sum(len(fake.subscriptions()) for fake in cls.fakes)
+        context = f"stats dns: {json.dumps(dns)}; subscriptions seen by the fakes: " \
+                  f"{subscriptions}; malformed messages pushed: {cls.malformed_pushed}; " \
+                  f"answers confirmed by a connection: {cls.answers_confirmed}"
+        problems = []
+        connections = dns.get("resolvedConnections")
+        if not isinstance(connections, int) or connections < max(1, subscriptions):
+            problems.append(f"resolvedConnections: at least {max(1, subscriptions)} expected\n"
+                            f"{context}")
+        answers = dns.get("resolvedAnswers")
+        if not isinstance(answers, int) or answers < cls.answers_confirmed:
+            problems.append(f"resolvedAnswers: at least {cls.answers_confirmed} expected\n"
+                            f"{context}")
+        # Every malformed message was followed by a good one the daemon used, so it read them
+        # all; and none of the well-formed ones may count as malformed.
+        if dns.get("resolvedMalformed") != cls.malformed_pushed:
+            problems.append(f"resolvedMalformed: {cls.malformed_pushed} expected\n{context}")
+        return problems
+
+    def tearDown(self):
+        self.assertTrue(self.daemon.alive(), f"the daemon died during {self.id()}\n"
+                                             f"{self.daemon.describe()}")
+
+    # Helpers ------------------------------------------------------------------------------------
+
+    def push(self, message):
+        """Pushes one message to the daemon's live subscription (waiting for it first)."""
+        fake = type(self).resolved
+        try:
+            fake.wait_for_subscriptions(len(fake.subscriptions()) or 1)
+        except fr.FakeResolvedError as error:
+            raise AssertionError(f"{error}\n{self.daemon.describe()}") from None
+        reached = fake.push(message)
+        self.assertEqual(reached, 1, f"one subscriber (the daemon) expected; pushed "
+                                     f"{message!r}\n{self.daemon.describe()}")
+
+    def connect_until_named(self, address, domain, cnames=(), what="the probe's connection"):
+        """Connects from the client namespace to address:ECHO_PORT until the decided event
+        carries `domain`: the daemon reads resolved's messages on its own schedule, so the
+        first connection after a push may come before the answer is recorded. Bounded by
+        EVENT_TIMEOUT (a hang guard); returns the decided event that carried it."""
+        deadline = time.monotonic() + EVENT_TIMEOUT
+        seen = []
+        while True:
+            result = self.world.tcp(address, ECHO_PORT)
+            self.assertEqual(result.outcome, "ok", f"{result}\n{self.daemon.describe()}")
+            decided = self.decided_event(result.local_port, address, what=what)
+            seen.append(decided)
+            if normalize(decided.get("domain")) == domain:
+                break
+            if time.monotonic() > deadline:
+                self.fail(f"{what} to {address}: no connection named {domain} within "
+                          f"{EVENT_TIMEOUT}s of resolved's answer; decided events:\n"
+                          + "\n".join(json.dumps(event) for event in seen)
+                          + f"\n{self.daemon.describe()}")
+            time.sleep(0.1)
+        context = json.dumps(decided)
+        self.assertEqual([normalize(name) for name in decided.get("cnames") or []],
+                         [normalize(name) for name in cnames], context)
+        return decided
+
+    def assert_unnamed_before(self, address):
+        """The connection setUpClass made before any push carried no domain: what the tests
+        then see comes from resolved's answers."""
+        result = self.before[address]
+        self.assertEqual(result.outcome, "ok", f"{result}")
+        decided = self.decided_event(result.local_port, address,
+                                     what="the connection before any push")
+        self.assertIsNone(decided.get("domain"), json.dumps(decided))
+
+    # Tests -------------------------------------------------------------------------------------
+
+    def test_subscribes_to_query_results(self):
+        started = self.daemon.events("started")
+        self.assertEqual(len(started), 1, self.daemon.describe())
+        self.assertEqual((started[0].get("dns") or {}).get("resolvedMonitor"),
+                         str(self.socket_path), json.dumps(started[0]))
+        fake = type(self).resolved
+        try:
+            requests = fake.wait_for_subscriptions(1)
+        except fr.FakeResolvedError as error:
+            raise AssertionError(f"{error}\n{self.daemon.describe()}") from None
+        self.assertEqual(requests[0], {"method": fr.SUBSCRIBE_METHOD, "parameters": {},
+                                       "more": True}, f"the daemon's call: {requests}")
+        self.assertEqual(len(requests), len(fake.subscriptions()),
+                         f"the daemon makes no other call: {requests}")
+        self.assertEqual(fake.subscriber_count(), 1, "one connection, kept open")
+
+    def test_connections_carry_the_domain_resolved_answered(self):
+        for address in (INTERNET_V4_ALT, INTERNET_V6_ALT):
+            self.assert_unnamed_before(address)
+        name = f"resolved.{d.ZONE}"
+        self.push(fr.query_result(name, [INTERNET_V4_ALT, INTERNET_V6_ALT]))
+        for address in (INTERNET_V4_ALT, INTERNET_V6_ALT):
+            with self.subTest(address=address):
+                self.connect_until_named(address, name)
+        type(self).answers_confirmed += 1
+
+    def test_cname_chain_resolved_followed(self):
+        self.assert_unnamed_before(INTERNET_V4)
+        # The client asked for chain.resolved.pwtest; resolved followed the CNAME itself, so
+        # "question" is edge.resolved.pwtest and "collectedQuestions" starts with the client's
+        # name: the connection must carry the client's name and the chain.
+        name, edge = f"chain.resolved.{d.ZONE}", f"edge.resolved.{d.ZONE}"
+        self.push(fr.query_result(name, [INTERNET_V4], cnames=[edge]))
+        self.connect_until_named(INTERNET_V4, name, cnames=[edge])
+        type(self).answers_confirmed += 1
+
+    def test_own_answer_wins_over_resolved(self):
+        # other-client resolves alt.pwtest (10.77.0.3) through our nameserver and waits; then
+        # resolved reports another name for the same address, more recent; other-client's
+        # connection must still carry its own name, while the probe's carries resolved's.
+        program = _PROGRAMS.other
+        process = self.world.spawn("client", [program, f"alt.{d.ZONE}", ECHO_PORT, "--wait",
+                                              "--source-port", next(_PORTS)],
+                                   stdin=subprocess.PIPE)
+        self.addCleanup(lambda: process.poll() is None and process.kill())
+        reader = LineReader(process)
+        resolved = reader.line()
+        self.assertEqual(resolved.get("outcome"), "ok", f"{resolved}\n{self.daemon.describe()}")
+        self.assertEqual(resolved.get("addresses"), [INTERNET_V4_ALT], f"{resolved}")
+        events = self.dns_events(f"alt.{d.ZONE}", "A", pid=resolved["pid"])
+        self.assertEqual(events[0].get("scope"), str(program), f"{events[0]}")
+
+        name = f"newer.resolved.{d.ZONE}"
+        self.push(fr.query_result(name, [INTERNET_V4_ALT]))
+        self.connect_until_named(INTERNET_V4_ALT, name,
+                                 what="the connection of a process without an answer")
+        type(self).answers_confirmed += 1
+
+        process.stdin.write(b"go\n")
+        process.stdin.flush()
+        connected = reader.line()
+        process.wait(timeout=15)
+        self.assertEqual(connected.get("outcome"), "ok", f"{connected}")
+        decided = self.decided_event(connected["localPort"], INTERNET_V4_ALT,
+                                     what="other-client's connection")
+        context = json.dumps(decided)
+        self.assertEqual((decided.get("process") or {}).get("executable"), str(program), context)
+        self.assertEqual(normalize(decided.get("domain")), f"alt.{d.ZONE}",
+                         f"a process's own answer comes before resolved's\n{context}")
+
+    def test_malformed_messages_are_skipped(self):
+        fake = type(self).resolved
+        subscriptions = len(fake.subscriptions())
+        key = {"class": 1, "type": 1, "name": f"garbage.resolved.{d.ZONE}"}
+        malformed = [
+            "this is not JSON",
+            '{"parameters":{"state":"success","question":[{"name":5}]},"continues":true}',
+            # An A record with three address bytes.
+            {"parameters": {"state": "success", "question": [key],
+                            "answer": [{"rr": {"key": key, "address": [10, 77, 0]}}]},
+             "continues": True},
+            '{"parameters":' + "[" * 100 + "]" * 100 + ',"continues":true}',
+        ]
+        for message in malformed:
+            self.push(message)
+            type(self).malformed_pushed += 1
+        # Well-formed, but nothing to remember: a failed lookup and a success without addresses.
+        self.push(fr.failed_result(f"missing.resolved.{d.ZONE}"))
+        self.push(fr.query_result(f"empty.resolved.{d.ZONE}", []))
+        name = f"after-garbage.resolved.{d.ZONE}"
+        self.push(fr.query_result(name, [INTERNET_V4_ALT]))
+        self.connect_until_named(INTERNET_V4_ALT, name)
+        type(self).answers_confirmed += 1
+        self.assertEqual(len(fake.subscriptions()), subscriptions,
+                         "the same subscription carried on after the bad messages")
+        self.assertEqual(fake.subscriber_count(), 1)
+
+    def test_subscribes_again_when_resolved_comes_back(self):
+        fake = type(self).resolved
+        fake.wait_for_subscriptions(1)
+        # resolved goes away: the daemon reads EOF, keeps running and keeps answering.
+        fake.stop()
+        self.assert_still_answering()
+        # ... and comes back at the same path: the daemon's next try (every 5 s) subscribes.
+        restarted = type(self).resolved = self.start_fake()
+        try:
+            requests = restarted.wait_for_subscriptions(1, timeout=RESUBSCRIBE_TIMEOUT)
+        except fr.FakeResolvedError as error:
+            raise AssertionError(f"no new subscription within {RESUBSCRIBE_TIMEOUT}s of "
+                                 f"resolved's return\n{error}\n{self.daemon.describe()}") from None
+        self.assertEqual(requests[0].get("method"), fr.SUBSCRIBE_METHOD, f"{requests}")
+        self.assertIs(requests[0].get("more"), True, f"{requests}")
+        name = f"again.resolved.{d.ZONE}"
+        self.push(fr.query_result(name, [INTERNET_V4_ALT]))
+        self.connect_until_named(INTERNET_V4_ALT, name)
+        type(self).answers_confirmed += 1
 
 
 if __name__ == "__main__":

@@ -174,6 +174,8 @@ std::vector<std::string> expected_nat(const PrintedFamily& family) {
     return {
         "-A OUTPUT -p udp -m udp --dport 53 -m mark --mark 0x707 -j DNAT --to-destination " +
             std::string(family.nameserver),
+        "-A OUTPUT -p tcp -m tcp --dport 53 -m mark --mark 0x707 -j DNAT --to-destination " +
+            std::string(family.nameserver),
         "-A OUTPUT -p tcp -m mark --mark 0x6b5" + tunnel,
         "-A OUTPUT -p udp -m mark --mark 0x6b5" + tunnel,
     };

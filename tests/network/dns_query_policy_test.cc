@@ -182,6 +182,21 @@ TEST_F(DnsQueryPolicyTest, RulesAndTheCanaryShapeThePlan) {
     EXPECT_EQ(memory_.size(), 0U);
 }
 
+TEST_F(DnsQueryPolicyTest, ATrackerBehindAnAliasIsBlockedWhenTheAnswerShowsIt) {
+    settings_.endpoints = {*firewall::parse_endpoint_rule("- .tracker.example")};
+    const dns::Query query = query_for("metrics.shop.example");
+    dns::QueryPlan plan = policy_.plan(client_query(query));
+    ASSERT_EQ(plan.action, dns::QueryAction::Resolve);
+    const dns::Answer cloaked = answer_with({web_}, {"x.tracker.example"});
+    policy_.review(client_query(query), plan, cloaked);
+    EXPECT_EQ(plan.action, dns::QueryAction::Block);
+    EXPECT_NE(plan.reason.find(".tracker.example"), std::string::npos);
+    dns::QueryPlan other = policy_.plan(client_query(query));
+    const dns::Answer plain = answer_with({web_}, {"cdn.example.net"});
+    policy_.review(client_query(query), other, plain);
+    EXPECT_EQ(other.action, dns::QueryAction::Resolve);
+}
+
 TEST_F(DnsQueryPolicyTest, FailuresAreReportedWithWhatTheUpstreamsDid) {
     const dns::Query query = query_for("down.example");
     const dns::QueryPlan plan = policy_.plan(client_query(query));

@@ -230,15 +230,15 @@ namespace {
 class OneProcessAttributor final : public Attributor {
 public:
     explicit OneProcessAttributor(std::string identity) {
-        process_.pid = 4242;
-        process_.executable = identity;
-        process_.identity = std::move(identity);
-        process_.source = "ebpf";
+        process.pid = 4242;
+        process.executable = identity;
+        process.identity = std::move(identity);
+        process.source = "ebpf";
     }
     Attribution attribute(const firewall::ConnectionFacts& /*connection*/) override {
-        return {.process = process_, .worth_retrying = false};
+        return {.process = process, .worth_retrying = false};
     }
-    firewall::ProcessFacts process_;
+    firewall::ProcessFacts process;
 };
 
 class PacketProcessorDnsTest : public ::testing::Test {
