@@ -645,7 +645,8 @@ class Portwarden(Config):
                                       "dns": {"nameservers": [f"dns://{SERVER_V4}"]}}) + "\n")
         events_path = self.events_path(world)
         events_path.unlink(missing_ok=True)
-        argv = [str(self.binary), "run", "--config", str(config)]
+        # Never the host's systemd-resolved: nothing here resolves names.
+        argv = [str(self.binary), "run", "--config", str(config), "--resolved-monitor", "off"]
         if events:
             argv += ["--events", str(events_path)]
         if self.attribution is not None:

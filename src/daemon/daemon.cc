@@ -286,7 +286,7 @@ Status Daemon::set_up_dns() {
     resolver_options.upstreams = upstreams_;
     auto resolver = dns::Resolver::create(io_, std::move(resolver_options), clock_);
     if (!resolver) {
-        return fail("dns/nameservers: " + resolver.error().message());
+        return std::unexpected(resolver.error()); // names dns/nameservers itself
     }
     resolver_ = std::move(*resolver);
     dns_policy_ = std::make_unique<network::DnsQueryPolicy>(

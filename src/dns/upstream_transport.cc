@@ -1,6 +1,9 @@
 #include "dns/upstream_transport.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 #include <type_traits>
@@ -84,13 +87,18 @@ Result<std::shared_ptr<asio::ssl::context>> make_tls_context(const Upstream& ups
             error);
     }
     if (upstream.ca_file) {
+        const std::string what = "dns/nameservers: cannot load the CA file '" +
+                                 upstream.ca_file->string() + "' given as verify= in '" +
+                                 upstream.url + "'";
+        // The OS's reason first ("No such file or directory"): OpenSSL's says less.
+        if (::access(upstream.ca_file->c_str(), R_OK) != 0) {
+            return fail_errno(what, errno);
+        }
         // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `error`.
         context->load_verify_file(upstream.ca_file->string(), error);
         if (error) {
-            return network_error("dns/nameservers: cannot load the CA file '" +
-                                     upstream.ca_file->string() + "' given as verify= in '" +
-                                     upstream.url + "'",
-                                 error);
+            // Boost's message carries OpenSSL's reason ("no certificate or crl found").
+            return fail(what + ": " + error.message());
         }
     } else {
         // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `error`.

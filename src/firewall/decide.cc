@@ -270,9 +270,10 @@ template <typename Matches>
 QueryDecision decide_names(const FilterSettings& settings, std::string_view name, bool listed,
                            const Matches& matches) {
     if (settings.prevent_bypassing == PreventBypassing::On) {
-        const DomainPattern canary{.match = DomainMatch::Exact,
-                                   .pattern = std::string(kFirefoxDohCanary)};
-        if (canary.matches(name)) {
+        // Static: this runs for every query, and the pattern never changes.
+        static const DomainPattern kCanary{.match = DomainMatch::Exact,
+                                           .pattern = std::string(kFirefoxDohCanary)};
+        if (kCanary.matches(name)) {
             return {.action = QueryAction::NxDomain,
                     .reason = "prevent bypassing: Firefox DNS-over-HTTPS canary"};
         }

@@ -52,8 +52,8 @@ struct Decision {
 // What the nameserver does with a query.
 enum class QueryAction : std::uint8_t {
     Resolve,  // ask upstream and answer
-    Block,    // answer 0.0.0.17 / ::17 for A / AAAA (NXDOMAIN for other types), which decide()
-              // blocks if the application connects anyway
+    Block,    // answer 0.0.0.17 / ::17 for A / AAAA (NOERROR without records for other types),
+              // which decide() blocks if the application connects anyway
     NxDomain, // answer NXDOMAIN
 };
 

@@ -599,7 +599,8 @@ class World:
         stdout_path = directory / "stdout.log"
         with open(stderr_path, "wb") as stderr, open(stdout_path, "wb") as stdout:
             process = self.spawn("client", [self.portwarden_bin, "run", "--config", config_path,
-                                            "--events", events_path, *extra_args],
+                                            "--events", events_path,
+                                            *hermetic_args(extra_args)],
                                  stdout=stdout, stderr=stderr)
         daemon = Daemon(self, process, directory, config_path, events_path, stderr_path)
         self.daemons.append(daemon)
@@ -676,6 +677,16 @@ class World:
 
 CGROUP2_CANDIDATES = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 _CGROUP_NAME = re.compile(r"^pwt-(\d+)-[0-9a-f]+$")
+
+
+def hermetic_args(extra_args):
+    """`extra_args`, plus `--resolved-monitor off` unless they name a monitor socket: a daemon
+    under test must not subscribe to the host's systemd-resolved (its answers would label the
+    test's connections)."""
+    extra_args = list(extra_args)
+    if "--resolved-monitor" not in extra_args:
+        extra_args += ["--resolved-monitor", "off"]
+    return extra_args
 
 
 def with_test_upstream(config):
@@ -864,7 +875,8 @@ def start_daemon_seeing_host_mounts(world, config, extra_args=(), wait=True, tim
     with open(stderr_path, "wb") as stderr, open(stdout_path, "wb") as stdout:
         process = world.spawn("client", ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--",
                                          world.portwarden_bin, "run", "--config", config_path,
-                                         "--events", events_path, *extra_args],
+                                         "--events", events_path,
+                                         *hermetic_args(extra_args)],
                               stdout=stdout, stderr=stderr)
     daemon = Daemon(world, process, directory, config_path, events_path, stderr_path)
     world.daemons.append(daemon)
