@@ -15,6 +15,7 @@
 #include "daemon/daemon.h"
 #include "dns/resolved_monitor.h"
 #include "interception/rule_set.h"
+#include "profile/config_file.h"
 
 namespace {
 
@@ -28,14 +29,32 @@ const char* family_name(pw::IpFamily family) {
 // but do not fail the command, as a system without IPv6 is common.
 enum class RuleChange : std::uint8_t { Apply, Remove };
 
-int change_rules(RuleChange change) {
+// The config whose dns/listenAddress the rules redirect to: `--config FILE`, else the default
+// file if it exists, else the built-in defaults. A bad file is reported; nullopt then.
+std::optional<pw::profile::Config> rules_config(const std::string& config_path) {
+    std::filesystem::path path = config_path;
+    if (path.empty()) {
+        if (!std::filesystem::exists(kDefaultConfigPath)) {
+            return pw::profile::Config{};
+        }
+        path = kDefaultConfigPath;
+    }
+    auto loaded = pw::profile::load_config_file(path);
+    if (!loaded) {
+        std::cerr << "portwarden iptables: " << loaded.error().message() << "\n";
+        return std::nullopt;
+    }
+    return std::move(*loaded);
+}
+
+int change_rules(RuleChange change, const pw::profile::Config& config) {
     const bool apply = change == RuleChange::Apply;
     if (::geteuid() != 0) {
         std::cerr << "portwarden iptables: needs root (CAP_NET_ADMIN)\n";
         return 1;
     }
     pw::interception::IptablesBinaryRunner runner;
-    pw::interception::RuleSet rules(runner);
+    pw::interception::RuleSet rules(runner, pw::daemon::redirect_targets(config));
     const auto outcomes = apply ? rules.apply() : rules.remove();
     int exit_code = 0;
     for (const auto& outcome : outcomes) {
@@ -57,11 +76,12 @@ int change_rules(RuleChange change) {
     return exit_code;
 }
 
-int show_rules() {
+int show_rules(const pw::profile::Config& config) {
+    const auto targets = pw::daemon::redirect_targets(config);
     for (const pw::IpFamily family : {pw::IpFamily::V4, pw::IpFamily::V6}) {
         std::cout << "# " << (family == pw::IpFamily::V4 ? "iptables-restore" : "ip6tables-restore")
                   << " --noflush\n"
-                  << pw::interception::render_rules(family) << "\n";
+                  << pw::interception::render_rules(family, targets) << "\n";
     }
     return 0;
 }
@@ -105,6 +125,11 @@ int run_command_line(int argc, char** argv) {
 
     auto* iptables = app.add_subcommand("iptables", "Show, install or remove the kernel rules");
     iptables->require_subcommand(1);
+    std::string rules_config_path;
+    iptables->add_option("--config", rules_config_path,
+                         "JSON config whose dns/listenAddress the astray-DNS rules redirect to "
+                         "(default: " +
+                             std::string(kDefaultConfigPath) + " if it exists)");
     auto* show = iptables->add_subcommand("show", "Print the rules without applying them");
     auto* apply = iptables->add_subcommand("apply", "Install the rules (idempotent)");
     auto* remove = iptables->add_subcommand(
@@ -135,14 +160,15 @@ int run_command_line(int argc, char** argv) {
         }
         return pw::daemon::run(options);
     }
-    if (*show) {
-        return show_rules();
-    }
-    if (*apply) {
-        return change_rules(RuleChange::Apply);
-    }
-    if (*remove) {
-        return change_rules(RuleChange::Remove);
+    if (*show || *apply || *remove) {
+        const auto config = rules_config(rules_config_path);
+        if (!config) {
+            return 2; // the config was refused (as `portwarden run` would: kExitBadConfig)
+        }
+        if (*show) {
+            return show_rules(*config);
+        }
+        return change_rules(*apply ? RuleChange::Apply : RuleChange::Remove, *config);
     }
     if (*version) {
         std::cout << "portwarden " << PW_VERSION << "\n";

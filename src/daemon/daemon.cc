@@ -68,21 +68,6 @@ constexpr auto kExpiryInterval = std::chrono::seconds(1);
 constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
 
-// Where the nat rules send astray DNS queries (mark 1799): the first nameserver endpoint of
-// each IP version.
-interception::RedirectTargets redirect_targets(const firewall::DnsInterception& dns) {
-    interception::RedirectTargets targets{.nameserver_v4 = "", .nameserver_v6 = ""};
-    for (const firewall::IpEndpoint& endpoint : dns.nameserver_endpoints) {
-        std::string& target =
-            endpoint.address.is_v4() ? targets.nameserver_v4 : targets.nameserver_v6;
-        if (target.empty()) {
-            target = dns::to_string(
-                dns::ListenEndpoint{.address = endpoint.address, .port = endpoint.port});
-        }
-    }
-    return targets;
-}
-
 std::string read_text_file(const std::filesystem::path& path) {
     std::ifstream file(path);
     std::ostringstream text;
@@ -112,7 +97,7 @@ public:
           signals_(io_, SIGINT, SIGTERM),
           expiry_timer_(io_),
           retry_timer_(io_),
-          rules_(runner_, redirect_targets(config_.filter.dns)) {}
+          rules_(runner_, redirect_targets(config_)) {}
 
     [[nodiscard]] Status start();
     void serve();
@@ -660,6 +645,19 @@ void Daemon::write_lifecycle(const std::string& json) {
 }
 
 } // namespace
+
+interception::RedirectTargets redirect_targets(const profile::Config& config) {
+    interception::RedirectTargets targets{.nameserver_v4 = "", .nameserver_v6 = ""};
+    for (const firewall::IpEndpoint& endpoint : config.filter.dns.nameserver_endpoints) {
+        std::string& target =
+            endpoint.address.is_v4() ? targets.nameserver_v4 : targets.nameserver_v6;
+        if (target.empty()) {
+            target = dns::to_string(
+                dns::ListenEndpoint{.address = endpoint.address, .port = endpoint.port});
+        }
+    }
+    return targets;
+}
 
 int run(const RunOptions& options) {
     const auto log = log::get("daemon");

@@ -5,6 +5,9 @@
 #include <optional>
 #include <string>
 
+#include "interception/rule_set.h"
+#include "profile/config_file.h"
+
 namespace pw::daemon {
 
 // Exit codes of `portwarden run`, documented in the README.
@@ -32,6 +35,11 @@ struct RunOptions {
     // systemd-resolved's monitor socket (issue 4); nullopt: do not subscribe.
     std::optional<std::filesystem::path> resolved_monitor;
 };
+
+// Where the nat rules send astray DNS queries (mark 1799) for this config's `dns/listenAddress`:
+// the first nameserver endpoint of each IP version, none for a version it does not listen on.
+// `portwarden run` and `portwarden iptables show|apply` must agree on it.
+[[nodiscard]] interception::RedirectTargets redirect_targets(const profile::Config& config);
 
 // Runs the firewall in the foreground until SIGINT or SIGTERM: loads the config, binds the four
 // queues, forgets the conntrack marks of earlier runs, installs the rules, decides connections,
