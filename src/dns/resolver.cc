@@ -21,6 +21,12 @@ namespace asio = boost::asio;
 // How long an upstream that failed waits behind the ones that work.
 constexpr std::chrono::seconds kFailurePenalty{30};
 
+// Rounds through the upstreams before giving up (within ResolverOptions::total_timeout) when an
+// attempt timed out: a UDP query or answer lost once (a full socket buffer under load, a dropped
+// packet) must not turn into SERVFAIL when the only upstream would answer the question asked
+// again. Upstreams that refused, failed TLS or answered SERVFAIL would say the same again.
+constexpr int kPasses = 2;
+
 struct QuestionHash {
     std::size_t operator()(const Question& question) const noexcept {
         const std::size_t kind = (std::size_t{question.type} << 16) | question.qclass;
@@ -66,6 +72,8 @@ struct Flight {
     std::vector<Resolver::Callback> waiters;
     std::vector<std::size_t> order; // indices of the upstreams, in the order they are asked
     std::size_t next = 0;           // index into `order` of the upstream being asked
+    int pass = 1;                   // rounds through `order`; see kPasses
+    bool timed_out = false;         // an attempt got no answer in time (worth asking again)
     bool over_tcp = false;          // the attempt is the TCP retry of a truncated UDP answer
     // Tells the handler of an attempt timer that fired just as its attempt ended that it is late.
     std::uint64_t attempt_serial = 0;
@@ -197,6 +205,10 @@ std::vector<std::size_t> UpstreamResolver::upstream_order() const {
 // Asks the upstream at flight->next; one that cannot even be asked (no socket) counts as failed
 // and the next is tried, until one is asked or none is left.
 void UpstreamResolver::ask_next(const std::shared_ptr<Flight>& flight) {
+    if (flight->next >= flight->order.size() && flight->timed_out && flight->pass < kPasses) {
+        ++flight->pass;
+        flight->next = 0;
+    }
     while (flight->next < flight->order.size()) {
         UpstreamState& state = upstreams_[flight->order[flight->next]];
         auto exchange = send(flight, state);
@@ -248,6 +260,7 @@ void UpstreamResolver::arm_attempt_timer(const std::shared_ptr<Flight>& flight) 
                 return;
             }
             ++counters_.timeouts;
+            alive->timed_out = true;
             upstream_failed(alive, "timed out after " + milliseconds(options_.attempt_timeout));
         });
 }

@@ -627,6 +627,21 @@ TEST_F(ResolverTest, FailsOverWhenTheFirstUpstreamIsSilent) {
     EXPECT_EQ(summary(resolver->counters()), "queries=2 timeouts=1 failovers=1");
 }
 
+TEST_F(ResolverTest, ALostAnswerIsAskedForAgainWithinTheTotalTimeout) {
+    // The only upstream drops the first query (as a full socket buffer would) and answers the
+    // second: no SERVFAIL for a single lost datagram.
+    int seen = 0;
+    const Responder answer = answer_with({"192.0.2.1"});
+    FakeUdpUpstream lossy(io_, [&seen, &answer](const ReceivedQuery& query) {
+        return ++seen == 1 ? std::vector<Bytes>{} : answer(query);
+    });
+    const auto resolver = make_resolver({lossy.url()}, milliseconds(100));
+    ASSERT_NE(resolver, nullptr);
+    EXPECT_EQ(summary(resolve(*resolver, question("www.example.com"))),
+              "NOERROR 192.0.2.1 from " + lossy.url());
+    EXPECT_EQ(summary(lossy.queries()), "www.example.com A, www.example.com A");
+}
+
 TEST_F(ResolverTest, ServfailAndRefusedMakeTheResolverAskTheNextUpstream) {
     for (const Rcode rcode : {Rcode::ServFail, Rcode::Refused}) {
         FakeUdpUpstream failing(io_, answer_rcode(rcode));
