@@ -160,7 +160,11 @@ int run_command_line(int argc, char** argv) {
         }
         return pw::daemon::run(options);
     }
-    if (*show || *apply || *remove) {
+    if (*remove) {
+        // Recovery must work whatever state the config is in: removal needs no config.
+        return change_rules(RuleChange::Remove, pw::profile::Config{});
+    }
+    if (*show || *apply) {
         const auto config = rules_config(rules_config_path);
         if (!config) {
             return 2; // the config was refused (as `portwarden run` would: kExitBadConfig)
@@ -168,7 +172,7 @@ int run_command_line(int argc, char** argv) {
         if (*show) {
             return show_rules(*config);
         }
-        return change_rules(*apply ? RuleChange::Apply : RuleChange::Remove, *config);
+        return change_rules(RuleChange::Apply, *config);
     }
     if (*version) {
         std::cout << "portwarden " << PW_VERSION << "\n";
