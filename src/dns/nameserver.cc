@@ -22,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "dns/asio_address.h"
 #include "dns/resolver.h"
 
 namespace pw::dns {
@@ -43,26 +44,6 @@ constexpr std::array<std::uint8_t, 4> kBlockedV4 = {0, 0, 0, 17};
 constexpr std::array<std::uint8_t, 16> kBlockedV6 = {0, 0, 0, 0, 0, 0, 0, 0,
                                                      0, 0, 0, 0, 0, 0, 0, 0x17};
 constexpr std::uint32_t kBlockedTtl = 1;
-
-asio::ip::address to_asio(const IpAddress& address) {
-    if (address.is_v4()) {
-        asio::ip::address_v4::bytes_type bytes{};
-        std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
-        return asio::ip::address_v4(bytes);
-    }
-    asio::ip::address_v6::bytes_type bytes{};
-    std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
-    return asio::ip::address_v6(bytes);
-}
-
-IpAddress from_asio(const asio::ip::address& address) {
-    if (address.is_v4()) {
-        const auto bytes = address.to_v4().to_bytes();
-        return IpAddress::from_v4_bytes(std::span<const std::uint8_t, 4>(bytes));
-    }
-    const auto bytes = address.to_v6().to_bytes();
-    return IpAddress::from_v6_bytes(std::span<const std::uint8_t, 16>(bytes));
-}
 
 // The client of a datagram, from the kernel's sockaddr.
 bool read_client(const sockaddr_storage& storage, IpAddress& address, std::uint16_t& port) {
@@ -150,9 +131,11 @@ struct ReplyRoute {
 };
 
 struct UdpListener {
-    UdpListener(asio::io_context& io, ListenEndpoint where) : socket(io), endpoint(where) {}
+    UdpListener(asio::io_context& io, ListenEndpoint where, std::size_t position)
+        : socket(io), endpoint(where), index(position) {}
     asio::ip::udp::socket socket;
     ListenEndpoint endpoint;
+    std::size_t index; // in NameserverImpl::udp_, for answers sent later
     // recvmmsg()/sendmmsg() state, reused for every batch.
     std::array<std::array<std::uint8_t, kMaxQueryDatagram>, kUdpBatch> buffers{};
     std::array<sockaddr_storage, kUdpBatch> clients{};
@@ -248,7 +231,7 @@ Status NameserverImpl::bind(std::span<const ListenEndpoint> endpoints) {
     for (ListenEndpoint endpoint : endpoints) {
         const asio::ip::address address = to_asio(endpoint.address);
         const std::string where = to_string(endpoint);
-        auto udp = std::make_unique<UdpListener>(io_, endpoint);
+        auto udp = std::make_unique<UdpListener>(io_, endpoint, udp_.size());
         // Asio's error_code overloads return the error too: each chain stops at the first.
         boost::system::error_code error;
         const asio::ip::udp::endpoint udp_endpoint(address, endpoint.port);
@@ -326,10 +309,6 @@ void NameserverImpl::wait_udp(UdpListener& listener) {
 
 void NameserverImpl::on_udp_readable(UdpListener& listener) {
     const int fd = listener.socket.native_handle();
-    const std::size_t udp_index = static_cast<std::size_t>(
-        std::ranges::find_if(
-            udp_, [&listener](const auto& candidate) { return candidate.get() == &listener; }) -
-        udp_.begin());
     for (int batch = 0; batch < kMaxBatchesPerWakeup; ++batch) {
         for (std::size_t index = 0; index < kUdpBatch; ++index) {
             listener.in_headers[index] = {};
@@ -363,7 +342,7 @@ void NameserverImpl::on_udp_readable(UdpListener& listener) {
                                              listener.endpoint, message, oversized, reply, [&] {
                                                  ReplyRoute route;
                                                  route.transport = ClientTransport::Udp;
-                                                 route.udp_listener = udp_index;
+                                                 route.udp_listener = listener.index;
                                                  route.client = listener.clients[slot];
                                                  route.client_length = header.msg_hdr.msg_namelen;
                                                  return route;

@@ -25,6 +25,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
+#include "dns/asio_address.h"
+
 namespace pw::dns {
 namespace {
 
@@ -37,17 +39,6 @@ constexpr std::size_t kHeaderSize = 12;
 constexpr std::size_t kMaxMessageSize = 65535;
 // Random IDs to try before giving up on a socket that has nearly every ID in flight.
 constexpr int kIdAttempts = 64;
-
-asio::ip::address to_asio(const IpAddress& address) {
-    if (address.is_v4()) {
-        asio::ip::address_v4::bytes_type bytes{};
-        std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
-        return asio::ip::address_v4(bytes);
-    }
-    asio::ip::address_v6::bytes_type bytes{};
-    std::memcpy(bytes.data(), address.bytes().data(), bytes.size());
-    return asio::ip::address_v6(bytes);
-}
 
 // Closing fails only for a socket that is not open, which leaves nothing to do either way.
 template <typename Socket>

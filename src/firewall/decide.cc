@@ -85,14 +85,6 @@ bool is_icmp(const ConnectionFacts& connection) {
     return connection.protocol == protocol::kIcmp || connection.protocol == protocol::kIcmpV6;
 }
 
-bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,
-                            std::uint16_t port) {
-    return std::ranges::any_of(settings.dns.nameserver_endpoints,
-                               [&address, port](const IpEndpoint& endpoint) {
-                                   return endpoint.port == port && endpoint.address == address;
-                               });
-}
-
 // Step 2: the daemon's own sockets. Inbound only from this host: a remote machine reaching a
 // portwarden socket is an ordinary inbound connection (and a nameserver query is step 3).
 std::optional<Outcome> own_connection(const ConnectionFacts& connection) {
@@ -312,6 +304,14 @@ QueryDecision decide_names(const FilterSettings& settings, std::string_view name
 }
 
 } // namespace
+
+bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,
+                            std::uint16_t port) {
+    return std::ranges::any_of(settings.dns.nameserver_endpoints,
+                               [&address, port](const IpEndpoint& endpoint) {
+                                   return endpoint.port == port && endpoint.address == address;
+                               });
+}
 
 Decision decide(const FilterSettings& settings, const ConnectionFacts& connection) {
     if (const auto reason = infrastructure_reason(connection)) {

@@ -49,6 +49,10 @@ struct Decision {
 //     never become reachable), and reroutes are always remembered by the kernel.
 [[nodiscard]] Decision decide(const FilterSettings& settings, const ConnectionFacts& connection);
 
+// Whether `address`:`port` is one of portwarden's nameserver endpoints (`dns/listenAddress`).
+[[nodiscard]] bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,
+                                          std::uint16_t port);
+
 // What the nameserver does with a query.
 enum class QueryAction : std::uint8_t {
     Resolve,  // ask upstream and answer

@@ -1,7 +1,5 @@
 #include "network/packet_processor.h"
 
-#include <algorithm>
-
 #include "firewall/decide.h"
 #include "network/dns_query_policy.h"
 #include "packet/packet_parser.h"
@@ -111,11 +109,7 @@ void PacketProcessor::remember_dns_client(const firewall::ConnectionFacts& facts
     const bool to_our_nameserver =
         decision.verdict == packet::Verdict::RerouteToNameserver ||
         (decision.verdict == packet::Verdict::Accept &&
-         std::ranges::any_of(settings_.dns.nameserver_endpoints,
-                             [&facts](const firewall::IpEndpoint& endpoint) {
-                                 return endpoint.port == facts.remote_port &&
-                                        endpoint.address == facts.remote_address;
-                             }));
+         firewall::is_nameserver_endpoint(settings_, facts.remote_address, facts.remote_port));
     if (!to_our_nameserver) {
         return;
     }
