@@ -1031,7 +1031,7 @@ public:
 private:
     static pw::network::Attribution nobody() {
         pw::firewall::ProcessFacts facts;
-        facts.kind = "unidentified";
+        facts.kind = pw::firewall::ProcessKind::Unidentified;
         return {.process = std::move(facts), .worth_retrying = true};
     }
 
@@ -1147,7 +1147,9 @@ Stats stats_of(std::vector<double> latencies) {
 void score(const pw::network::Attribution& answer, pid_t client, std::uint16_t port, Row& row) {
     if (!answer.process || answer.process->pid <= 0) {
         ++row.unattributed;
-        ++row.answers[answer.process ? answer.process->kind : std::string("no-answer")];
+        ++row.answers[answer.process
+                          ? std::string(pw::firewall::process_kind_name(answer.process->kind))
+                          : std::string("no-answer")];
         return;
     }
     const pw::firewall::ProcessFacts& facts = *answer.process;

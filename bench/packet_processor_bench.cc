@@ -46,10 +46,12 @@ BENCHMARK(parse_syn);
 // that do not match stand before the default action.
 void new_connection(benchmark::State& state) {
     pw::firewall::FilterSettings settings;
+    pw::firewall::RuleList rules;
     for (std::int64_t index = 0; index < state.range(0); ++index) {
-        settings.endpoints.push_back(*pw::firewall::parse_endpoint_rule(
+        rules.push_back(*pw::firewall::parse_endpoint_rule(
             "- 192.168." + std::to_string(index % 256) + ".0/24 tcp/" + std::to_string(1 + index)));
     }
+    settings.endpoints.global = std::make_shared<const pw::firewall::RuleList>(std::move(rules));
     pw::network::ConnectionTable table;
     pw::network::NullEventSink events;
     pw::SteadyClock clock;

@@ -12,10 +12,10 @@
 #include <CLI/CLI.hpp>
 
 #include "common/log.h"
+#include "config/config_file.h"
 #include "daemon/daemon.h"
 #include "dns/resolved_monitor.h"
 #include "interception/rule_set.h"
-#include "profile/config_file.h"
 
 namespace {
 
@@ -31,15 +31,15 @@ enum class RuleChange : std::uint8_t { Apply, Remove };
 
 // The config whose dns/listenAddress the rules redirect to: `--config FILE`, else the default
 // file if it exists, else the built-in defaults. A bad file is reported; nullopt then.
-std::optional<pw::profile::Config> rules_config(const std::string& config_path) {
+std::optional<pw::config::Config> rules_config(const std::string& config_path) {
     std::filesystem::path path = config_path;
     if (path.empty()) {
         if (!std::filesystem::exists(kDefaultConfigPath)) {
-            return pw::profile::Config{};
+            return pw::config::Config{};
         }
         path = kDefaultConfigPath;
     }
-    auto loaded = pw::profile::load_config_file(path);
+    auto loaded = pw::config::load_config_file(path);
     if (!loaded) {
         std::cerr << "portwarden iptables: " << loaded.error().message() << "\n";
         return std::nullopt;
@@ -47,7 +47,7 @@ std::optional<pw::profile::Config> rules_config(const std::string& config_path) 
     return std::move(*loaded);
 }
 
-int change_rules(RuleChange change, const pw::profile::Config& config) {
+int change_rules(RuleChange change, const pw::config::Config& config) {
     const bool apply = change == RuleChange::Apply;
     if (::geteuid() != 0) {
         std::cerr << "portwarden iptables: needs root (CAP_NET_ADMIN)\n";
@@ -76,7 +76,7 @@ int change_rules(RuleChange change, const pw::profile::Config& config) {
     return exit_code;
 }
 
-int show_rules(const pw::profile::Config& config) {
+int show_rules(const pw::config::Config& config) {
     const auto targets = pw::daemon::redirect_targets(config);
     for (const pw::IpFamily family : {pw::IpFamily::V4, pw::IpFamily::V6}) {
         std::cout << "# " << (family == pw::IpFamily::V4 ? "iptables-restore" : "ip6tables-restore")
@@ -162,7 +162,7 @@ int run_command_line(int argc, char** argv) {
     }
     if (*remove) {
         // Recovery must work whatever state the config is in: removal needs no config.
-        return change_rules(RuleChange::Remove, pw::profile::Config{});
+        return change_rules(RuleChange::Remove, pw::config::Config{});
     }
     if (*show || *apply) {
         const auto config = rules_config(rules_config_path);

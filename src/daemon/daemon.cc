@@ -18,6 +18,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "config/config_file.h"
 #include "dns/ip_domain_memory.h"
 #include "dns/nameserver.h"
 #include "dns/resolv_conf.h"
@@ -35,7 +36,6 @@
 #include "packet/verdict.h"
 #include "process/inode_pid_index.h"
 #include "process/process_registry.h"
-#include "profile/config_file.h"
 #include "state/bpf/socket_owner_records.h"
 #include "state/proc_net_socket_table.h"
 #include "state/sock_diag_socket_table.h"
@@ -88,7 +88,7 @@ struct QueueBinding {
 // thread only (the one that calls serve()).
 class Daemon {
 public:
-    Daemon(profile::Config config, std::unique_ptr<network::EventSink> events,
+    Daemon(config::Config config, std::unique_ptr<network::EventSink> events,
            network::JsonLinesEventWriter* lifecycle_writer, RunOptions options)
         : config_(std::move(config)),
           options_(std::move(options)),
@@ -124,7 +124,7 @@ private:
     [[nodiscard]] std::string stats_json() const;
 
     std::shared_ptr<spdlog::logger> log_ = log::get("daemon");
-    profile::Config config_;
+    config::Config config_;
     RunOptions options_;
     SteadyClock clock_;
     network::ConnectionTable table_;
@@ -646,7 +646,7 @@ void Daemon::write_lifecycle(const std::string& json) {
 
 } // namespace
 
-interception::RedirectTargets redirect_targets(const profile::Config& config) {
+interception::RedirectTargets redirect_targets(const config::Config& config) {
     interception::RedirectTargets targets{.nameserver_v4 = "", .nameserver_v6 = ""};
     for (const firewall::IpEndpoint& endpoint : config.filter.dns.nameserver_endpoints) {
         std::string& target =
@@ -661,9 +661,9 @@ interception::RedirectTargets redirect_targets(const profile::Config& config) {
 
 int run(const RunOptions& options) {
     const auto log = log::get("daemon");
-    profile::Config config;
+    config::Config config;
     if (options.config_path) {
-        auto loaded = profile::load_config_file(*options.config_path);
+        auto loaded = config::load_config_file(*options.config_path);
         if (!loaded) {
             log->error("config_refused {}", loaded.error().message());
             return kExitBadConfig;

@@ -5,8 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "config/config_file.h"
 #include "interception/rule_set.h"
-#include "profile/config_file.h"
 
 namespace pw::daemon {
 
@@ -39,7 +39,7 @@ struct RunOptions {
 // Where the nat rules send astray DNS queries (mark 1799) for this config's `dns/listenAddress`:
 // the first nameserver endpoint of each IP version, none for a version it does not listen on.
 // `portwarden run` and `portwarden iptables show|apply` must agree on it.
-[[nodiscard]] interception::RedirectTargets redirect_targets(const profile::Config& config);
+[[nodiscard]] interception::RedirectTargets redirect_targets(const config::Config& config);
 
 // Runs the firewall in the foreground until SIGINT or SIGTERM: loads the config, binds the four
 // queues, forgets the conntrack marks of earlier runs, installs the rules, decides connections,

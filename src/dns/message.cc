@@ -235,7 +235,8 @@ bool append_name_wire(std::string_view text, std::vector<std::uint8_t>& out) {
                     }
                     byte = static_cast<std::uint8_t>(value);
                     position += 3;
-                } else if (position < text.size()) {
+                } else if (position < text.size() && !is_digit(text[position])) {
+                    // \X escapes X; a digit after the backslash must start \DDD (RFC 1035 5.1).
                     byte = static_cast<std::uint8_t>(text[position++]);
                 } else {
                     return false;
@@ -255,6 +256,27 @@ bool append_name_wire(std::string_view text, std::vector<std::uint8_t>& out) {
     out.push_back(0);
     return out.size() - name_start <= kMaxNameWireLength;
 }
+
+} // namespace
+
+std::optional<std::string> normalize_name(std::string_view text) {
+    if (text.empty()) {
+        return std::string();
+    }
+    std::vector<std::uint8_t> wire;
+    if (!append_name_wire(text, wire)) {
+        return std::nullopt;
+    }
+    const auto extent = scan_name(wire, 0);
+    if (!extent) {
+        return std::nullopt;
+    }
+    std::string name;
+    write_name_text(wire, 0, extent->text_length, name);
+    return name;
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Queries.

@@ -73,6 +73,14 @@ struct Question {
     friend bool operator==(const Question&, const Question&) = default;
 };
 
+// The one normal form of a domain name in portwarden (Question::name): a name in presentation
+// form ("WWW.Example.com.", "a\\.b.example", "x\\032y") becomes lower case, without the trailing
+// dot, with bytes outside letters, digits, '-' and '_' as \DDD. Every name that enters from
+// outside (client queries, systemd-resolved's answers, rules) goes through this form, so two
+// spellings of one name always compare equal. nullopt for text that is not a name (empty labels,
+// labels over 63 bytes, over 255 bytes on the wire, broken escapes). "." and "" are the root, "".
+[[nodiscard]] std::optional<std::string> normalize_name(std::string_view text);
+
 // A client's query, parsed. `question_wire` points into the bytes given to parse_query() and is
 // valid only as long as they are.
 struct Query {

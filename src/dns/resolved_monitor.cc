@@ -111,90 +111,6 @@ bool nesting_within(std::string_view text, int limit) {
     return true;
 }
 
-bool is_plain_name_byte(unsigned char byte) {
-    return (byte >= 'a' && byte <= 'z') || (byte >= '0' && byte <= '9') || byte == '-' ||
-           byte == '_';
-}
-
-void append_name_byte(std::string& out, unsigned char byte) {
-    if (byte >= 'A' && byte <= 'Z') {
-        byte = static_cast<unsigned char>(byte - 'A' + 'a');
-    }
-    if (is_plain_name_byte(byte)) {
-        out.push_back(static_cast<char>(byte));
-        return;
-    }
-    out.push_back('\\');
-    out.push_back(static_cast<char>('0' + byte / 100));
-    out.push_back(static_cast<char>('0' + byte / 10 % 10));
-    out.push_back(static_cast<char>('0' + byte % 10));
-}
-
-// Reads one label byte of resolved's text form at text[i], which escapes '.' and '\' with a
-// backslash and other odd bytes as \DDD (systemd's dns_label_escape). Advances `i` past it.
-std::optional<unsigned char> read_name_byte(std::string_view text, std::size_t& i) {
-    if (text[i] != '\\') {
-        return static_cast<unsigned char>(text[i++]);
-    }
-    if (i + 1 >= text.size()) {
-        return std::nullopt;
-    }
-    const auto is_digit = [](char c) {
-        return c >= '0' && c <= '9';
-    };
-    if (!is_digit(text[i + 1])) {
-        const char escaped = text[i + 1];
-        i += 2;
-        return static_cast<unsigned char>(escaped);
-    }
-    if (i + 3 >= text.size() || !is_digit(text[i + 2]) || !is_digit(text[i + 3])) {
-        return std::nullopt;
-    }
-    const int value = (text[i + 1] - '0') * 100 + (text[i + 2] - '0') * 10 + (text[i + 3] - '0');
-    if (value > 255) {
-        return std::nullopt;
-    }
-    i += 4;
-    return static_cast<unsigned char>(value);
-}
-
-// resolved's text form of a name -> ours (Question::name): lower case, no trailing dot, bytes
-// other than letters, digits, '-' and '_' as \DDD. nullopt for names that are not names (empty
-// labels, labels over 63 bytes, over 255 bytes in all, broken escapes).
-std::optional<std::string> normalize_name(std::string_view text) {
-    if (text == ".") {
-        return std::string();
-    }
-    std::string out;
-    std::size_t label_length = 0;
-    std::size_t wire_length = 1; // the root label
-    std::size_t i = 0;
-    while (i < text.size()) {
-        if (text[i] == '.') {
-            if (label_length == 0) {
-                return std::nullopt;
-            }
-            ++i;
-            if (i == text.size()) {
-                break; // the trailing dot of an absolute name
-            }
-            out.push_back('.');
-            label_length = 0;
-            continue;
-        }
-        const auto byte = read_name_byte(text, i);
-        if (!byte) {
-            return std::nullopt;
-        }
-        wire_length += label_length == 0 ? 2 : 1;
-        if (++label_length > kMaxLabelLength || wire_length > kMaxNameWireLength) {
-            return std::nullopt;
-        }
-        append_name_byte(out, *byte);
-    }
-    return out;
-}
-
 // RFC 4648 section 4, padding optional; nullopt on any other character.
 std::optional<std::vector<std::uint8_t>> decode_base64(std::string_view text) {
     while (!text.empty() && text.back() == '=') {
@@ -301,6 +217,7 @@ Result<std::string> parse_name(const Json* value, std::string_view what) {
     if (text == nullptr) {
         return fail(std::string(what) + ": not a string");
     }
+    // The one normal form, as for names in client queries (dns/message.h).
     auto name = normalize_name(*text);
     if (!name) {
         return fail(std::string(what) + ": not a domain name");

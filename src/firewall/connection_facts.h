@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/ip_address.h"
@@ -10,11 +11,37 @@
 
 namespace pw::firewall {
 
+// Who a connection belongs to: an ordinary process, or one of the special identities. A closed
+// set: the decision core branches on it, and a misspelt string would compile and silently
+// change verdicts.
+enum class ProcessKind : std::uint8_t {
+    Process,      // an ordinary process, found through its socket
+    Kernel,       // kernel-owned sockets (inode 0) and kernel threads
+    Unidentified, // outbound, but no process holds the socket (any more, or yet)
+    Unsolicited,  // inbound to no listening socket
+    Portwarden,   // the firewall itself (its resolver, its API)
+};
+
+// "process", "kernel", "unidentified", "unsolicited", "portwarden": the names of the event stream.
+[[nodiscard]] constexpr std::string_view process_kind_name(ProcessKind kind) {
+    switch (kind) {
+        case ProcessKind::Process:
+            return "process";
+        case ProcessKind::Kernel:
+            return "kernel";
+        case ProcessKind::Unidentified:
+            return "unidentified";
+        case ProcessKind::Unsolicited:
+            return "unsolicited";
+        case ProcessKind::Portwarden:
+            return "portwarden";
+    }
+    return "unidentified";
+}
+
 // Who opened the connection. Filled by process attribution (issue 3); empty until then.
 struct ProcessFacts {
-    // "process", or a special identity: "kernel", "unidentified" (outbound, no owner found),
-    // "unsolicited" (inbound to no socket), "portwarden".
-    std::string kind = "process";
+    ProcessKind kind = ProcessKind::Process;
     std::int64_t pid = -1;        // -1 for the special identities
     std::int64_t parent_pid = -1; // -1 when unknown
     std::string executable;

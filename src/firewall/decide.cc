@@ -71,10 +71,13 @@ enum class Remember : std::uint8_t {
 };
 
 // What one step of decide() concluded, before it is shaped for the kernel.
-struct Outcome {
+struct StepResult {
     Verdict verdict = Verdict::Block;
     std::string reason;
     Remember remember = Remember::PerSetting;
+    Outcome outcome = Outcome::Decided;
+    std::optional<RuleMatch>
+        rule{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
 };
 
 bool is_udp_or_tcp(const ConnectionFacts& connection) {
@@ -87,65 +90,66 @@ bool is_icmp(const ConnectionFacts& connection) {
 
 // Step 2: the daemon's own sockets. Inbound only from this host: a remote machine reaching a
 // portwarden socket is an ordinary inbound connection (and a nameserver query is step 3).
-std::optional<Outcome> own_connection(const ConnectionFacts& connection) {
-    if (!connection.process || connection.process->kind != "portwarden") {
+std::optional<StepResult> own_connection(const ConnectionFacts& connection) {
+    if (!connection.process || connection.process->kind != ProcessKind::Portwarden) {
         return std::nullopt;
     }
     if (connection.direction == Direction::Inbound && !connection.remote_address.is_loopback() &&
         connection.remote_address != connection.local_address) {
         return std::nullopt;
     }
-    return Outcome{.verdict = Verdict::Accept,
-                   .reason = "portwarden's own connection",
-                   .remember = Remember::PerSetting};
+    return StepResult{.verdict = Verdict::Accept,
+                      .reason = "portwarden's own connection",
+                      .remember = Remember::PerSetting};
 }
 
 // Steps 3 and 4: DNS to our nameserver and DNS that went astray.
-std::optional<Outcome> dns_interception(const FilterSettings& settings,
-                                        const ConnectionFacts& connection) {
+std::optional<StepResult> dns_interception(const FilterSettings& settings,
+                                           const ConnectionFacts& connection) {
     const auto& endpoints = settings.dns.nameserver_endpoints;
     if (endpoints.empty() || !is_udp_or_tcp(connection)) {
         return std::nullopt;
     }
     if (connection.direction == Direction::Inbound) {
         if (is_nameserver_endpoint(settings, connection.local_address, connection.local_port)) {
-            return Outcome{.verdict = Verdict::Accept,
-                           .reason = "query to portwarden's nameserver",
-                           .remember = Remember::PerSetting};
+            return StepResult{.verdict = Verdict::Accept,
+                              .reason = "query to portwarden's nameserver",
+                              .remember = Remember::PerSetting};
         }
         return std::nullopt;
     }
     if (is_nameserver_endpoint(settings, connection.remote_address, connection.remote_port)) {
-        return Outcome{.verdict = Verdict::Accept,
-                       .reason = "query to portwarden's nameserver",
-                       .remember = Remember::PerSettingEvenLoopback};
+        return StepResult{.verdict = Verdict::Accept,
+                          .reason = "query to portwarden's nameserver",
+                          .remember = Remember::PerSettingEvenLoopback};
     }
     if (connection.remote_port != kDnsPort) {
         return std::nullopt;
     }
     if (settings.dns.astray == AstrayDns::Block) {
-        return Outcome{.verdict = Verdict::Block,
-                       .reason = "DNS query to another nameserver (redirecting is off)",
-                       .remember = Remember::PerSetting};
+        return StepResult{.verdict = Verdict::Block,
+                          .reason = "DNS query to another nameserver (redirecting is off)",
+                          .remember = Remember::PerSetting};
     }
     const IpFamily family = connection.remote_address.family();
     const bool same_family = std::ranges::any_of(endpoints, [family](const IpEndpoint& endpoint) {
         return endpoint.address.family() == family;
     });
     if (!same_family) {
-        return Outcome{.verdict = Verdict::Block,
-                       .reason =
-                           "DNS query to another nameserver (no portwarden nameserver for this IP "
-                           "version)",
-                       .remember = Remember::PerSetting};
+        return StepResult{
+            .verdict = Verdict::Block,
+            .reason =
+                "DNS query to another nameserver (no portwarden nameserver for this IP "
+                "version)",
+            .remember = Remember::PerSetting};
     }
-    return Outcome{.verdict = Verdict::RerouteToNameserver,
-                   .reason = "astray DNS query redirected to portwarden's nameserver",
-                   .remember = Remember::Always};
+    return StepResult{.verdict = Verdict::RerouteToNameserver,
+                      .reason = "astray DNS query redirected to portwarden's nameserver",
+                      .remember = Remember::Always};
 }
 
 // Step 5: 0.0.0.17 and ::17 are what our nameserver answers for a blocked name.
-std::optional<Outcome> blocked_dns_answer(const ConnectionFacts& connection) {
+std::optional<StepResult> blocked_dns_answer(const ConnectionFacts& connection) {
     static constexpr std::array<std::uint8_t, 4> kBlockedV4 = {0, 0, 0, 17};
     // "::17" is hexadecimal: the last byte is 0x17.
     static constexpr std::array<std::uint8_t, 16> kBlockedV6 = {0, 0, 0, 0, 0, 0, 0, 0,
@@ -156,56 +160,112 @@ std::optional<Outcome> blocked_dns_answer(const ConnectionFacts& connection) {
     if (!blocked) {
         return std::nullopt;
     }
-    return Outcome{
+    return StepResult{
         .verdict = Verdict::Block, .reason = "blocked by DNS answer", .remember = Remember::Always};
 }
 
 // Step 6: `filter/preventBypassing`.
-std::optional<Outcome> bypass_attempt(const FilterSettings& settings,
-                                      const ConnectionFacts& connection) {
+std::optional<StepResult> bypass_attempt(const FilterSettings& settings,
+                                         const ConnectionFacts& connection) {
     if (settings.prevent_bypassing == PreventBypassing::Off ||
         connection.direction != Direction::Outbound || is_icmp(connection)) {
         return std::nullopt;
     }
     if (is_udp_or_tcp(connection) && connection.remote_port == kDnsOverTlsPort) {
-        return Outcome{.verdict = Verdict::Block,
-                       .reason = "prevent bypassing: DNS over TLS",
-                       .remember = Remember::PerSetting};
+        return StepResult{.verdict = Verdict::Block,
+                          .reason = "prevent bypassing: DNS over TLS",
+                          .remember = Remember::PerSetting};
     }
     if (is_known_resolver_address(connection.remote_address) ||
         (connection.domain && is_known_resolver_name(*connection.domain))) {
-        return Outcome{.verdict = Verdict::Block,
-                       .reason = "prevent bypassing: known DNS-over-HTTPS resolver",
-                       .remember = Remember::PerSetting};
+        return StepResult{.verdict = Verdict::Block,
+                          .reason = "prevent bypassing: known DNS-over-HTTPS resolver",
+                          .remember = Remember::PerSetting};
     }
     return std::nullopt;
 }
 
-// Steps 7 and 8.
-Outcome apply_rules(const FilterSettings& settings, const ConnectionFacts& connection) {
+// " (app, profile 'curl')": which layer a setting or rule came from, and whose profile it is.
+std::string layer_note(const FilterSettings& settings, SettingLayer layer) {
+    std::string note = layer == SettingLayer::App ? " (app" : " (global";
+    if (!settings.profile.id.empty()) {
+        note += ", profile '" + settings.profile.name + "'";
+    }
+    note += ')';
+    return note;
+}
+
+// The first rule of `layers` (the profile's own, then the global ones) that `matches`.
+template <typename Matches>
+std::optional<RuleMatch> first_match_in(const RuleLayers& layers, RuleListKind list,
+                                        const Matches& matches) {
+    for (const auto& [rules, layer] : {std::pair{layers.app.get(), SettingLayer::App},
+                                       std::pair{layers.global.get(), SettingLayer::Global}}) {
+        if (rules == nullptr) {
+            continue;
+        }
+        for (std::size_t index = 0; index < rules->size(); ++index) {
+            if (matches((*rules)[index])) {
+                return RuleMatch{.list = list, .layer = layer, .index = index};
+            }
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+const EndpointRule& rule_at(const FilterSettings& settings, const RuleMatch& match) {
+    const RuleLayers& layers =
+        match.list == RuleListKind::Endpoints ? settings.endpoints : settings.service_endpoints;
+    const SharedRules& rules = match.layer == SettingLayer::App ? layers.app : layers.global;
+    return (*rules)[match.index];
+}
+
+namespace {
+
+// Steps 7 and 8: the rules of the connection's direction, then the default action.
+StepResult apply_rules(const FilterSettings& settings, const ConnectionFacts& connection) {
     const EndpointQuery query{
         .remote_address = connection.remote_address,
         .protocol = connection.protocol,
         .service_port = connection.service_port(),
         .domain = connection.domain ? &*connection.domain : nullptr,
     };
-    if (const EndpointRule* rule = first_match(settings.endpoints, query); rule != nullptr) {
-        return {.verdict = rule->action == RuleAction::Permit ? Verdict::Accept : Verdict::Block,
-                .reason = "rule '" + rule->text + "'",
-                .remember = Remember::PerSetting};
+    const bool inbound = connection.direction == Direction::Inbound;
+    const RuleListKind list = inbound ? RuleListKind::ServiceEndpoints : RuleListKind::Endpoints;
+    const auto match =
+        first_match_in(inbound ? settings.service_endpoints : settings.endpoints, list,
+                       [&query](const EndpointRule& rule) { return matches(rule, query); });
+    if (match) {
+        const EndpointRule& rule = rule_at(settings, *match);
+        return {.verdict = rule.action == RuleAction::Permit ? Verdict::Accept : Verdict::Block,
+                .reason = "rule '" + rule.text + "'" + layer_note(settings, match->layer),
+                .remember = Remember::PerSetting,
+                .outcome = Outcome::Decided,
+                .rule = match};
     }
-    if (settings.default_action == DefaultAction::Permit) {
-        return {.verdict = Verdict::Accept,
-                .reason = "default action: permit",
-                .remember = Remember::PerSetting};
+    const std::string note = layer_note(settings, settings.origins.of(AppSetting::DefaultAction));
+    switch (settings.default_action) {
+        case DefaultAction::Permit:
+            return {.verdict = Verdict::Accept,
+                    .reason = "default action: permit" + note,
+                    .remember = Remember::PerSetting};
+        case DefaultAction::Ask:
+            return {.verdict = Verdict::Block,
+                    .reason = "default action: ask" + note,
+                    .remember = Remember::PerSetting,
+                    .outcome = Outcome::Ask};
+        case DefaultAction::Block:
+            break;
     }
     return {.verdict = Verdict::Block,
-            .reason = "default action: block",
+            .reason = "default action: block" + note,
             .remember = Remember::PerSetting};
 }
 
 // Steps 2 to 8, the first that has an answer.
-Outcome decide_steps(const FilterSettings& settings, const ConnectionFacts& connection) {
+StepResult decide_steps(const FilterSettings& settings, const ConnectionFacts& connection) {
     if (auto outcome = own_connection(connection)) {
         return std::move(*outcome);
     }
@@ -240,7 +300,7 @@ std::optional<std::string_view> drop_reason(const FilterSettings& settings,
 }
 
 Persistence persistence_for(const FilterSettings& settings, const ConnectionFacts& connection,
-                            const Outcome& outcome) {
+                            const StepResult& outcome) {
     if (outcome.remember == Remember::Always) {
         return Persistence::Permanent;
     }
@@ -278,26 +338,40 @@ QueryDecision decide_names(const FilterSettings& settings, std::string_view name
     // a connection it matches is blocked anyway, so a later blocking name rule still means
     // that every connection to the name is blocked. One that permits cannot.
     const EndpointRule* per_connection_block = nullptr;
-    for (const EndpointRule& rule : settings.endpoints) {
-        const auto* domain = std::get_if<DomainPattern>(&rule.entity);
-        if (domain != nullptr && !matches(*domain)) {
-            continue; // cannot match any connection to this name
+    SettingLayer per_connection_layer = SettingLayer::Global;
+    for (const auto& [rules, layer] :
+         {std::pair{settings.endpoints.app.get(), SettingLayer::App},
+          std::pair{settings.endpoints.global.get(), SettingLayer::Global}}) {
+        if (rules == nullptr) {
+            continue;
         }
-        if (!rule.is_name_only()) {
-            if (rule.action == RuleAction::Block) {
-                per_connection_block = per_connection_block ? per_connection_block : &rule;
-                continue;
+        for (const EndpointRule& rule : *rules) {
+            const auto* domain = std::get_if<DomainPattern>(&rule.entity);
+            if (domain != nullptr && !matches(*domain)) {
+                continue; // cannot match any connection to this name
             }
-            return {.action = QueryAction::Resolve,
-                    .reason = "rule '" + rule.text + "' is decided per connection"};
+            if (!rule.is_name_only()) {
+                if (rule.action == RuleAction::Block) {
+                    if (per_connection_block == nullptr) {
+                        per_connection_block = &rule;
+                        per_connection_layer = layer;
+                    }
+                    continue;
+                }
+                return {.action = QueryAction::Resolve,
+                        .reason = "rule '" + rule.text + "'" + layer_note(settings, layer) +
+                                  " is decided per connection"};
+            }
+            return {.action = rule.action == RuleAction::Block ? QueryAction::Block
+                                                               : QueryAction::Resolve,
+                    .reason = "rule '" + rule.text + "'" + layer_note(settings, layer)};
         }
-        return {
-            .action = rule.action == RuleAction::Block ? QueryAction::Block : QueryAction::Resolve,
-            .reason = "rule '" + rule.text + "'"};
     }
     if (per_connection_block != nullptr) {
         return {.action = QueryAction::Resolve,
-                .reason = "rule '" + per_connection_block->text + "' is decided per connection"};
+                .reason = "rule '" + per_connection_block->text + "'" +
+                          layer_note(settings, per_connection_layer) +
+                          " is decided per connection"};
     }
     return {.action = QueryAction::Resolve,
             .reason = "no rule decides the name; the default action applies to connections"};
@@ -322,7 +396,7 @@ Decision decide(const FilterSettings& settings, const ConnectionFacts& connectio
                         .reason = std::string(*reason)};
     }
 
-    Outcome outcome = decide_steps(settings, connection);
+    StepResult outcome = decide_steps(settings, connection);
     if (outcome.verdict == Verdict::Block) {
         if (const auto drop = drop_reason(settings, connection)) {
             outcome.verdict = Verdict::Drop;
@@ -332,7 +406,9 @@ Decision decide(const FilterSettings& settings, const ConnectionFacts& connectio
     const Persistence persistence = persistence_for(settings, connection, outcome);
     return Decision{.verdict = outcome.verdict,
                     .persistence = persistence,
-                    .reason = std::move(outcome.reason)};
+                    .reason = std::move(outcome.reason),
+                    .outcome = outcome.outcome,
+                    .rule = outcome.rule};
 }
 
 QueryDecision decide_query(const FilterSettings& settings, std::string_view name) {

@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -10,12 +12,37 @@
 
 namespace pw::firewall {
 
-// The outcome for one connection, with the reason shown to the user ("rule '- 10.0.0.0/8'",
-// "default action: block", "fast-track: IPv6 neighbour discovery").
+// Which rule decided: its list, its layer (the profile's own rules or the global ones) and its
+// position in that layer's list, so that the caller can count the rule's matches.
+enum class RuleListKind : std::uint8_t { Endpoints, ServiceEndpoints };
+struct RuleMatch {
+    RuleListKind list = RuleListKind::Endpoints;
+    SettingLayer layer = SettingLayer::Global;
+    std::size_t index = 0;
+
+    friend bool operator==(const RuleMatch&, const RuleMatch&) = default;
+};
+
+// Whether the decision is final, or waits for a person (`filter/defaultAction: ask`).
+enum class Outcome : std::uint8_t {
+    Decided, // `verdict` and `persistence` are what the kernel is told
+    Ask,     // hold the connection and open a prompt; `verdict` (a block, shaped for the
+             // connection) is what applies when nobody answers in time
+};
+
+// The outcome for one connection, with the reason shown to the user. A reason that rests on a
+// setting or a rule names the layer and the profile: "rule '- .example.com' (app, profile
+// 'curl')", "blockInternet (global, profile 'curl')", "default action: block (global, profile
+// 'curl')"; the steps before the settings name themselves ("fast-track: IPv6 neighbour
+// discovery", "portwarden's own connection").
 struct Decision {
     packet::Verdict verdict = packet::Verdict::Drop;
     packet::Persistence persistence = packet::Persistence::Temporary;
     std::string reason;
+    Outcome outcome = Outcome::Decided;
+    // Set when a rule of endpoints/serviceEndpoints decided.
+    std::optional<RuleMatch>
+        rule{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
 };
 
 // The decision core: a pure function of the settings and the connection. It does no I/O, reads
@@ -48,6 +75,9 @@ struct Decision {
 //     step 3 accepts anyway. A block of 0.0.0.17 / ::17 is always permanent (the address can
 //     never become reachable), and reroutes are always remembered by the kernel.
 [[nodiscard]] Decision decide(const FilterSettings& settings, const ConnectionFacts& connection);
+
+// The rule that `match` names in `settings` (the settings the decision was made with).
+[[nodiscard]] const EndpointRule& rule_at(const FilterSettings& settings, const RuleMatch& match);
 
 // Whether `address`:`port` is one of portwarden's nameserver endpoints (`dns/listenAddress`).
 [[nodiscard]] bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,

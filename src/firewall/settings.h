@@ -1,6 +1,11 @@
 #pragma once
 
+#include <bitset>
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/ip_address.h"
@@ -8,8 +13,9 @@
 
 namespace pw::firewall {
 
-// `filter/defaultAction`: what happens to a connection that no rule matches.
-enum class DefaultAction : std::uint8_t { Permit, Block };
+// `filter/defaultAction`: what happens to a connection that no rule or setting decides. Ask
+// holds the connection and opens a prompt (profile/prompts.h).
+enum class DefaultAction : std::uint8_t { Permit, Block, Ask };
 
 // `filter/permanentVerdicts`: let the kernel remember verdicts for the whole connection.
 enum class PermanentVerdicts : std::uint8_t { Off, On };
@@ -41,22 +47,112 @@ struct IpEndpoint {
 
 // What decide() must know about portwarden's own nameserver (`dns/listenAddress`).
 struct DnsInterception {
-    // Where the nameserver listens. Empty means that no nameserver runs: DNS is then ordinary
-    // traffic, neither redirected nor blocked as astray (the daemon without issue 4's server).
+    // Where the nameserver listens. Empty means that no nameserver runs (`dns/listenAddress:
+    // off`): DNS is then ordinary traffic, neither redirected nor blocked as astray.
     std::vector<IpEndpoint> nameserver_endpoints;
     AstrayDns astray = AstrayDns::Redirect;
 
     friend bool operator==(const DnsInterception&, const DnsInterception&) = default;
 };
 
-// The filter settings that decide() and decide_query() read. Plain data, validated when loaded.
+// The settings an application's profile may set for itself (facts 6.6, "settable per app").
+// Every other key is global only. The order is the order of FilterSettings' fields.
+enum class AppSetting : std::uint8_t {
+    DefaultAction,       // filter/defaultAction
+    Endpoints,           // filter/endpoints (outbound rules)
+    ServiceEndpoints,    // filter/serviceEndpoints (inbound rules)
+    BlockInternet,       // filter/blockInternet
+    BlockLan,            // filter/blockLAN
+    BlockLocal,          // filter/blockLocal
+    BlockInbound,        // filter/blockInbound
+    BlockP2p,            // filter/blockP2P
+    IncludeCnames,       // filter/includeCNAMEs
+    IncludeSubdomains,   // filter/includeSubdomains
+    RemoveOutOfScopeDns, // filter/removeOutOfScopeDNS
+    RemoveBlockedDns,    // filter/removeBlockedDNS
+    PreventBypassing,    // filter/preventBypassing
+    PermanentVerdicts,   // filter/permanentVerdicts
+    AskTimeout,          // filter/askTimeout
+};
+inline constexpr std::size_t kAppSettingCount = 15;
+
+// "filter/defaultAction", ...: the key as users write it.
+[[nodiscard]] std::string_view app_setting_key(AppSetting setting);
+// "defaultAction", ...: the key without its section, as decision reasons name it.
+[[nodiscard]] std::string_view app_setting_name(AppSetting setting);
+
+// Where a value that decide() used came from: the application's profile, or the global layer
+// (the config file, the settings store, or the built-in default).
+enum class SettingLayer : std::uint8_t { App, Global };
+
+// Which per-application values came from the profile rather than the global layer.
+class SettingOrigins {
+public:
+    void set(AppSetting setting, SettingLayer layer) {
+        app_.set(static_cast<std::size_t>(setting), layer == SettingLayer::App);
+    }
+    [[nodiscard]] SettingLayer of(AppSetting setting) const {
+        return app_.test(static_cast<std::size_t>(setting)) ? SettingLayer::App
+                                                            : SettingLayer::Global;
+    }
+    friend bool operator==(const SettingOrigins&, const SettingOrigins&) = default;
+
+private:
+    std::bitset<kAppSettingCount> app_;
+};
+
+// One immutable list of rules. Shared between the snapshots that use it, so that a change to one
+// profile copies no other profile's rules and the global rules exist once.
+using RuleList = std::vector<EndpointRule>;
+using SharedRules = std::shared_ptr<const RuleList>;
+
+// A rule list as decide() reads it: the profile's own rules first, then the global ones; first
+// match wins across both. A null pointer is an empty list.
+struct RuleLayers {
+    SharedRules app;
+    SharedRules global;
+};
+
+// The profile a decision is made for: named in reasons, carried by events.
+struct ProfileLabel {
+    std::string id; // empty: no profile (the global settings alone)
+    std::string name;
+
+    friend bool operator==(const ProfileLabel&, const ProfileLabel&) = default;
+};
+
+// Everything decide() and decide_query() read for one connection or query: the settings of one
+// application's profile, each per-application value resolved (the profile's own, else the global
+// one, else the default), with the global-only settings. Plain data, validated when loaded
+// (config/), built once per profile and shared by every connection of it (profile/).
 struct FilterSettings {
+    // --- Per application (AppSetting), resolved. ---
     DefaultAction default_action = DefaultAction::Permit;
-    std::vector<EndpointRule> endpoints;
-    PermanentVerdicts permanent_verdicts = PermanentVerdicts::On;
-    OutboundBlockAction outbound_block_action = OutboundBlockAction::Reject;
+    RuleLayers endpoints;           // outbound connections, and DNS-time decisions
+    RuleLayers service_endpoints;   // inbound connections (the service port is the local port)
+    bool block_internet = false;    // remote addresses of Internet scope
+    bool block_lan = false;         // LAN scope: private, link-local, local multicast, broadcast
+    bool block_local = false;       // Localhost scope: loopback
+    bool block_inbound = true;      // inbound connections from other hosts (silently dropped)
+    bool block_p2p = false;         // direct connections: no DNS answer led to the address; STUN
+    bool include_cnames = true;     // domain rules (and lists) also match the CNAME chain
+    bool include_subdomains = true; // lists also match the parents of a listed name
+    bool remove_out_of_scope_dns = true; // a public resolver answering private addresses
+    bool remove_blocked_dns = true;      // DNS answers pointing where the app may not connect
     PreventBypassing prevent_bypassing = PreventBypassing::On;
+    PermanentVerdicts permanent_verdicts = PermanentVerdicts::On;
+    std::chrono::seconds ask_timeout{60};
+    // The filter lists this application uses (IDs or categories). The seam for issue 14, which
+    // adds `filter/lists` and the lists themselves; empty until then.
+    std::vector<std::string> lists;
+    SettingOrigins origins; // which of the values above are the profile's own
+
+    // --- Global only. ---
+    OutboundBlockAction outbound_block_action = OutboundBlockAction::Reject;
     DnsInterception dns;
+
+    // --- Whose settings these are. ---
+    ProfileLabel profile;
 };
 
 } // namespace pw::firewall

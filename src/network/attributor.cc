@@ -18,26 +18,26 @@
 namespace pw::network {
 namespace {
 
-std::string kind_name(process::IdentityKind kind) {
+firewall::ProcessKind kind_of(process::IdentityKind kind) {
     switch (kind) {
         case process::IdentityKind::Process:
-            return "process";
+            return firewall::ProcessKind::Process;
         case process::IdentityKind::Kernel:
-            return "kernel";
+            return firewall::ProcessKind::Kernel;
         case process::IdentityKind::UnidentifiedOutbound:
-            return "unidentified";
+            return firewall::ProcessKind::Unidentified;
         case process::IdentityKind::UnsolicitedInbound:
-            return "unsolicited";
+            return firewall::ProcessKind::Unsolicited;
         case process::IdentityKind::Portwarden:
-            return "portwarden";
+            return firewall::ProcessKind::Portwarden;
     }
-    return "unidentified";
+    return firewall::ProcessKind::Unidentified;
 }
 
 firewall::ProcessFacts facts_from(const process::ProcessInfo& info, std::string source) {
     firewall::ProcessFacts facts;
     facts.source = std::move(source);
-    facts.kind = kind_name(info.kind);
+    facts.kind = kind_of(info.kind);
     facts.pid = info.kind == process::IdentityKind::Process ||
                         info.kind == process::IdentityKind::Portwarden
                     ? info.pid

@@ -67,7 +67,8 @@ public:
 } // namespace
 
 std::string_view memory_scope(const firewall::ProcessFacts* process) {
-    if (process == nullptr || process->kind != "process" || process->identity.empty()) {
+    if (process == nullptr || process->kind != firewall::ProcessKind::Process ||
+        process->identity.empty()) {
         return dns::IpDomainMemory::kGlobalScope;
     }
     const std::string_view name = basename(process->executable);

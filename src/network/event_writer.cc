@@ -24,7 +24,7 @@ void append_endpoint(std::string& out, std::string_view name, const IpAddress& a
 
 void append_process(std::string& out, const firewall::ProcessFacts& process) {
     out += R"(,"process":{"kind":)";
-    append_json_string(out, process.kind);
+    append_json_string(out, firewall::process_kind_name(process.kind));
     out += R"(,"pid":)";
     out += std::to_string(process.pid);
     out += R"(,"parentPid":)";

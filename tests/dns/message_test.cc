@@ -1088,5 +1088,34 @@ TEST_F(RenderCachedAnswer, AQuestionOfAnotherSizeGetsServfailNotBrokenPointers) 
     EXPECT_EQ(out_.size(), 12U + query.question_wire.size());
 }
 
+// --- normalize_name: the one normal form of a name ----------------------------------------------
+
+TEST(NormalizeName, LowerCaseWithoutTheTrailingDot) {
+    EXPECT_EQ(normalize_name("WWW.Example.COM."), "www.example.com");
+    EXPECT_EQ(normalize_name("www.example.com"), "www.example.com");
+    EXPECT_EQ(normalize_name("."), "");
+    EXPECT_EQ(normalize_name(""), "");
+}
+
+TEST(NormalizeName, OddBytesBecomeDecimalEscapes) {
+    EXPECT_EQ(normalize_name("a\\.b.example"), "a\\046b.example");
+    EXPECT_EQ(normalize_name("x\\032Y.example"), "x\\032y.example");
+    EXPECT_EQ(normalize_name("x\\065.example"), "xa.example");
+}
+
+TEST(NormalizeName, TextThatIsNotANameIsRefused) {
+    EXPECT_FALSE(normalize_name("a..b"));
+    EXPECT_FALSE(normalize_name(".a"));
+    EXPECT_FALSE(normalize_name("example\\25"));
+    EXPECT_FALSE(normalize_name("example\\256"));
+    EXPECT_FALSE(normalize_name("x\\"));
+    EXPECT_FALSE(normalize_name(std::string(64, 'a') + ".example"));
+    std::string long_name;
+    for (int label = 0; label < 5; ++label) {
+        long_name += std::string(60, 'a') + ".";
+    }
+    EXPECT_FALSE(normalize_name(long_name));
+}
+
 } // namespace
 } // namespace pw::dns

@@ -35,14 +35,18 @@ FilterSettings settings_with(const std::vector<std::string_view>& lines = {},
                              DefaultAction default_action = DefaultAction::Permit) {
     FilterSettings settings;
     settings.default_action = default_action;
+    RuleList rules;
     settings.dns.nameserver_endpoints = {endpoint("127.0.0.17", 53), endpoint("::1", 53)};
     for (const std::string_view line : lines) {
         auto rule = parse_endpoint_rule(line);
         EXPECT_TRUE(rule.has_value()) << line;
         if (rule) {
-            settings.endpoints.push_back(*rule);
+            rules.push_back(*rule);
         }
     }
+    // Until the tests are split by direction, the same rules decide both directions.
+    settings.endpoints.global = std::make_shared<const RuleList>(std::move(rules));
+    settings.service_endpoints.global = settings.endpoints.global;
     return settings;
 }
 
@@ -81,9 +85,9 @@ ConnectionFacts inbound(std::uint8_t proto, std::string_view local, std::uint16_
     return facts;
 }
 
-ConnectionFacts by_process(ConnectionFacts facts, std::string kind) {
+ConnectionFacts by_process(ConnectionFacts facts, ProcessKind kind) {
     ProcessFacts process;
-    process.kind = std::move(kind);
+    process.kind = kind;
     facts.process = std::move(process);
     return facts;
 }
@@ -103,8 +107,9 @@ ConnectionFacts ping(std::string_view remote) {
 // --- Step 2: portwarden's own connections ------------------------------------------------------
 
 TEST(DecideOwnConnection, UpstreamQueryIsAcceptedNotRedirected) {
-    const Decision decision = decide(
-        block_everything(), by_process(outbound(protocol::kUdp, "192.168.1.1", 53), "portwarden"));
+    const Decision decision =
+        decide(block_everything(),
+               by_process(outbound(protocol::kUdp, "192.168.1.1", 53), ProcessKind::Portwarden));
     EXPECT_EQ(decision.verdict, Verdict::Accept);
     EXPECT_EQ(decision.persistence, Persistence::Permanent);
     EXPECT_EQ(decision.reason, "portwarden's own connection");
@@ -114,8 +119,9 @@ TEST(DecideOwnConnection, DnsOverTlsToAListedResolverIsAccepted) {
     // A user may pick dot://cloudflare-dns.com?ip=1.1.1.1 as upstream: bypass prevention must not
     // stop the resolver itself.
     for (const std::string_view remote : {"1.1.1.1", "2606:4700:4700::1111", "8.8.8.8"}) {
-        const Decision decision = decide(
-            block_everything(), by_process(outbound(protocol::kTcp, remote, 853), "portwarden"));
+        const Decision decision =
+            decide(block_everything(),
+                   by_process(outbound(protocol::kTcp, remote, 853), ProcessKind::Portwarden));
         EXPECT_EQ(decision.verdict, Verdict::Accept) << remote;
         EXPECT_EQ(decision.reason, "portwarden's own connection") << remote;
     }
@@ -123,7 +129,8 @@ TEST(DecideOwnConnection, DnsOverTlsToAListedResolverIsAccepted) {
 
 TEST(DecideOwnConnection, OtherProcessesAreNotExempt) {
     const Decision decision =
-        decide(block_everything(), by_process(outbound(protocol::kTcp, "1.1.1.1", 853), "process"));
+        decide(block_everything(),
+               by_process(outbound(protocol::kTcp, "1.1.1.1", 853), ProcessKind::Process));
     EXPECT_EQ(decision.verdict, Verdict::Block);
     EXPECT_EQ(decision.reason, "prevent bypassing: DNS over TLS");
     EXPECT_EQ(decide(block_everything(), outbound(protocol::kTcp, "1.1.1.1", 853)).verdict,
@@ -131,30 +138,31 @@ TEST(DecideOwnConnection, OtherProcessesAreNotExempt) {
 }
 
 TEST(DecideOwnConnection, OwnLoopbackConnectionStaysTemporary) {
-    const Decision decision = decide(
-        settings_with(), by_process(outbound(protocol::kTcp, "127.0.0.1", 8080), "portwarden"));
+    const Decision decision =
+        decide(settings_with(),
+               by_process(outbound(protocol::kTcp, "127.0.0.1", 8080), ProcessKind::Portwarden));
     EXPECT_EQ(decision.verdict, Verdict::Accept);
     EXPECT_EQ(decision.persistence, Persistence::Temporary);
 }
 
 TEST(DecideOwnConnection, InboundFromThisHostIsAccepted) {
-    const Decision loopback =
-        decide(block_everything(),
-               by_process(inbound(protocol::kTcp, "127.0.0.1", 817, "127.0.0.1"), "portwarden"));
+    const Decision loopback = decide(
+        block_everything(), by_process(inbound(protocol::kTcp, "127.0.0.1", 817, "127.0.0.1"),
+                                       ProcessKind::Portwarden));
     EXPECT_EQ(loopback.verdict, Verdict::Accept);
     EXPECT_EQ(loopback.reason, "portwarden's own connection");
     const Decision own_address = decide(
-        block_everything(),
-        by_process(inbound(protocol::kTcp, "192.168.1.10", 817, "192.168.1.10"), "portwarden"));
+        block_everything(), by_process(inbound(protocol::kTcp, "192.168.1.10", 817, "192.168.1.10"),
+                                       ProcessKind::Portwarden));
     EXPECT_EQ(own_address.verdict, Verdict::Accept);
 }
 
 TEST(DecideOwnConnection, InboundFromAnotherHostIsAnOrdinaryConnection) {
     const Decision decision = decide(
-        block_everything(),
-        by_process(inbound(protocol::kTcp, "192.168.1.10", 817, "192.168.1.20"), "portwarden"));
+        block_everything(), by_process(inbound(protocol::kTcp, "192.168.1.10", 817, "192.168.1.20"),
+                                       ProcessKind::Portwarden));
     EXPECT_EQ(decision.verdict, Verdict::Drop);
-    EXPECT_EQ(decision.reason, "rule '- *' (silent drop: inbound)");
+    EXPECT_EQ(decision.reason, "rule '- *' (global) (silent drop: inbound)");
 }
 
 // --- Step 3: DNS to our nameserver -------------------------------------------------------------
@@ -194,7 +202,7 @@ TEST(DecideNameserver, OtherPortOfTheSameAddressIsNotTheNameserver) {
     const Decision decision =
         decide(block_everything(), outbound(protocol::kTcp, "127.0.0.17", 1117));
     EXPECT_EQ(decision.verdict, Verdict::Block);
-    EXPECT_EQ(decision.reason, "rule '- *'");
+    EXPECT_EQ(decision.reason, "rule '- *' (global)");
     EXPECT_EQ(
         decide(block_everything(), inbound(protocol::kUdp, "127.0.0.1", 53, "127.0.0.1")).verdict,
         Verdict::Drop);
@@ -203,7 +211,7 @@ TEST(DecideNameserver, OtherPortOfTheSameAddressIsNotTheNameserver) {
 TEST(DecideNameserver, OtherProtocolsToTheEndpointAreOrdinary) {
     const Decision decision =
         decide(block_everything(), outbound(protocol::kSctp, "127.0.0.17", 53));
-    EXPECT_EQ(decision.reason, "rule '- *'");
+    EXPECT_EQ(decision.reason, "rule '- *' (global)");
 }
 
 TEST(DecideNameserver, ConfiguredEndpointIsUsed) {
@@ -286,14 +294,14 @@ TEST(DecideAstrayDns, WithoutAnyNameserverDnsIsOrdinaryTraffic) {
     settings.dns.nameserver_endpoints.clear();
     const Decision decision = decide(settings, outbound(protocol::kUdp, "192.168.1.1", 53));
     EXPECT_EQ(decision.verdict, Verdict::Accept);
-    EXPECT_EQ(decision.reason, "default action: permit");
+    EXPECT_EQ(decision.reason, "default action: permit (global)");
 }
 
 TEST(DecideAstrayDns, InboundQueriesAndOtherPortsAreOrdinary) {
     const FilterSettings settings = settings_with({"- * udp/53", "- * tcp/53"});
     // A DNS server on this host that answers the LAN: its own rules decide.
     EXPECT_EQ(decide(settings, inbound(protocol::kUdp, "192.168.1.10", 53, "192.168.1.20")).reason,
-              "rule '- * udp/53' (silent drop: inbound)");
+              "rule '- * udp/53' (global) (silent drop: inbound)");
     EXPECT_EQ(decide(settings, outbound(protocol::kUdp, "192.168.1.1", 5353)).verdict,
               Verdict::Accept);
     // Not UDP or TCP: not DNS.
@@ -377,7 +385,7 @@ TEST(DecideBypass, NotForInboundOrIcmp) {
               Verdict::Accept);
     const Decision icmp = decide(settings, ping("1.1.1.1"));
     EXPECT_EQ(icmp.verdict, Verdict::Accept);
-    EXPECT_EQ(icmp.reason, "default action: permit");
+    EXPECT_EQ(icmp.reason, "default action: permit (global)");
 }
 
 TEST(DecideBypass, OffLetsTheRulesDecide) {
@@ -406,9 +414,9 @@ TEST(DecideDomainRules, ZoneRuleBlocksAConnectionResolvedFromTheZone) {
     const Decision decision = decide(
         settings, with_domain(outbound(protocol::kTcp, "203.0.113.5", 443), "www.example.com"));
     EXPECT_EQ(decision.verdict, Verdict::Block);
-    EXPECT_EQ(decision.reason, "rule '- .example.com'");
+    EXPECT_EQ(decision.reason, "rule '- .example.com' (global)");
     EXPECT_EQ(decide(settings, outbound(protocol::kTcp, "203.0.113.5", 443)).reason,
-              "default action: permit");
+              "default action: permit (global)");
 }
 
 TEST(DecideDomainRules, CnameMatchesAsTheDomainDoes) {
@@ -417,7 +425,7 @@ TEST(DecideDomainRules, CnameMatchesAsTheDomainDoes) {
         decide(settings, with_domain(outbound(protocol::kTcp, "2001:db8::5", 443), "shop.example",
                                      {"shop.cdn.example", "x.tracker.example"}));
     EXPECT_EQ(decision.verdict, Verdict::Block);
-    EXPECT_EQ(decision.reason, "rule '- .tracker.example'");
+    EXPECT_EQ(decision.reason, "rule '- .tracker.example' (global)");
 }
 
 TEST(DecideDomainRules, DomainRuleWithPortAndFirstMatchWins) {
@@ -427,9 +435,10 @@ TEST(DecideDomainRules, DomainRuleWithPortAndFirstMatchWins) {
         with_domain(outbound(protocol::kTcp, "203.0.113.5", 443), "example.com");
     const ConnectionFacts http =
         with_domain(outbound(protocol::kTcp, "203.0.113.5", 80), "example.com");
-    EXPECT_EQ(decide(settings, https).reason, "rule '+ example.com tcp/443'");
-    EXPECT_EQ(decide(settings, http).reason, "rule '- example.com'");
-    EXPECT_EQ(decide(settings, outbound(protocol::kTcp, "203.0.113.5", 80)).reason, "rule '+ *'");
+    EXPECT_EQ(decide(settings, https).reason, "rule '+ example.com tcp/443' (global)");
+    EXPECT_EQ(decide(settings, http).reason, "rule '- example.com' (global)");
+    EXPECT_EQ(decide(settings, outbound(protocol::kTcp, "203.0.113.5", 80)).reason,
+              "rule '+ *' (global)");
 }
 
 TEST(DecideDomainRules, GlobRuleMatches) {
@@ -456,7 +465,8 @@ TEST(DecideDomainRules, InboundDomainBlockIsADrop) {
 
 TEST(DecideOrder, InfrastructureComesFirst) {
     // DHCP from our own process, to a listed address port: still the fast-track.
-    ConnectionFacts dhcp = by_process(outbound(protocol::kUdp, "192.168.1.1", 67), "portwarden");
+    ConnectionFacts dhcp =
+        by_process(outbound(protocol::kUdp, "192.168.1.1", 67), ProcessKind::Portwarden);
     dhcp.local_port = 68;
     EXPECT_EQ(decide(block_everything(), dhcp).reason, "fast-track: DHCP");
 }
@@ -469,8 +479,10 @@ TEST(DecideOrder, OwnConnectionBeatsEveryLaterStep) {
              {protocol::kTcp, "0.0.0.17", 443},
              {protocol::kTcp, "9.9.9.9", 853},
              {protocol::kTcp, "203.0.113.5", 443}}) {
-        EXPECT_EQ(decide(settings, by_process(outbound(proto, remote, port), "portwarden")).reason,
-                  "portwarden's own connection")
+        EXPECT_EQ(
+            decide(settings, by_process(outbound(proto, remote, port), ProcessKind::Portwarden))
+                .reason,
+            "portwarden's own connection")
             << remote;
     }
 }

@@ -19,13 +19,17 @@ FilterSettings settings_with(const std::vector<std::string_view>& lines,
                              DefaultAction default_action = DefaultAction::Permit) {
     FilterSettings settings;
     settings.default_action = default_action;
+    RuleList rules;
     for (const std::string_view line : lines) {
         auto rule = parse_endpoint_rule(line);
         EXPECT_TRUE(rule.has_value()) << line;
         if (rule) {
-            settings.endpoints.push_back(*rule);
+            rules.push_back(*rule);
         }
     }
+    // Until the tests are split by direction, the same rules decide both directions.
+    settings.endpoints.global = std::make_shared<const RuleList>(std::move(rules));
+    settings.service_endpoints.global = settings.endpoints.global;
     return settings;
 }
 
@@ -81,7 +85,7 @@ TEST(DecideQuery, MatchingNameOnlyBlockRuleBlocks) {
     for (const std::string_view name : {"example.com", "www.example.com", "A.Example.Com."}) {
         const QueryDecision decision = decide_query(settings, name);
         EXPECT_EQ(decision.action, QueryAction::Block) << name;
-        EXPECT_EQ(decision.reason, "rule '- .example.com'") << name;
+        EXPECT_EQ(decision.reason, "rule '- .example.com' (global)") << name;
     }
     EXPECT_EQ(decide_query(settings, "example.org").action, QueryAction::Resolve);
 }
@@ -90,7 +94,7 @@ TEST(DecideQuery, MatchingNameOnlyPermitRuleResolves) {
     const FilterSettings settings = settings_with({"+ www.example.com", "- .example.com"});
     const QueryDecision www = decide_query(settings, "www.example.com");
     EXPECT_EQ(www.action, QueryAction::Resolve);
-    EXPECT_EQ(www.reason, "rule '+ www.example.com'");
+    EXPECT_EQ(www.reason, "rule '+ www.example.com' (global)");
     EXPECT_EQ(decide_query(settings, "mail.example.com").action, QueryAction::Block);
 }
 
@@ -104,15 +108,15 @@ TEST(DecideQuery, NonMatchingDomainRulesAreSkipped) {
         settings_with({"+ .other.com tcp/443", "+ other.net", "- *.ads.*", "- .example.com"});
     const QueryDecision decision = decide_query(settings, "www.example.com");
     EXPECT_EQ(decision.action, QueryAction::Block);
-    EXPECT_EQ(decision.reason, "rule '- .example.com'");
-    EXPECT_EQ(decide_query(settings, "x.ads.example").reason, "rule '- *.ads.*'");
+    EXPECT_EQ(decision.reason, "rule '- .example.com' (global)");
+    EXPECT_EQ(decide_query(settings, "x.ads.example").reason, "rule '- *.ads.*' (global)");
 }
 
 TEST(DecideQuery, AnyEntityStopsAtDnsTime) {
     const FilterSettings settings = settings_with({"+ * tcp/443", "- .example.com"});
     const QueryDecision decision = decide_query(settings, "www.example.com");
     EXPECT_EQ(decision.action, QueryAction::Resolve);
-    EXPECT_EQ(decision.reason, "rule '+ * tcp/443' is decided per connection");
+    EXPECT_EQ(decision.reason, "rule '+ * tcp/443' (global) is decided per connection");
 }
 
 TEST(DecideQuery, BlockingRulesThatNeedTheConnectionArePassedOver) {
@@ -121,14 +125,14 @@ TEST(DecideQuery, BlockingRulesThatNeedTheConnectionArePassedOver) {
     const QueryDecision behind_an_address = decide_query(
         settings_with({"- 10.77.0.2 tcp/9001", "- .tracker.example"}), "x.tracker.example");
     EXPECT_EQ(behind_an_address.action, QueryAction::Block);
-    EXPECT_EQ(behind_an_address.reason, "rule '- .tracker.example'");
+    EXPECT_EQ(behind_an_address.reason, "rule '- .tracker.example' (global)");
     EXPECT_EQ(decide_query(settings_with({"- *", "- .example.com"}), "example.com").action,
               QueryAction::Block);
     // Alone, such a rule decides nothing at DNS time: the query is resolved, the connection
     // blocked.
     const QueryDecision alone = decide_query(settings_with({"- *"}), "example.com");
     EXPECT_EQ(alone.action, QueryAction::Resolve);
-    EXPECT_EQ(alone.reason, "rule '- *' is decided per connection");
+    EXPECT_EQ(alone.reason, "rule '- *' (global) is decided per connection");
     // A permitting name rule after it resolves.
     EXPECT_EQ(decide_query(settings_with({"- 10.0.0.1", "+ .example.com"}), "example.com").action,
               QueryAction::Resolve);
@@ -138,14 +142,14 @@ TEST(DecideQuery, AddressRuleStopsAtDnsTime) {
     const FilterSettings settings = settings_with({"+ 10.0.0.0/8", "- .example.com"});
     const QueryDecision decision = decide_query(settings, "intranet.example.com");
     EXPECT_EQ(decision.action, QueryAction::Resolve);
-    EXPECT_EQ(decision.reason, "rule '+ 10.0.0.0/8' is decided per connection");
+    EXPECT_EQ(decision.reason, "rule '+ 10.0.0.0/8' (global) is decided per connection");
 }
 
 TEST(DecideQuery, MatchingDomainRuleWithPortStopsAtDnsTime) {
     const FilterSettings settings = settings_with({"+ example.com tcp/443", "- .example.com"});
     const QueryDecision decision = decide_query(settings, "example.com");
     EXPECT_EQ(decision.action, QueryAction::Resolve);
-    EXPECT_EQ(decision.reason, "rule '+ example.com tcp/443' is decided per connection");
+    EXPECT_EQ(decision.reason, "rule '+ example.com tcp/443' (global) is decided per connection");
     // The exact rule does not match the subdomain, so the zone rule decides it.
     EXPECT_EQ(decide_query(settings, "www.example.com").action, QueryAction::Block);
 }
@@ -171,7 +175,7 @@ TEST(DecideQuery, CnameOfTheAnswerMatchesDomainRules) {
                               .cname_chain = {"shop.cdn.example", "x.tracker.example"}};
     const QueryDecision decision = decide_query(settings, aliased);
     EXPECT_EQ(decision.action, QueryAction::Block);
-    EXPECT_EQ(decision.reason, "rule '- .tracker.example'");
+    EXPECT_EQ(decision.reason, "rule '- .tracker.example' (global)");
     EXPECT_EQ(decide_query(settings, "shop.example").action, QueryAction::Resolve);
 }
 

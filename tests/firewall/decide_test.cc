@@ -25,13 +25,17 @@ FilterSettings settings_with(const std::vector<std::string_view>& lines,
                              DefaultAction default_action = DefaultAction::Permit) {
     FilterSettings settings;
     settings.default_action = default_action;
+    RuleList rules;
     for (const std::string_view line : lines) {
         auto rule = parse_endpoint_rule(line);
         EXPECT_TRUE(rule.has_value()) << line;
         if (rule) {
-            settings.endpoints.push_back(*rule);
+            rules.push_back(*rule);
         }
     }
+    // Until the tests are split by direction, the same rules decide both directions.
+    settings.endpoints.global = std::make_shared<const RuleList>(std::move(rules));
+    settings.service_endpoints.global = settings.endpoints.global;
     return settings;
 }
 
@@ -93,14 +97,14 @@ TEST(Decide, DefaultPermitAcceptsPermanently) {
     const Decision decision = decide(FilterSettings{}, outbound_tcp());
     EXPECT_EQ(decision.verdict, Verdict::Accept);
     EXPECT_EQ(decision.persistence, Persistence::Permanent);
-    EXPECT_EQ(decision.reason, "default action: permit");
+    EXPECT_EQ(decision.reason, "default action: permit (global)");
 }
 
 TEST(Decide, DefaultBlockRejectsOutbound) {
     const Decision decision = decide(settings_with({}, DefaultAction::Block), outbound_tcp());
     EXPECT_EQ(decision.verdict, Verdict::Block);
     EXPECT_EQ(decision.persistence, Persistence::Permanent);
-    EXPECT_EQ(decision.reason, "default action: block");
+    EXPECT_EQ(decision.reason, "default action: block (global)");
 }
 
 TEST(Decide, MatchingPermitRuleAcceptsAndNamesTheRule) {
@@ -108,24 +112,25 @@ TEST(Decide, MatchingPermitRuleAcceptsAndNamesTheRule) {
         settings_with({"+ 203.0.113.0/24 tcp/443"}, DefaultAction::Block);
     const Decision decision = decide(settings, outbound_tcp());
     EXPECT_EQ(decision.verdict, Verdict::Accept);
-    EXPECT_EQ(decision.reason, "rule '+ 203.0.113.0/24 tcp/443'");
+    EXPECT_EQ(decision.reason, "rule '+ 203.0.113.0/24 tcp/443' (global)");
 }
 
 TEST(Decide, MatchingBlockRuleRejectsOutbound) {
     const Decision decision = decide(settings_with({"- 203.0.113.5"}), outbound_tcp());
     EXPECT_EQ(decision.verdict, Verdict::Block);
-    EXPECT_EQ(decision.reason, "rule '- 203.0.113.5'");
+    EXPECT_EQ(decision.reason, "rule '- 203.0.113.5' (global)");
 }
 
 TEST(Decide, FirstMatchingRuleWins) {
     const FilterSettings settings = settings_with({"- 203.0.113.5 tcp/443", "+ 203.0.113.0/24"});
     EXPECT_EQ(decide(settings, outbound_tcp("203.0.113.5", 443)).verdict, Verdict::Block);
-    EXPECT_EQ(decide(settings, outbound_tcp("203.0.113.5", 80)).reason, "rule '+ 203.0.113.0/24'");
+    EXPECT_EQ(decide(settings, outbound_tcp("203.0.113.5", 80)).reason,
+              "rule '+ 203.0.113.0/24' (global)");
 }
 
 TEST(Decide, UnmatchedConnectionFallsThroughToTheDefault) {
     const FilterSettings settings = settings_with({"+ 10.0.0.0/8"}, DefaultAction::Block);
-    EXPECT_EQ(decide(settings, outbound_tcp()).reason, "default action: block");
+    EXPECT_EQ(decide(settings, outbound_tcp()).reason, "default action: block (global)");
 }
 
 TEST(Decide, OutboundRulesMatchTheRemotePort) {
@@ -138,7 +143,7 @@ TEST(Decide, InboundRulesMatchTheLocalPort) {
     const FilterSettings settings = settings_with({"+ * tcp/22"}, DefaultAction::Block);
     const Decision ssh = decide(settings, inbound_tcp(22));
     EXPECT_EQ(ssh.verdict, Verdict::Accept);
-    EXPECT_EQ(ssh.reason, "rule '+ * tcp/22'");
+    EXPECT_EQ(ssh.reason, "rule '+ * tcp/22' (global)");
     // The remote port 51000 must not be what the rule looked at.
     EXPECT_EQ(
         decide(settings_with({"+ * tcp/51000"}, DefaultAction::Block), inbound_tcp(22)).verdict,
@@ -156,13 +161,13 @@ TEST(Decide, Ipv6ConnectionIsNotMatchedByIpv4Rules) {
 TEST(Decide, InboundBlockIsASilentDrop) {
     const Decision decision = decide(block_everything(), inbound_tcp(22));
     EXPECT_EQ(decision.verdict, Verdict::Drop);
-    EXPECT_EQ(decision.reason, "rule '- *' (silent drop: inbound)");
+    EXPECT_EQ(decision.reason, "rule '- *' (global) (silent drop: inbound)");
 }
 
 TEST(Decide, InboundDefaultBlockIsASilentDrop) {
     const Decision decision = decide(settings_with({}, DefaultAction::Block), inbound_tcp(22));
     EXPECT_EQ(decision.verdict, Verdict::Drop);
-    EXPECT_EQ(decision.reason, "default action: block (silent drop: inbound)");
+    EXPECT_EQ(decision.reason, "default action: block (global) (silent drop: inbound)");
 }
 
 TEST(Decide, OutboundIcmpBlockIsADrop) {
@@ -172,7 +177,7 @@ TEST(Decide, OutboundIcmpBlockIsADrop) {
     ping.icmp_type = 8;
     const Decision decision = decide(block_everything(), ping);
     EXPECT_EQ(decision.verdict, Verdict::Drop);
-    EXPECT_EQ(decision.reason, "rule '- *' (silent drop: ICMP)");
+    EXPECT_EQ(decision.reason, "rule '- *' (global) (silent drop: ICMP)");
 }
 
 TEST(Decide, OutboundIcmpv6BlockIsADrop) {
@@ -185,7 +190,7 @@ TEST(Decide, OutboundBlockActionDropTurnsRejectIntoDrop) {
     settings.outbound_block_action = OutboundBlockAction::Drop;
     const Decision decision = decide(settings, outbound_tcp());
     EXPECT_EQ(decision.verdict, Verdict::Drop);
-    EXPECT_EQ(decision.reason, "rule '- *' (silent drop: outboundBlockAction is drop)");
+    EXPECT_EQ(decision.reason, "rule '- *' (global) (silent drop: outboundBlockAction is drop)");
 }
 
 TEST(Decide, OutboundBlockActionRejectKeepsBlock) {

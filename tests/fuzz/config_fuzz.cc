@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <string_view>
 
+#include "config/config_file.h"
 #include "firewall/connection_facts.h"
 #include "firewall/decide.h"
 #include "packet/packet_info.h"
-#include "profile/config_file.h"
 
 namespace {
 
@@ -35,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     static const pw::firewall::ConnectionFacts kOutbound = sample_connection();
     // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): libFuzzer hands out bytes.
     const std::string_view text(reinterpret_cast<const char*>(data), size);
-    const auto config = pw::profile::parse_config(text, "fuzz.json");
+    const auto config = pw::config::parse_config(text, "fuzz.json");
     if (!config) {
         // Every error names the source, so that a user knows which file to fix.
         if (!config.error().what.starts_with("fuzz.json")) {

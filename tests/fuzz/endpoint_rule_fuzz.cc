@@ -81,14 +81,14 @@ void fuzz_rule(std::string_view line) {
 
     FilterSettings settings;
     settings.prevent_bypassing = pw::firewall::PreventBypassing::Off;
-    settings.endpoints = rules;
+    settings.endpoints.global = std::make_shared<const pw::firewall::RuleList>(rules);
     for (const DomainFacts& domain : kDomains) {
         const auto decision = pw::firewall::decide_query(settings, domain);
         EndpointQuery query = kQueries.front();
         query.domain = &domain;
         // A name-only rule that matches the names decides the query, with its text as reason.
         if (rule->is_name_only() && pw::firewall::matches(*rule, query) &&
-            decision.reason != "rule '" + rule->text + "'") {
+            decision.reason != "rule '" + rule->text + "' (global)") {
             __builtin_trap();
         }
         (void)pw::firewall::decide_query(settings, domain.domain);
@@ -98,7 +98,7 @@ void fuzz_rule(std::string_view line) {
 void fuzz_name(std::string_view name) {
     static const std::vector<EndpointRule> kRules = make_name_rules();
     FilterSettings settings;
-    settings.endpoints = kRules;
+    settings.endpoints.global = std::make_shared<const pw::firewall::RuleList>(kRules);
     if (pw::firewall::decide_query(settings, name).reason.empty()) {
         __builtin_trap();
     }

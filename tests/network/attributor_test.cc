@@ -123,7 +123,7 @@ TEST_F(AttributorTest, FindsTheProcessThatOwnsTheSocket) {
     const auto facts =
         attributor_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "process");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Process);
     EXPECT_EQ(facts->pid, 4242);
     EXPECT_EQ(facts->executable, "/usr/bin/curl");
     EXPECT_EQ(facts->identity, "/usr/bin/curl");
@@ -138,7 +138,7 @@ TEST_F(AttributorTest, OutboundWithoutSocketIsUnidentifiedAndWorthAnotherLook) {
     EXPECT_TRUE(attribution.worth_retrying);
     const auto& facts = attribution.process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "unidentified");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Unidentified);
     EXPECT_EQ(facts->pid, -1);
     EXPECT_EQ(attributor_.counters().no_socket, 1U);
 }
@@ -149,7 +149,7 @@ TEST_F(AttributorTest, InboundWithoutSocketIsUnsolicitedWithoutWaiting) {
     EXPECT_FALSE(attribution.worth_retrying);
     const auto& facts = attribution.process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "unsolicited");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Unsolicited);
 }
 
 TEST_F(AttributorTest, SocketWithoutInodeBelongsToTheKernel) {
@@ -157,7 +157,7 @@ TEST_F(AttributorTest, SocketWithoutInodeBelongsToTheKernel) {
     const auto facts =
         attributor_.attribute(connection(51820, 51820, packet::Direction::Outbound, 17)).process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "kernel");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Kernel);
 }
 
 TEST_F(AttributorTest, SocketWhoseOwnerIsGoneIsUnidentified) {
@@ -165,7 +165,7 @@ TEST_F(AttributorTest, SocketWhoseOwnerIsGoneIsUnidentified) {
     const auto facts =
         attributor_.attribute(connection(40002, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "unidentified");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Unidentified);
     EXPECT_EQ(attributor_.counters().no_process, 1U);
 }
 
@@ -174,7 +174,7 @@ TEST_F(AttributorTest, RefusedSocketLookupIsCountedAndUnidentified) {
     const auto facts =
         attributor_.attribute(connection(40000, 443, packet::Direction::Outbound)).process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "unidentified");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Unidentified);
     EXPECT_EQ(attributor_.counters().socket_errors, 1U);
 }
 
@@ -221,7 +221,7 @@ TEST_F(AttributorTest, SenderThatExitedIsNamedFromItsExecRecord) {
         with_kernel_records_.attribute(connection(40020, 53, packet::Direction::Outbound, 17))
             .process;
     ASSERT_TRUE(facts.has_value());
-    EXPECT_EQ(facts->kind, "process");
+    EXPECT_EQ(facts->kind, firewall::ProcessKind::Process);
     EXPECT_EQ(facts->pid, 6000);
     EXPECT_EQ(facts->parent_pid, 10);
     EXPECT_EQ(facts->executable, "/usr/bin/dig");

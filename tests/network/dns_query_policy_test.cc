@@ -136,7 +136,7 @@ TEST_F(DnsQueryPolicyTest, SystemResolversAndUnidentifiedAskersTeachTheGlobalSco
     firewall::ProcessFacts resolved = process_named("/usr/lib/systemd/systemd-resolved");
     EXPECT_EQ(memory_scope(&resolved), dns::IpDomainMemory::kGlobalScope);
     firewall::ProcessFacts unidentified;
-    unidentified.kind = "unidentified";
+    unidentified.kind = firewall::ProcessKind::Unidentified;
     EXPECT_EQ(memory_scope(&unidentified), dns::IpDomainMemory::kGlobalScope);
     EXPECT_EQ(memory_scope(nullptr), dns::IpDomainMemory::kGlobalScope);
     firewall::ProcessFacts script = process_named("/usr/bin/python3");
@@ -160,7 +160,8 @@ TEST_F(DnsQueryPolicyTest, SystemResolversAndUnidentifiedAskersTeachTheGlobalSco
 }
 
 TEST_F(DnsQueryPolicyTest, RulesAndTheCanaryShapeThePlan) {
-    settings_.endpoints = {*firewall::parse_endpoint_rule("- .tracker.example")};
+    settings_.endpoints.global = std::make_shared<const firewall::RuleList>(
+        firewall::RuleList{*firewall::parse_endpoint_rule("- .tracker.example")});
     const dns::Query tracker = query_for("x.tracker.example");
     const dns::QueryPlan blocked = policy_.plan(client_query(tracker));
     EXPECT_EQ(blocked.action, dns::QueryAction::Block);
@@ -183,7 +184,8 @@ TEST_F(DnsQueryPolicyTest, RulesAndTheCanaryShapeThePlan) {
 }
 
 TEST_F(DnsQueryPolicyTest, ATrackerBehindAnAliasIsBlockedWhenTheAnswerShowsIt) {
-    settings_.endpoints = {*firewall::parse_endpoint_rule("- .tracker.example")};
+    settings_.endpoints.global = std::make_shared<const firewall::RuleList>(
+        firewall::RuleList{*firewall::parse_endpoint_rule("- .tracker.example")});
     const dns::Query query = query_for("metrics.shop.example");
     dns::QueryPlan plan = policy_.plan(client_query(query));
     ASSERT_EQ(plan.action, dns::QueryAction::Resolve);

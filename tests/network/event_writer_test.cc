@@ -83,7 +83,7 @@ TEST_F(EventWriterTest, DecidedLineNamesTheProcessBesideTheAddresses) {
             .remote_address = *IpAddress::parse("10.0.0.2"),
             .remote_port = 443,
         };
-        connection.process = firewall::ProcessFacts{.kind = "process",
+        connection.process = firewall::ProcessFacts{.kind = firewall::ProcessKind::Process,
                                                     .pid = 4242,
                                                     .parent_pid = 1,
                                                     .executable = "/usr/bin/python3.11",

@@ -90,8 +90,9 @@ TEST_F(PacketProcessorTest, MalformedPacketsAreCountedAndDropped) {
 }
 
 TEST_F(PacketProcessorTest, RulesDecideByRemoteAddressAndServicePort) {
-    settings_.endpoints = {*firewall::parse_endpoint_rule("- 10.0.0.2 tcp/22"),
-                           *firewall::parse_endpoint_rule("+ * tcp")};
+    settings_.endpoints.global = std::make_shared<const firewall::RuleList>(
+        firewall::RuleList{*firewall::parse_endpoint_rule("- 10.0.0.2 tcp/22"),
+                           *firewall::parse_endpoint_rule("+ * tcp")});
     const testing::PacketBuilder out("10.0.0.1", "10.0.0.2");
     EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out.tcp(40000, 22)),
               packet::mark::kPermanentBlock);
@@ -131,7 +132,7 @@ public:
         ++lookups;
         firewall::ProcessFacts facts;
         if (lookups <= misses_) {
-            facts.kind = "unidentified";
+            facts.kind = firewall::ProcessKind::Unidentified;
             return {.process = facts, .worth_retrying = true};
         }
         facts.pid = 4242;
@@ -205,7 +206,7 @@ TEST_F(DeferredPacketProcessorTest, RetriesStopWithinTheBudget) {
     EXPECT_EQ(attributor.lookups, policy.attempts);
     EXPECT_EQ(processor.counters().retry_gave_up, 1U);
     EXPECT_EQ(events_.records.back().connection.process.value_or(firewall::ProcessFacts{}).kind,
-              "unidentified");
+              firewall::ProcessKind::Unidentified);
 }
 
 TEST_F(DeferredPacketProcessorTest, ShutdownDecidesWhatIsStillWaiting) {

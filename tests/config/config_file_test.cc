@@ -1,4 +1,4 @@
-#include "profile/config_file.h"
+#include "config/config_file.h"
 
 #include <unistd.h>
 
@@ -12,7 +12,7 @@
 
 #include "firewall/decide.h"
 
-namespace pw::profile {
+namespace pw::config {
 namespace {
 
 namespace fs = std::filesystem;
@@ -55,10 +55,16 @@ std::string parse_error(std::string_view text) {
 
 // --- Accepted files ---------------------------------------------------------------------------
 
+// The global rules of `filter/endpoints` (the config file is the global layer).
+const firewall::RuleList& global_rules(const Config& config) {
+    static const firewall::RuleList kNone;
+    return config.filter.endpoints.global ? *config.filter.endpoints.global : kNone;
+}
+
 TEST(ConfigFile, EmptyObjectGivesTheDefaults) {
     const Config config = parse_ok("{}");
     EXPECT_EQ(config.filter.default_action, DefaultAction::Permit);
-    EXPECT_TRUE(config.filter.endpoints.empty());
+    EXPECT_TRUE(global_rules(config).empty());
     EXPECT_EQ(config.filter.permanent_verdicts, PermanentVerdicts::On);
     EXPECT_EQ(config.filter.outbound_block_action, OutboundBlockAction::Reject);
     EXPECT_EQ(config.filter.prevent_bypassing, PreventBypassing::On);
@@ -86,10 +92,10 @@ TEST(ConfigFile, NestedFormSetsEveryKey) {
   }
 })");
     EXPECT_EQ(config.filter.default_action, DefaultAction::Block);
-    ASSERT_EQ(config.filter.endpoints.size(), 2U);
-    EXPECT_EQ(config.filter.endpoints[0].text, "+ 10.0.0.1 tcp/22");
-    EXPECT_EQ(config.filter.endpoints[0].action, RuleAction::Permit);
-    EXPECT_EQ(config.filter.endpoints[1].action, RuleAction::Block);
+    ASSERT_EQ(global_rules(config).size(), 2U);
+    EXPECT_EQ(global_rules(config)[0].text, "+ 10.0.0.1 tcp/22");
+    EXPECT_EQ(global_rules(config)[0].action, RuleAction::Permit);
+    EXPECT_EQ(global_rules(config)[1].action, RuleAction::Block);
     EXPECT_EQ(config.filter.permanent_verdicts, PermanentVerdicts::Off);
     EXPECT_EQ(config.filter.outbound_block_action, OutboundBlockAction::Drop);
 }
@@ -105,7 +111,7 @@ TEST(ConfigFile, SlashFormIsEquivalentToNestedForm) {
         "endpoints": ["+ 10.0.0.1 tcp/22"], "permanentVerdicts": false,
         "outboundBlockAction": "drop"}})");
     EXPECT_EQ(slashed.filter.default_action, nested.filter.default_action);
-    EXPECT_EQ(slashed.filter.endpoints, nested.filter.endpoints);
+    EXPECT_EQ(global_rules(slashed), global_rules(nested));
     EXPECT_EQ(slashed.filter.permanent_verdicts, nested.filter.permanent_verdicts);
     EXPECT_EQ(slashed.filter.outbound_block_action, nested.filter.outbound_block_action);
 }
@@ -120,10 +126,10 @@ TEST(ConfigFile, NestedAndSlashFormsMayBeMixedForDifferentKeys) {
 TEST(ConfigFile, EndpointOrderIsKept) {
     const Config config =
         parse_ok(R"({"filter/endpoints": ["- 10.0.0.1", "+ 10.0.0.0/8", "- *"]})");
-    ASSERT_EQ(config.filter.endpoints.size(), 3U);
-    EXPECT_EQ(config.filter.endpoints[0].text, "- 10.0.0.1");
-    EXPECT_EQ(config.filter.endpoints[1].text, "+ 10.0.0.0/8");
-    EXPECT_EQ(config.filter.endpoints[2].text, "- *");
+    ASSERT_EQ(global_rules(config).size(), 3U);
+    EXPECT_EQ(global_rules(config)[0].text, "- 10.0.0.1");
+    EXPECT_EQ(global_rules(config)[1].text, "+ 10.0.0.0/8");
+    EXPECT_EQ(global_rules(config)[2].text, "- *");
 }
 
 TEST(ConfigFile, EscapedKeysAreDecoded) {
@@ -195,7 +201,7 @@ TEST(ConfigFile, SectionThatIsNotAnObjectIsAnError) {
 TEST(ConfigFile, UnknownKeyLineIsFoundEvenWhenTheSameNameAppearsEarlier) {
     // "mode" appears as a value on line 2 and as a key on line 3.
     EXPECT_EQ(parse_error("{\n\"filter/defaultAction\": \"mode\",\n\"mode\": 1}"),
-              "config.json:2: filter/defaultAction must be permit or block, not 'mode'\n"
+              "config.json:2: filter/defaultAction must be permit, block or ask, not 'mode'\n"
               "config.json:3: unknown setting 'mode'");
 }
 
@@ -218,15 +224,14 @@ TEST(ConfigFile, WrongTypeForABoolIsAnError) {
 
 TEST(ConfigFile, BadDefaultActionNamesTheChoices) {
     EXPECT_EQ(parse_error("{\"filter/defaultAction\": \"allow\"}"),
-              "config.json:1: filter/defaultAction must be permit or block, not 'allow'");
+              "config.json:1: filter/defaultAction must be permit, block or ask, not 'allow'");
     EXPECT_EQ(parse_error("{\"filter/defaultAction\": 1}"),
-              "config.json:1: filter/defaultAction must be permit or block, not 1");
+              "config.json:1: filter/defaultAction must be permit, block or ask, not 1");
 }
 
-TEST(ConfigFile, AskSaysPromptingIsNotAvailableYet) {
-    const std::string error = parse_error(R"({"filter/defaultAction": "ask"})");
-    EXPECT_NE(error.find("'ask' is not available yet"), std::string::npos) << error;
-    EXPECT_NE(error.find("prompting"), std::string::npos) << error;
+TEST(ConfigFile, AskIsADefaultAction) {
+    EXPECT_EQ(parse_ok(R"({"filter/defaultAction": "ask"})").filter.default_action,
+              firewall::DefaultAction::Ask);
 }
 
 TEST(ConfigFile, BadOutboundBlockActionNamesTheChoices) {
@@ -277,14 +282,14 @@ TEST(ConfigFile, DomainRulesAreAccepted) {
     using firewall::DomainPattern;
     const Config config = parse_ok(
         R"({"filter/endpoints": ["- .tracker.example", "+ Example.COM. tcp/443", "- *.ads.*"]})");
-    ASSERT_EQ(config.filter.endpoints.size(), 3U);
+    ASSERT_EQ(global_rules(config).size(), 3U);
     const firewall::Entity zone =
         DomainPattern{.match = DomainMatch::Zone, .pattern = "tracker.example"};
     const firewall::Entity exact =
         DomainPattern{.match = DomainMatch::Exact, .pattern = "example.com"};
-    EXPECT_EQ(config.filter.endpoints[0].entity, zone);
-    EXPECT_EQ(config.filter.endpoints[1].entity, exact);
-    EXPECT_EQ(config.filter.endpoints[2].text, "- *.ads.*");
+    EXPECT_EQ(global_rules(config)[0].entity, zone);
+    EXPECT_EQ(global_rules(config)[1].entity, exact);
+    EXPECT_EQ(global_rules(config)[2].text, "- *.ads.*");
 }
 
 TEST(ConfigFile, BadDomainRuleNamesItsLineIndexAndToken) {
@@ -393,6 +398,12 @@ TEST(ConfigFile, ListenAddressFillsTheNameserverEndpoints) {
               (std::vector<IpEndpoint>{endpoint("127.0.0.1", 5353)}));
 }
 
+TEST(ConfigFile, ListenAddressOffMeansNoNameserver) {
+    EXPECT_TRUE(
+        parse_ok(R"({"dns": {"listenAddress": "off"}})").filter.dns.nameserver_endpoints.empty());
+    EXPECT_FALSE(parse_ok("{}").filter.dns.nameserver_endpoints.empty());
+}
+
 TEST(ConfigFile, ListenAddressReachesDecide) {
     const Config config = parse_ok(R"({"dns/listenAddress": "[::1]:5300"})");
     firewall::ConnectionFacts facts;
@@ -455,7 +466,8 @@ TEST(ListenAddress, AddressErrors) {
               "dns/listenAddress 'dns.example:53': invalid IP address 'dns.example' (expected "
               "localhost, an IPv4 address or an IPv6 address in brackets)");
     EXPECT_NE(listen_error("[localhost]:53").find("brackets are only for IPv6"), std::string::npos);
-    EXPECT_EQ(listen_error(""), "dns/listenAddress is empty (expected e.g. localhost:53)");
+    EXPECT_EQ(listen_error(""),
+              "dns/listenAddress is empty (expected e.g. localhost:53, or off for no nameserver)");
 }
 
 TEST(ListenAddress, EveryAddressIsRefused) {
@@ -479,7 +491,7 @@ TEST(ConfigFile, ErrorsFromDifferentKeysAreAllReported) {
     const std::string error = parse_error(
         "{\n\"filter/defaultAction\": \"allow\",\n\"filter/permanentVerdicts\": 1,\n\"x\": 0\n}");
     EXPECT_EQ(error,
-              "config.json:2: filter/defaultAction must be permit or block, not 'allow'\n"
+              "config.json:2: filter/defaultAction must be permit, block or ask, not 'allow'\n"
               "config.json:3: filter/permanentVerdicts must be true or false, not 1\n"
               "config.json:4: unknown setting 'x'");
 }
@@ -583,4 +595,4 @@ TEST_F(ConfigFileOnDisk, EmptyFileIsAnError) {
 }
 
 } // namespace
-} // namespace pw::profile
+} // namespace pw::config

@@ -10,7 +10,7 @@
 #include "dns/upstream.h"
 #include "firewall/settings.h"
 
-namespace pw::profile {
+namespace pw::config {
 
 // `dns/...` settings that only the resolver reads. Where the nameserver listens
 // (`dns/listenAddress`) is kept in FilterSettings::dns.nameserver_endpoints instead: decide()
@@ -27,9 +27,10 @@ struct DnsSettings {
 [[nodiscard]] std::vector<firewall::IpEndpoint> localhost_listen_endpoints(std::uint16_t port);
 
 // Parses a `dns/listenAddress` value: "localhost:PORT" (both loopback endpoints above),
-// "IPv4:PORT" or "[IPv6]:PORT". The port is 1-65535; the unspecified address (0.0.0.0, ::) is
-// refused, because decide() must know the exact address that queries to our nameserver go to.
-// Errors quote the value: "dns/listenAddress '::1:53': an IPv6 address goes in brackets, as in
+// "IPv4:PORT", "[IPv6]:PORT", or "off" (no endpoints: no nameserver, DNS is ordinary traffic). The
+// port is 1-65535; the unspecified address (0.0.0.0, ::) is refused, because decide() must know the
+// exact address that queries to our nameserver go to. Errors quote the value: "dns/listenAddress
+// '::1:53': an IPv6 address goes in brackets, as in
 // [::1]:53".
 [[nodiscard]] Result<std::vector<firewall::IpEndpoint>> parse_listen_address(std::string_view text);
 
@@ -60,4 +61,4 @@ struct Config {
 // Reads and parses a file; a missing or unreadable file is an error naming the path.
 [[nodiscard]] Result<Config> load_config_file(const std::filesystem::path& path);
 
-} // namespace pw::profile
+} // namespace pw::config

@@ -1,4 +1,4 @@
-#include "profile/config_file.h"
+#include "config/config_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -20,7 +20,7 @@
 #include "common/unique_fd.h"
 #include "firewall/endpoint_rule.h"
 
-namespace pw::profile {
+namespace pw::config {
 namespace {
 
 using Json = nlohmann::json;
@@ -416,12 +416,10 @@ public:
         } else if (value == "block") {
             filter.default_action = firewall::DefaultAction::Block;
         } else if (value == "ask") {
-            error(found.line, std::string(kDefaultAction) +
-                                  " 'ask' is not available yet: prompting comes in a later "
-                                  "version (use permit or block)");
+            filter.default_action = firewall::DefaultAction::Ask;
         } else {
-            error(found.line,
-                  std::string(kDefaultAction) + " must be permit or block, not " + describe(value));
+            error(found.line, std::string(kDefaultAction) + " must be permit, block or ask, not " +
+                                  describe(value));
         }
     }
 
@@ -542,7 +540,7 @@ public:
             }
             rules.push_back(std::move(*rule));
         }
-        filter.endpoints = std::move(rules);
+        filter.endpoints.global = std::make_shared<const firewall::RuleList>(std::move(rules));
     }
 
 private:
@@ -606,7 +604,13 @@ std::vector<firewall::IpEndpoint> localhost_listen_endpoints(std::uint16_t port)
 Result<std::vector<firewall::IpEndpoint>> parse_listen_address(std::string_view text) {
     const std::string quoted = std::string(kListenAddress) + " '" + std::string(text) + "'";
     if (text.empty()) {
-        return fail(std::string(kListenAddress) + " is empty (expected e.g. localhost:53)");
+        return fail(std::string(kListenAddress) +
+                    " is empty (expected e.g. localhost:53, or off for no nameserver)");
+    }
+    if (text == "off") {
+        // No nameserver: DNS is ordinary traffic, neither redirected nor blocked as astray, and
+        // connections carry no domain.
+        return std::vector<firewall::IpEndpoint>{};
     }
     std::string_view host;
     std::string_view port;
@@ -731,4 +735,4 @@ Result<Config> load_config_file(const std::filesystem::path& path) {
     return parse_config(text, name);
 }
 
-} // namespace pw::profile
+} // namespace pw::config
