@@ -13,6 +13,7 @@
 #include "network/event_sink.h"
 #include "network/packet_processor.h"
 #include "packet/packet_parser.h"
+#include "profile/policy_provider.h"
 
 namespace {
 
@@ -55,7 +56,8 @@ void new_connection(benchmark::State& state) {
     pw::network::ConnectionTable table;
     pw::network::NullEventSink events;
     pw::SteadyClock clock;
-    pw::network::PacketProcessor processor(settings, table, events, clock);
+    pw::profile::FixedPolicyProvider policies(settings);
+    pw::network::PacketProcessor processor(policies, table, events, clock);
     std::vector<std::vector<std::uint8_t>> packets;
     for (std::uint32_t port = 1024; port < 1024 + 8192; ++port) {
         packets.push_back(syn_packet(static_cast<std::uint16_t>(port)));

@@ -36,6 +36,7 @@
 #include "packet/verdict.h"
 #include "process/inode_pid_index.h"
 #include "process/process_registry.h"
+#include "profile/policy_provider.h"
 #include "state/bpf/socket_owner_records.h"
 #include "state/proc_net_socket_table.h"
 #include "state/sock_diag_socket_table.h"
@@ -86,7 +87,7 @@ struct QueueBinding {
 
 // Owns everything the running firewall needs, in start/stop order. Runs on the event-loop
 // thread only (the one that calls serve()).
-class Daemon {
+class Daemon final : public network::PacketProcessor::VerdictSink {
 public:
     Daemon(config::Config config, std::unique_ptr<network::EventSink> events,
            network::JsonLinesEventWriter* lifecycle_writer, RunOptions options)
@@ -103,6 +104,10 @@ public:
     void serve();
     void stop();
 
+    // network::PacketProcessor::VerdictSink: verdicts for packets the processor held back.
+    void verdict(network::PacketRef packet, std::uint32_t mark) override;
+    void flush() override;
+
 private:
     void set_up_attribution();
     [[nodiscard]] Status set_up_dns();
@@ -111,9 +116,6 @@ private:
     [[nodiscard]] nlohmann::ordered_json attribution_json() const;
     [[nodiscard]] nlohmann::ordered_json attribution_stats_json() const;
     void schedule_retries();
-    // A verdict for a packet the processor held back, sent by send_deferred_verdicts().
-    void add_verdict(network::PacketRef packet, std::uint32_t mark);
-    void send_deferred_verdicts();
     [[nodiscard]] Status bind_queues();
     void install_rules();
     void forget_remembered_verdicts();
@@ -127,6 +129,7 @@ private:
     config::Config config_;
     RunOptions options_;
     SteadyClock clock_;
+    profile::FixedPolicyProvider policies_{config_.filter};
     network::ConnectionTable table_;
     std::unique_ptr<network::EventSink> events_;
     network::JsonLinesEventWriter* lifecycle_writer_; // nullptr without --events
@@ -164,8 +167,9 @@ private:
 
 Status Daemon::start() {
     set_up_attribution();
-    processor_ = std::make_unique<network::PacketProcessor>(config_.filter, table_, *events_,
-                                                            clock_, attributor_.get());
+    processor_ = std::make_unique<network::PacketProcessor>(policies_, table_, *events_, clock_,
+                                                            attributor_.get());
+    processor_->set_verdict_sink(*this);
     // First the queues: once the rules exist, C17 drops every packet that no one answers.
     if (auto bound = bind_queues(); !bound) {
         return bound;
@@ -275,7 +279,7 @@ Status Daemon::set_up_dns() {
     }
     resolver_ = std::move(*resolver);
     dns_policy_ = std::make_unique<network::DnsQueryPolicy>(
-        config_.filter, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
+        policies_, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
     std::vector<dns::ListenEndpoint> listen;
     listen.reserve(endpoints.size());
     for (const firewall::IpEndpoint& endpoint : endpoints) {
@@ -549,20 +553,18 @@ void Daemon::schedule_retries() {
         if (error) {
             return;
         }
-        processor_->run_due_retries(
-            [this](network::PacketRef packet, std::uint32_t mark) { add_verdict(packet, mark); });
-        send_deferred_verdicts();
+        processor_->run_due_retries();
         events_->flush();
         schedule_retries();
     });
 }
 
-void Daemon::add_verdict(network::PacketRef packet, std::uint32_t mark) {
+void Daemon::verdict(network::PacketRef packet, std::uint32_t mark) {
     queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
     queues_with_deferred_verdicts_[packet.queue] = true;
 }
 
-void Daemon::send_deferred_verdicts() {
+void Daemon::flush() {
     for (std::size_t index = 0; index < queues_.size(); ++index) {
         if (!queues_with_deferred_verdicts_[index]) {
             continue;
@@ -577,9 +579,7 @@ void Daemon::send_deferred_verdicts() {
 
 void Daemon::stop() {
     // Packets held for attribution get their verdict while the queues are still bound.
-    processor_->decide_all_pending(
-        [this](network::PacketRef packet, std::uint32_t mark) { add_verdict(packet, mark); });
-    send_deferred_verdicts();
+    processor_->decide_all_waiting();
     // Rules first: while they exist, packets nobody answers are dropped.
     for (const auto& outcome : rules_.remove()) {
         if (!outcome.status) {

@@ -43,6 +43,8 @@ enum class ProcessKind : std::uint8_t {
 struct ProcessFacts {
     ProcessKind kind = ProcessKind::Process;
     std::int64_t pid = -1;        // -1 for the special identities
+    std::uint64_t start_time = 0; // clock ticks after boot (/proc/<pid>/stat field 22): with
+                                  // pid, names the process across PID reuse; 0 when unknown
     std::int64_t parent_pid = -1; // -1 when unknown
     std::string executable;
     std::string identity; // what rules will match: the script for interpreters, else executable
@@ -62,6 +64,14 @@ struct DomainFacts {
     std::vector<std::string> cname_chain;
 };
 
+// The profile a decision is made for: named in reasons, carried by events.
+struct ProfileLabel {
+    std::string id; // empty: no profile (the global settings alone)
+    std::string name;
+
+    friend bool operator==(const ProfileLabel&, const ProfileLabel&) = default;
+};
+
 // Everything the decision core may look at for one connection. Plain data: no sockets, no
 // syscalls. The daemon fills it from the first packet and enrichers (process, domain).
 struct ConnectionFacts {
@@ -77,6 +87,10 @@ struct ConnectionFacts {
         process{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
     std::optional<DomainFacts>
         domain{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
+    // The application's profile, once the packet path has found it (events name it; decide()
+    // reads the profile of its settings instead).
+    ProfileLabel profile{}; // NOLINT(readability-redundant-member-init): GCC
+                            // -Wmissing-field-initializers
 
     // The port that names the service: remote for outbound, local for inbound.
     [[nodiscard]] std::uint16_t service_port() const {

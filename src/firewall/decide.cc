@@ -377,6 +377,23 @@ QueryDecision decide_names(const FilterSettings& settings, std::string_view name
             .reason = "no rule decides the name; the default action applies to connections"};
 }
 
+// A step's conclusion made into what the kernel is told (see the shaping notes in decide.h).
+Decision shape(const FilterSettings& settings, const ConnectionFacts& connection,
+               StepResult outcome) {
+    if (outcome.verdict == Verdict::Block) {
+        if (const auto drop = drop_reason(settings, connection)) {
+            outcome.verdict = Verdict::Drop;
+            outcome.reason += *drop;
+        }
+    }
+    const Persistence persistence = persistence_for(settings, connection, outcome);
+    return Decision{.verdict = outcome.verdict,
+                    .persistence = persistence,
+                    .reason = std::move(outcome.reason),
+                    .outcome = outcome.outcome,
+                    .rule = outcome.rule};
+}
+
 } // namespace
 
 bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,
@@ -396,19 +413,17 @@ Decision decide(const FilterSettings& settings, const ConnectionFacts& connectio
                         .reason = std::string(*reason)};
     }
 
-    StepResult outcome = decide_steps(settings, connection);
-    if (outcome.verdict == Verdict::Block) {
-        if (const auto drop = drop_reason(settings, connection)) {
-            outcome.verdict = Verdict::Drop;
-            outcome.reason += *drop;
-        }
-    }
-    const Persistence persistence = persistence_for(settings, connection, outcome);
-    return Decision{.verdict = outcome.verdict,
-                    .persistence = persistence,
-                    .reason = std::move(outcome.reason),
-                    .outcome = outcome.outcome,
-                    .rule = outcome.rule};
+    return shape(settings, connection, decide_steps(settings, connection));
+}
+
+Decision decide_as(const FilterSettings& settings, const ConnectionFacts& connection,
+                   Verdict verdict, std::string reason) {
+    return shape(settings, connection,
+                 StepResult{.verdict = verdict,
+                            .reason = std::move(reason),
+                            .remember = Remember::PerSetting,
+                            .outcome = Outcome::Decided,
+                            .rule = std::nullopt});
 }
 
 QueryDecision decide_query(const FilterSettings& settings, std::string_view name) {

@@ -76,6 +76,12 @@ struct Decision {
 //     never become reachable), and reroutes are always remembered by the kernel.
 [[nodiscard]] Decision decide(const FilterSettings& settings, const ConnectionFacts& connection);
 
+// A verdict reached outside the steps above (a person's answer to a prompt), shaped for the
+// kernel exactly as decide() shapes its own: a block becomes a drop where decide() would drop,
+// and the persistence follows filter/permanentVerdicts.
+[[nodiscard]] Decision decide_as(const FilterSettings& settings, const ConnectionFacts& connection,
+                                 packet::Verdict verdict, std::string reason);
+
 // The rule that `match` names in `settings` (the settings the decision was made with).
 [[nodiscard]] const EndpointRule& rule_at(const FilterSettings& settings, const RuleMatch& match);
 

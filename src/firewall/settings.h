@@ -113,14 +113,6 @@ struct RuleLayers {
     SharedRules global;
 };
 
-// The profile a decision is made for: named in reasons, carried by events.
-struct ProfileLabel {
-    std::string id; // empty: no profile (the global settings alone)
-    std::string name;
-
-    friend bool operator==(const ProfileLabel&, const ProfileLabel&) = default;
-};
-
 // Everything decide() and decide_query() read for one connection or query: the settings of one
 // application's profile, each per-application value resolved (the profile's own, else the global
 // one, else the default), with the global-only settings. Plain data, validated when loaded

@@ -43,6 +43,7 @@ firewall::ProcessFacts facts_from(const process::ProcessInfo& info, std::string 
                     ? info.pid
                     : -1;
     facts.parent_pid = facts.pid > 0 ? info.parent_pid : -1;
+    facts.start_time = facts.pid > 0 ? info.start_time : 0;
     facts.executable = info.executable;
     facts.identity = info.identity_path;
     facts.uid = info.uid;
@@ -199,6 +200,7 @@ std::optional<firewall::ProcessFacts> ProcessAttributor::from_kernel_record(
     ++counters_.pid_only;
     firewall::ProcessFacts facts;
     facts.pid = pid;
+    facts.start_time = start_time;
     facts.uid = owner.uid;
     facts.user = processes.user_name(owner.uid);
     facts.source = "ebpf";

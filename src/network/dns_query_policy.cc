@@ -11,15 +11,6 @@
 namespace pw::network {
 namespace {
 
-// Executables that resolve for other processes: their answers go to the global scope.
-constexpr std::array<std::string_view, 3> kSystemResolvers = {"systemd-resolved", "nscd",
-                                                              "dnsmasq"};
-
-std::string_view basename(std::string_view path) {
-    const auto slash = path.rfind('/');
-    return slash == std::string_view::npos ? path : path.substr(slash + 1);
-}
-
 // What the query event says about where the answer came from.
 std::string_view source_name(const dns::QueryPlan& plan, const dns::QueryOutcome& outcome) {
     switch (outcome.source) {
@@ -59,23 +50,19 @@ std::chrono::seconds remaining_ttl(const dns::Answer& answer, std::uint32_t age_
 // The per-query data the nameserver keeps for us until the answer goes out.
 class AskerContext final : public dns::QueryContext {
 public:
-    explicit AskerContext(std::shared_ptr<const firewall::ProcessFacts> asker)
-        : process(std::move(asker)) {}
+    AskerContext(std::shared_ptr<const firewall::ProcessFacts> asker, profile::Policy asker_policy)
+        : process(std::move(asker)), policy(std::move(asker_policy)) {}
     std::shared_ptr<const firewall::ProcessFacts> process;
+    profile::Policy policy; // the asker's, for the whole life of the query
 };
 
 } // namespace
 
-std::string_view memory_scope(const firewall::ProcessFacts* process) {
-    if (process == nullptr || process->kind != firewall::ProcessKind::Process ||
-        process->identity.empty()) {
+std::string_view memory_scope(const firewall::ProfileLabel& profile) {
+    if (profile.id.empty() || profile.id.starts_with('_')) {
         return dns::IpDomainMemory::kGlobalScope;
     }
-    const std::string_view name = basename(process->executable);
-    if (std::ranges::find(kSystemResolvers, name) != kSystemResolvers.end()) {
-        return dns::IpDomainMemory::kGlobalScope;
-    }
-    return process->identity;
+    return profile.id;
 }
 
 std::shared_ptr<const firewall::ProcessFacts> DnsQueryPolicy::find_asker(
@@ -129,15 +116,16 @@ dns::QueryAction nameserver_action(firewall::QueryAction action) {
 
 dns::QueryPlan DnsQueryPolicy::plan(const dns::ClientQuery& query) {
     auto asker = find_asker(query);
+    profile::Policy policy = policies_.query_policy_for(asker.get());
     const firewall::QueryDecision decision =
-        firewall::decide_query(settings_, query.query.question.name);
+        firewall::decide_query(*policy.settings, query.query.question.name);
     dns::QueryPlan plan;
     plan.action = nameserver_action(decision.action);
     if (plan.action != dns::QueryAction::Resolve) {
         ++counters_.blocked;
     }
     plan.reason = decision.reason;
-    plan.context = std::make_unique<AskerContext>(std::move(asker));
+    plan.context = std::make_unique<AskerContext>(std::move(asker), std::move(policy));
     return plan;
 }
 
@@ -145,7 +133,13 @@ void DnsQueryPolicy::review(const dns::ClientQuery& query, dns::QueryPlan& plan,
                             const dns::Answer& answer) {
     const firewall::DomainFacts domain{.domain = query.query.question.name,
                                        .cname_chain = answer.cname_chain};
-    const firewall::QueryDecision decision = firewall::decide_query(settings_, domain);
+    // Every context is ours: plan() made it.
+    const auto* context = static_cast<const AskerContext*>(plan.context.get());
+    if (context == nullptr) {
+        return;
+    }
+    const firewall::QueryDecision decision =
+        firewall::decide_query(*context->policy.settings, domain);
     const dns::QueryAction action = nameserver_action(decision.action);
     if (action == dns::QueryAction::Resolve) {
         return;
@@ -160,7 +154,10 @@ void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPla
     // Every context is ours: plan() made it.
     const auto* context = static_cast<const AskerContext*>(plan.context.get());
     const firewall::ProcessFacts* process = context != nullptr ? context->process.get() : nullptr;
-    const std::string_view scope = memory_scope(process);
+    static const firewall::ProfileLabel kNoProfile;
+    const firewall::ProfileLabel& profile =
+        context != nullptr ? context->policy.settings->profile : kNoProfile;
+    const std::string_view scope = memory_scope(profile);
     const dns::Answer* answer = outcome.answer;
     const Clock::TimePoint now = clock_.now();
     if (answer != nullptr && !answer->addresses.empty()) {
@@ -186,6 +183,7 @@ void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPla
                                                                : std::string_view(plan.reason),
         .scope = scope,
         .process = process,
+        .profile = profile.id.empty() ? nullptr : &profile,
     };
     if (answer != nullptr) {
         event.answers = answer->addresses;

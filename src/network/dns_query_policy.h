@@ -12,15 +12,16 @@
 #include "network/attributor.h"
 #include "network/dns_client_directory.h"
 #include "network/event_sink.h"
+#include "profile/policy_provider.h"
 
 namespace pw::network {
 
 // The firewall's side of the nameserver (issue 4): who asks (the process behind the client's
-// flow), what the rules say about the name (blocked names get 0.0.0.17 / ::17, the Firefox
-// canary NXDOMAIN), and what the answer teaches the IP -> domain memory: every address the
-// asked name resolved to is remembered under the asker's scope (its identity; the global scope
-// for system resolvers and unidentified askers), so that the connection that follows carries
-// the name. Runs on the event-loop thread only.
+// flow), what the rules of its profile say about the name (blocked names get 0.0.0.17 / ::17,
+// the Firefox canary NXDOMAIN), and what the answer teaches the IP -> domain memory: every
+// address the asked name resolved to is remembered under the asker's scope (its profile; the
+// global scope for system resolvers and unidentified askers), so that the connection that
+// follows carries the name. Runs on the event-loop thread only.
 class DnsQueryPolicy final : public dns::QueryHandler {
 public:
     struct Counters {
@@ -31,10 +32,10 @@ public:
     };
 
     // `attributor` may be null (attribution off): queries then count as unidentified.
-    DnsQueryPolicy(const firewall::FilterSettings& settings, DnsClientDirectory& clients,
+    DnsQueryPolicy(profile::PolicyProvider& policies, DnsClientDirectory& clients,
                    Attributor* attributor, dns::IpDomainMemory& memory, EventSink& events,
                    const Clock& clock)
-        : settings_(settings),
+        : policies_(policies),
           clients_(clients),
           attributor_(attributor),
           memory_(memory),
@@ -56,7 +57,7 @@ private:
     [[nodiscard]] std::shared_ptr<const firewall::ProcessFacts> find_asker(
         const dns::ClientQuery& query);
 
-    const firewall::FilterSettings& settings_;
+    profile::PolicyProvider& policies_;
     DnsClientDirectory& clients_;
     Attributor* attributor_;
     dns::IpDomainMemory& memory_;
@@ -65,9 +66,10 @@ private:
     Counters counters_;
 };
 
-// The IP -> domain memory scope of a process: its identity, or the global scope for the special
-// identities (unidentified, kernel, ...) and for system resolvers (systemd-resolved, nscd,
-// dnsmasq), which ask on behalf of processes we cannot see.
-[[nodiscard]] std::string_view memory_scope(const firewall::ProcessFacts* process);
+// The IP -> domain memory scope of a profile: its ID, or the global scope for the special
+// profiles (unidentified, kernel, system DNS client, ...: IDs that start with '_') and for no
+// profile at all. The system resolvers (systemd-resolved, nscd, dnsmasq) ask on behalf of
+// processes we cannot see, so their answers teach everyone.
+[[nodiscard]] std::string_view memory_scope(const firewall::ProfileLabel& profile);
 
 } // namespace pw::network

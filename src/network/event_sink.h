@@ -8,6 +8,7 @@
 #include "common/ip_address.h"
 #include "firewall/connection_facts.h"
 #include "firewall/decide.h"
+#include "profile/prompts.h"
 
 namespace pw::network {
 
@@ -27,6 +28,7 @@ struct DnsQueryEvent {
     std::string_view reason;   // why it was blocked, or what the upstreams did
     std::string_view scope;    // where its addresses were remembered: "" is the global scope
     const firewall::ProcessFacts* process = nullptr;
+    const firewall::ProfileLabel* profile = nullptr; // the asker's profile, when known
 };
 
 // Where connection events go: the `--events` JSON-lines stream now, the API's subscribers and
@@ -41,6 +43,9 @@ public:
                                     const firewall::Decision& decision, std::uint32_t mark) = 0;
     // Our nameserver answered a query.
     virtual void dns_query(const DnsQueryEvent& query) = 0;
+    // A prompt opened, was answered (`answer` set) or expired.
+    virtual void prompt(profile::PromptEvent event, const profile::Prompt& prompt,
+                        const profile::PromptAnswer* answer) = 0;
     // The end of a batch of packets: a good moment to write buffered events out.
     virtual void flush() = 0;
 };
@@ -55,6 +60,8 @@ public:
                             const firewall::Decision& /*decision*/,
                             std::uint32_t /*mark*/) override {}
     void dns_query(const DnsQueryEvent& /*query*/) override {}
+    void prompt(profile::PromptEvent /*event*/, const profile::Prompt& /*prompt*/,
+                const profile::PromptAnswer* /*answer*/) override {}
     void flush() override {}
 };
 

@@ -62,6 +62,40 @@ void append_domain(std::string& out, const firewall::DomainFacts& domain) {
     out += ']';
 }
 
+void append_profile(std::string& out, const firewall::ProfileLabel& profile) {
+    out += R"(,"profile":{"id":)";
+    append_json_string(out, profile.id);
+    out += R"(,"name":)";
+    append_json_string(out, profile.name);
+    out += '}';
+}
+
+std::string_view prompt_action(profile::PromptEvent event) {
+    switch (event) {
+        case profile::PromptEvent::Opened:
+            return "opened";
+        case profile::PromptEvent::Answered:
+            return "answered";
+        case profile::PromptEvent::Expired:
+            break;
+    }
+    return "expired";
+}
+
+std::string_view target_name(profile::PromptTarget target) {
+    switch (target) {
+        case profile::PromptTarget::Domain:
+            return "domain";
+        case profile::PromptTarget::DomainAndSubdomains:
+            return "zone";
+        case profile::PromptTarget::Address:
+            return "ip";
+        case profile::PromptTarget::LocalPort:
+            break;
+    }
+    return "port";
+}
+
 } // namespace
 
 Result<std::unique_ptr<JsonLinesEventWriter>> JsonLinesEventWriter::open(
@@ -128,6 +162,9 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
     if (connection.domain) {
         append_domain(out, *connection.domain);
     }
+    if (!connection.profile.id.empty()) {
+        append_profile(out, connection.profile);
+    }
     if (decision != nullptr) {
         out += R"(,"verdict":")";
         out += packet::verdict_name(decision->verdict);
@@ -184,6 +221,50 @@ void JsonLinesEventWriter::dns_query(const DnsQueryEvent& query) {
     append_json_string(out, query.scope);
     if (query.process != nullptr) {
         append_process(out, *query.process);
+    }
+    if (query.profile != nullptr) {
+        append_profile(out, *query.profile);
+    }
+    out += "}\n";
+    std::fwrite(out.data(), 1, out.size(), file_);
+}
+
+void JsonLinesEventWriter::prompt(profile::PromptEvent event, const profile::Prompt& prompt,
+                                  const profile::PromptAnswer* answer) {
+    const profile::PromptSubject& subject = prompt.subject;
+    std::string& out = line_;
+    out.clear();
+    out += R"({"event":"prompt","action":")";
+    out += prompt_action(event);
+    out += R"(","time":")";
+    out += utc_timestamp_now();
+    out += R"(","id":)";
+    out += std::to_string(prompt.id);
+    append_profile(out, subject.profile);
+    out += R"(,"executable":)";
+    append_json_string(out, subject.executable);
+    out += R"(,"pid":)";
+    out += std::to_string(subject.pid);
+    out += R"(,"direction":")";
+    out += subject.direction == packet::Direction::Outbound ? "outbound" : "inbound";
+    out += R"(","protocol":")";
+    out += protocol_name(subject.protocol);
+    out += R"(","domain":)";
+    append_json_string(out, subject.domain);
+    out += ',';
+    append_endpoint(out, "remote", subject.remote_address, subject.remote_port);
+    out += R"(,"localPort":)";
+    out += std::to_string(subject.local_port);
+    out += R"(,"connections":)";
+    out += std::to_string(prompt.connections);
+    if (answer != nullptr) {
+        out += R"(,"answer":{"verdict":")";
+        out += answer->verdict == profile::PromptVerdict::Permit ? "permit" : "block";
+        out += R"(","target":")";
+        out += target_name(answer->target);
+        out += R"(","for":")";
+        out += profile::duration_text(*answer);
+        out += R"("})";
     }
     out += "}\n";
     std::fwrite(out.data(), 1, out.size(), file_);

@@ -16,7 +16,8 @@ namespace pw::network {
 //   {"event":"decided","id":7,"time":"2026-11-22T11:40:00.123Z","protocol":"tcp","ipVersion":4,
 //    "direction":"outbound","local":{"ip":"10.0.0.1","port":40000},
 //    "remote":{"ip":"10.0.0.2","port":443},"verdict":"accept","mark":1710,"permanent":true,
-//    "reason":"default action: permit"}
+//    "process":{...},"profile":{"id":"3f1c...","name":"curl"},
+//    "reason":"default action: permit (global, profile 'curl')"}
 // Buffered; flushed at the end of every packet batch so that a reader sees events promptly.
 // Runs on the event-loop thread only.
 class JsonLinesEventWriter final : public EventSink {
@@ -40,6 +41,13 @@ public:
     //  "answers":["192.0.2.1"],"cnames":[],"source":"cache","upstream":"dns://192.0.2.53:53",
     //  "reason":"","scope":"/usr/bin/curl","process":{...}}
     void dns_query(const DnsQueryEvent& query) override;
+    // {"event":"prompt","action":"opened","time":...,"id":3,"profile":{"id":"...","name":"curl"},
+    //  "executable":"/usr/bin/curl","pid":4242,"direction":"outbound","protocol":"tcp",
+    //  "domain":"example.com","remote":{"ip":"203.0.113.5","port":443},"localPort":40000,
+    //  "connections":1}; "answered" adds
+    //  "answer":{"verdict":"permit","target":"domain","for":"always"}.
+    void prompt(profile::PromptEvent event, const profile::Prompt& prompt,
+                const profile::PromptAnswer* answer) override;
     void flush() override;
 
     // Writes one line that the caller formatted as a JSON object (lifecycle events, stats).

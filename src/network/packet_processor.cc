@@ -1,5 +1,7 @@
 #include "network/packet_processor.h"
 
+#include <utility>
+
 #include "firewall/decide.h"
 #include "network/dns_query_policy.h"
 #include "packet/packet_parser.h"
@@ -10,21 +12,42 @@ namespace {
 
 firewall::ConnectionFacts facts_from_packet(const packet::PacketInfo& packet,
                                             packet::Direction direction, const ConnectionKey& key) {
-    return firewall::ConnectionFacts{
-        .direction = direction,
-        .ip_family = packet.ip_family,
-        .protocol = packet.protocol,
-        .local_address = key.local_address,
-        .local_port = key.local_port,
-        .remote_address = key.remote_address,
-        .remote_port = key.remote_port,
-        .icmp_type = packet.icmp_type,
-        .process = std::nullopt,
-        .domain = std::nullopt,
-    };
+    firewall::ConnectionFacts facts;
+    facts.direction = direction;
+    facts.ip_family = packet.ip_family;
+    facts.protocol = packet.protocol;
+    facts.local_address = key.local_address;
+    facts.local_port = key.local_port;
+    facts.remote_address = key.remote_address;
+    facts.remote_port = key.remote_port;
+    facts.icmp_type = packet.icmp_type;
+    return facts;
+}
+
+// " (profile match tie: ...)": a tie is never broken silently.
+void add_tie(firewall::Decision& decision, const std::string& tie) {
+    if (!tie.empty()) {
+        decision.reason += " (" + tie + ")";
+    }
+}
+
+// "(app, profile 'curl')" for reasons that rest on a prompt.
+std::string profile_note(const firewall::FilterSettings& settings) {
+    return settings.profile.id.empty() ? std::string()
+                                       : " (profile '" + settings.profile.name + "')";
 }
 
 } // namespace
+
+void PacketProcessor::enable_prompts(profile::PromptBroker& prompts) {
+    prompts_ = &prompts;
+    prompts.subscribe([this](profile::PromptEvent event, const profile::Prompt& prompt,
+                             const profile::PromptAnswer* answer) {
+        if (event != profile::PromptEvent::Opened) {
+            on_prompt_closed(event, prompt, answer);
+        }
+    });
+}
 
 std::optional<std::uint32_t> PacketProcessor::handle(packet::Direction direction,
                                                      std::span<const std::uint8_t> bytes,
@@ -50,6 +73,17 @@ std::optional<std::uint32_t> PacketProcessor::handle(packet::Direction direction
             return std::nullopt;
         }
     }
+    if (!held_.empty()) {
+        if (const auto waiting = held_.find(key); waiting != held_.end()) {
+            // Retransmissions share the wait for the answer, up to a share of the queue.
+            if (waiting->second.packets.size() < kMaxHeldPacketsPerConnection) {
+                waiting->second.packets.push_back(ref);
+                return std::nullopt;
+            }
+            ++counters_.held_packets_dropped;
+            return packet::mark::kDrop;
+        }
+    }
     return start_new_connection(*parsed, direction, key, ref, now);
 }
 
@@ -60,12 +94,12 @@ std::optional<std::uint32_t> PacketProcessor::start_new_connection(const packet:
                                                                    Clock::TimePoint now) {
     const std::uint64_t id = next_connection_id_++;
     ++counters_.connections;
-    // The facts are complete before anything is reported or decided: the process now, the
-    // domain of the remote address with the nameserver (issue 4).
+    // The facts are complete before anything is reported or decided: the process now, its
+    // profile and the domain of the remote address in decide().
     firewall::ConnectionFacts facts = facts_from_packet(packet, direction, key);
     if (attributor_ != nullptr) {
         Attribution attribution = attributor_->attribute(facts);
-        if (attribution.worth_retrying) {
+        if (attribution.worth_retrying && verdicts_ != nullptr) {
             const auto delay = state::next_retry_delay(retry_policy_, 1, {});
             if (delay && pending_.size() < kMaxPendingConnections) {
                 ++counters_.deferred;
@@ -85,14 +119,15 @@ std::optional<std::uint32_t> PacketProcessor::start_new_connection(const packet:
         }
         facts.process = std::move(attribution.process);
     }
-    return decide(id, facts, key, now);
+    std::vector<PacketRef> packets = {ref};
+    return decide(id, facts, key, packets, now);
 }
 
 void PacketProcessor::add_domain(firewall::ConnectionFacts& facts, Clock::TimePoint now) const {
     if (domain_memory_ == nullptr || facts.direction != packet::Direction::Outbound) {
         return;
     }
-    const std::string_view scope = memory_scope(facts.process ? &*facts.process : nullptr);
+    const std::string_view scope = memory_scope(facts.profile);
     if (auto name = domain_memory_->lookup(scope, facts.remote_address, now)) {
         facts.domain = firewall::DomainFacts{.domain = std::move(name->domain),
                                              .cname_chain = std::move(name->cname_chain)};
@@ -100,6 +135,7 @@ void PacketProcessor::add_domain(firewall::ConnectionFacts& facts, Clock::TimePo
 }
 
 void PacketProcessor::remember_dns_client(const firewall::ConnectionFacts& facts,
+                                          const firewall::FilterSettings& settings,
                                           const firewall::Decision& decision,
                                           Clock::TimePoint now) {
     if (dns_clients_ == nullptr || facts.direction != packet::Direction::Outbound ||
@@ -109,7 +145,7 @@ void PacketProcessor::remember_dns_client(const firewall::ConnectionFacts& facts
     const bool to_our_nameserver =
         decision.verdict == packet::Verdict::RerouteToNameserver ||
         (decision.verdict == packet::Verdict::Accept &&
-         firewall::is_nameserver_endpoint(settings_, facts.remote_address, facts.remote_port));
+         firewall::is_nameserver_endpoint(settings, facts.remote_address, facts.remote_port));
     if (!to_our_nameserver) {
         return;
     }
@@ -121,12 +157,138 @@ void PacketProcessor::remember_dns_client(const firewall::ConnectionFacts& facts
                          now);
 }
 
-std::uint32_t PacketProcessor::decide(std::uint64_t id, firewall::ConnectionFacts& facts,
-                                      const ConnectionKey& key, Clock::TimePoint now) {
+std::optional<std::uint32_t> PacketProcessor::decide(std::uint64_t id,
+                                                     firewall::ConnectionFacts& facts,
+                                                     const ConnectionKey& key,
+                                                     std::vector<PacketRef>& packets,
+                                                     Clock::TimePoint now) {
+    const profile::Policy policy =
+        policies_.policy_for(facts.process ? &*facts.process : nullptr, facts.direction);
+    const firewall::FilterSettings& settings = *policy.settings;
+    facts.profile = settings.profile;
     add_domain(facts, now);
     events_.connection_new(id, facts);
-    const firewall::Decision decision = firewall::decide(settings_, facts);
-    remember_dns_client(facts, decision, now);
+    firewall::Decision decision = firewall::decide(settings, facts);
+    add_tie(decision, policy.tie);
+    if (decision.outcome == firewall::Outcome::Ask) {
+        auto refused = hold(id, facts, policy, decision, key, packets);
+        if (!refused) {
+            return std::nullopt;
+        }
+        decision = std::move(*refused);
+    }
+    return finish(id, facts, settings, decision, key, now);
+}
+
+std::optional<firewall::Decision> PacketProcessor::hold(
+    std::uint64_t id, const firewall::ConnectionFacts& facts, const profile::Policy& policy,
+    const firewall::Decision& decision, const ConnectionKey& key, std::vector<PacketRef>& packets) {
+    const firewall::FilterSettings& settings = *policy.settings;
+    const auto refuse = [&](std::string_view why) {
+        ++counters_.prompts_refused;
+        firewall::Decision blocked = decision;
+        blocked.outcome = firewall::Outcome::Decided;
+        blocked.persistence = packet::Persistence::Temporary;
+        blocked.reason = std::string(why) + profile_note(settings);
+        return blocked;
+    };
+    if (prompts_ == nullptr || verdicts_ == nullptr || stopping_) {
+        firewall::Decision blocked = decision;
+        blocked.outcome = firewall::Outcome::Decided;
+        blocked.persistence = packet::Persistence::Temporary;
+        blocked.reason +=
+            stopping_ ? " (portwarden is stopping: nobody can answer)" : " (nobody can be asked)";
+        return blocked;
+    }
+    if (held_.size() >= kMaxHeldConnections) {
+        return refuse("too many open prompts");
+    }
+    profile::PromptSubject subject;
+    subject.profile = settings.profile;
+    if (facts.process) {
+        subject.executable =
+            facts.process->identity.empty() ? facts.process->executable : facts.process->identity;
+        subject.pid = facts.process->pid;
+        subject.process_start = facts.process->start_time;
+    }
+    subject.direction = facts.direction;
+    subject.protocol = facts.protocol;
+    if (facts.domain) {
+        subject.domain = facts.domain->domain;
+    }
+    subject.remote_address = facts.remote_address;
+    subject.remote_port = facts.remote_port;
+    subject.local_port = facts.local_port;
+    const auto prompt = prompts_->hold(subject, settings.ask_timeout);
+    if (!prompt) {
+        return refuse("too many open prompts");
+    }
+    ++counters_.held;
+    held_.emplace(key, HeldConnection{.id = id,
+                                      .prompt = *prompt,
+                                      .facts = facts,
+                                      .settings = policy.settings,
+                                      .fallback = decision,
+                                      .packets = std::move(packets)});
+    return std::nullopt;
+}
+
+void PacketProcessor::on_prompt_closed(profile::PromptEvent event, const profile::Prompt& prompt,
+                                       const profile::PromptAnswer* answer) {
+    const Clock::TimePoint now = clock_.now();
+    bool sent = false;
+    for (auto entry = held_.begin(); entry != held_.end();) {
+        if (entry->second.prompt != prompt.id) {
+            ++entry;
+            continue;
+        }
+        HeldConnection held = std::move(entry->second);
+        const ConnectionKey key = entry->first;
+        entry = held_.erase(entry);
+        firewall::Decision decision;
+        std::shared_ptr<const firewall::FilterSettings> settings = held.settings;
+        if (event == profile::PromptEvent::Answered && answer != nullptr) {
+            ++counters_.answered;
+            // The answer's rule (if any) is in the settings by now: decide anew, so that the
+            // connection carries the rule that decided it; an answer without a rule (once)
+            // decides it directly.
+            const profile::Policy policy = policies_.policy_for(
+                held.facts.process ? &*held.facts.process : nullptr, held.facts.direction);
+            settings = policy.settings;
+            decision = firewall::decide(*settings, held.facts);
+            if (decision.outcome == firewall::Outcome::Ask) {
+                const bool permit = answer->verdict == profile::PromptVerdict::Permit;
+                decision = firewall::decide_as(
+                    *settings, held.facts,
+                    permit ? packet::Verdict::Accept : packet::Verdict::Block,
+                    std::string("prompt answered: ") + (permit ? "permit " : "block ") +
+                        profile::duration_text(*answer) + profile_note(*settings));
+            }
+        } else {
+            ++counters_.unanswered;
+            decision = held.fallback;
+            decision.outcome = firewall::Outcome::Decided;
+            decision.persistence = packet::Persistence::Temporary;
+            decision.reason = "no answer to the prompt" + profile_note(*settings);
+        }
+        const std::uint32_t mark = finish(held.id, held.facts, *settings, decision, key, now);
+        send(held.packets, mark);
+        sent = true;
+    }
+    if (sent && verdicts_ != nullptr) {
+        verdicts_->flush();
+        events_.flush();
+    }
+}
+
+std::uint32_t PacketProcessor::finish(std::uint64_t id, const firewall::ConnectionFacts& facts,
+                                      const firewall::FilterSettings& settings,
+                                      const firewall::Decision& decision, const ConnectionKey& key,
+                                      Clock::TimePoint now) {
+    remember_dns_client(facts, settings, decision, now);
+    if (decision.rule) {
+        policies_.rule_matched(settings, *decision.rule);
+    }
     const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
     const bool remembered = table_.insert(key, ConnectionEntry{.id = id,
                                                                .mark = mark,
@@ -140,6 +302,15 @@ std::uint32_t PacketProcessor::decide(std::uint64_t id, firewall::ConnectionFact
     return mark;
 }
 
+void PacketProcessor::send(std::span<const PacketRef> packets, std::uint32_t mark) {
+    if (verdicts_ == nullptr) {
+        return;
+    }
+    for (const PacketRef packet : packets) {
+        verdicts_->verdict(packet, mark);
+    }
+}
+
 std::optional<Clock::TimePoint> PacketProcessor::next_retry_at() const {
     std::optional<Clock::TimePoint> earliest;
     for (const auto& [key, pending] : pending_) {
@@ -150,8 +321,9 @@ std::optional<Clock::TimePoint> PacketProcessor::next_retry_at() const {
     return earliest;
 }
 
-void PacketProcessor::run_due_retries(const DeferredVerdict& verdict) {
+void PacketProcessor::run_due_retries() {
     const Clock::TimePoint now = clock_.now();
+    bool sent = false;
     for (auto entry = pending_.begin(); entry != pending_.end();) {
         PendingConnection& pending = entry->second;
         if (pending.next_attempt > now) {
@@ -174,25 +346,39 @@ void PacketProcessor::run_due_retries(const DeferredVerdict& verdict) {
         } else {
             ++counters_.retry_found;
         }
-        pending.facts.process = std::move(attribution.process);
-        const std::uint32_t mark = decide(pending.id, pending.facts, entry->first, now);
-        for (const PacketRef packet : pending.packets) {
-            verdict(packet, mark);
-        }
+        PendingConnection done = std::move(pending);
+        const ConnectionKey key = entry->first;
         entry = pending_.erase(entry);
+        done.facts.process = std::move(attribution.process);
+        if (const auto mark = decide(done.id, done.facts, key, done.packets, now)) {
+            send(done.packets, *mark);
+        }
+        sent = true;
+    }
+    if (sent && verdicts_ != nullptr) {
+        verdicts_->flush();
     }
 }
 
-void PacketProcessor::decide_all_pending(const DeferredVerdict& verdict) {
+void PacketProcessor::decide_all_waiting() {
+    stopping_ = true;
     const Clock::TimePoint now = clock_.now();
+    // Nobody will answer any more: held connections get what applies without an answer.
+    while (!held_.empty()) {
+        profile::Prompt closed;
+        closed.id = held_.begin()->second.prompt;
+        on_prompt_closed(profile::PromptEvent::Expired, closed, nullptr);
+    }
     for (auto& [key, pending] : pending_) {
         pending.facts.process = std::move(pending.fallback.process);
-        const std::uint32_t mark = decide(pending.id, pending.facts, key, now);
-        for (const PacketRef packet : pending.packets) {
-            verdict(packet, mark);
+        if (const auto mark = decide(pending.id, pending.facts, key, pending.packets, now)) {
+            send(pending.packets, *mark);
         }
     }
     pending_.clear();
+    if (verdicts_ != nullptr) {
+        verdicts_->flush();
+    }
 }
 
 } // namespace pw::network

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "fakes/fake_clock.h"
+#include "fakes/fake_policy_provider.h"
 #include "packet/packet_info.h"
 
 namespace pw::network {
@@ -44,6 +45,8 @@ public:
         executables.push_back(query.process != nullptr ? query.process->executable : "");
         answers.push_back(query.answers.size());
     }
+    void prompt(profile::PromptEvent /*event*/, const profile::Prompt& /*prompt*/,
+                const profile::PromptAnswer* /*answer*/) override {}
     void flush() override {}
     std::vector<std::string> names, sources, scopes, executables;
     std::vector<std::size_t> answers;
@@ -77,12 +80,13 @@ protected:
     }
 
     firewall::FilterSettings settings_;
+    testing::ProfilePerExecutable policies_{settings_};
     DnsClientDirectory clients_;
     CountingAttributor attributor_;
     dns::IpDomainMemory memory_;
     DnsEvents events_;
     testing::FakeClock clock_;
-    DnsQueryPolicy policy_{settings_, clients_, &attributor_, memory_, events_, clock_};
+    DnsQueryPolicy policy_{policies_, clients_, &attributor_, memory_, events_, clock_};
     IpAddress client_ = IpAddress::parse("127.0.0.1").value();
     IpAddress web_ = IpAddress::parse("192.0.2.10").value();
 };
@@ -133,15 +137,13 @@ TEST_F(DnsQueryPolicyTest, AnUnknownFlowIsLookedUpOnceThenRemembered) {
 }
 
 TEST_F(DnsQueryPolicyTest, SystemResolversAndUnidentifiedAskersTeachTheGlobalScope) {
+    EXPECT_EQ(memory_scope({.id = "_system-resolver", .name = "System DNS client"}),
+              dns::IpDomainMemory::kGlobalScope);
+    EXPECT_EQ(memory_scope({.id = "_unidentified", .name = "Unidentified"}),
+              dns::IpDomainMemory::kGlobalScope);
+    EXPECT_EQ(memory_scope({}), dns::IpDomainMemory::kGlobalScope);
+    EXPECT_EQ(memory_scope({.id = "3f1c0a", .name = "fetch.py"}), "3f1c0a");
     firewall::ProcessFacts resolved = process_named("/usr/lib/systemd/systemd-resolved");
-    EXPECT_EQ(memory_scope(&resolved), dns::IpDomainMemory::kGlobalScope);
-    firewall::ProcessFacts unidentified;
-    unidentified.kind = firewall::ProcessKind::Unidentified;
-    EXPECT_EQ(memory_scope(&unidentified), dns::IpDomainMemory::kGlobalScope);
-    EXPECT_EQ(memory_scope(nullptr), dns::IpDomainMemory::kGlobalScope);
-    firewall::ProcessFacts script = process_named("/usr/bin/python3");
-    script.identity = "/opt/tool/fetch.py";
-    EXPECT_EQ(memory_scope(&script), "/opt/tool/fetch.py");
 
     attributor_.answer = resolved;
     const dns::Query query = query_for("cdn.example");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "fakes/fake_clock.h"
+#include "fakes/fake_policy_provider.h"
 #include "fakes/packet_builder.h"
 #include "packet/verdict.h"
 
@@ -32,18 +33,34 @@ public:
         records.push_back({"decided", id, connection, mark, decision.reason});
     }
     void dns_query(const DnsQueryEvent& /*query*/) override {}
+    void prompt(profile::PromptEvent /*event*/, const profile::Prompt& /*prompt*/,
+                const profile::PromptAnswer* /*answer*/) override {}
     void flush() override {}
 
     std::vector<Record> records;
 };
 
+// Collects the verdicts of packets the processor held back.
+class RecordingVerdictSink final : public PacketProcessor::VerdictSink {
+public:
+    // network::PacketProcessor::VerdictSink
+    void verdict(PacketRef packet, std::uint32_t mark) override {
+        verdicts.emplace_back(packet, mark);
+    }
+    void flush() override { ++flushes; }
+
+    std::vector<std::pair<PacketRef, std::uint32_t>> verdicts;
+    int flushes = 0;
+};
+
 class PacketProcessorTest : public ::testing::Test {
 protected:
     firewall::FilterSettings settings_;
+    profile::FixedPolicyProvider policies_{settings_};
     ConnectionTable table_;
     RecordingEventSink events_;
     testing::FakeClock clock_;
-    PacketProcessor processor_{settings_, table_, events_, clock_};
+    PacketProcessor processor_{policies_, table_, events_, clock_};
 };
 
 TEST_F(PacketProcessorTest, NewConnectionIsDecidedOnceAndReported) {
@@ -148,20 +165,21 @@ private:
 
 class DeferredPacketProcessorTest : public PacketProcessorTest {
 protected:
-    // Runs the retries due after `by` and collects their verdicts.
+    // Runs the retries due after `by`; their verdicts go to sink_.
     void advance_and_retry(std::chrono::microseconds by, PacketProcessor& processor) {
         clock_.advance(by);
-        processor.run_due_retries(
-            [this](PacketRef packet, std::uint32_t mark) { verdicts_.emplace_back(packet, mark); });
+        processor.run_due_retries();
     }
 
-    std::vector<std::pair<PacketRef, std::uint32_t>> verdicts_;
+    RecordingVerdictSink sink_;
+    std::vector<std::pair<PacketRef, std::uint32_t>>& verdicts_ = sink_.verdicts;
     const testing::PacketBuilder out_{"10.0.0.1", "10.0.0.2"};
 };
 
 TEST_F(DeferredPacketProcessorTest, ConnectionWaitsUntilItsSocketIsVisible) {
     SlowAttributor attributor(1);
-    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    PacketProcessor processor(policies_, table_, events_, clock_, &attributor);
+    processor.set_verdict_sink(sink_);
     const auto syn = out_.tcp(40000, 80);
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn, {.queue = 0, .packet_id = 7}),
               std::nullopt);
@@ -182,7 +200,8 @@ TEST_F(DeferredPacketProcessorTest, ConnectionWaitsUntilItsSocketIsVisible) {
 
 TEST_F(DeferredPacketProcessorTest, ConnectionFoundByARetryIsReportedAndRemembered) {
     SlowAttributor attributor(1);
-    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    PacketProcessor processor(policies_, table_, events_, clock_, &attributor);
+    processor.set_verdict_sink(sink_);
     const auto syn = out_.tcp(40000, 80);
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, syn, {.packet_id = 7}), std::nullopt);
     advance_and_retry(state::RetryPolicy{}.first_delay, processor);
@@ -195,7 +214,8 @@ TEST_F(DeferredPacketProcessorTest, ConnectionFoundByARetryIsReportedAndRemember
 
 TEST_F(DeferredPacketProcessorTest, RetriesStopWithinTheBudget) {
     SlowAttributor attributor(100);
-    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    PacketProcessor processor(policies_, table_, events_, clock_, &attributor);
+    processor.set_verdict_sink(sink_);
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, out_.udp(40000, 53), {.packet_id = 1}),
               std::nullopt);
     const state::RetryPolicy policy;
@@ -211,11 +231,11 @@ TEST_F(DeferredPacketProcessorTest, RetriesStopWithinTheBudget) {
 
 TEST_F(DeferredPacketProcessorTest, ShutdownDecidesWhatIsStillWaiting) {
     SlowAttributor attributor(100);
-    PacketProcessor processor(settings_, table_, events_, clock_, &attributor);
+    PacketProcessor processor(policies_, table_, events_, clock_, &attributor);
+    processor.set_verdict_sink(sink_);
     EXPECT_EQ(processor.handle(packet::Direction::Outbound, out_.tcp(40000, 80), {.packet_id = 3}),
               std::nullopt);
-    processor.decide_all_pending(
-        [this](PacketRef packet, std::uint32_t mark) { verdicts_.emplace_back(packet, mark); });
+    processor.decide_all_waiting();
     ASSERT_EQ(verdicts_.size(), 1U);
     EXPECT_EQ(verdicts_[0].first.packet_id, 3U);
     EXPECT_EQ(processor.pending_connections(), 0U);
@@ -247,23 +267,26 @@ protected:
     PacketProcessorDnsTest() {
         settings_.dns.nameserver_endpoints = {
             {.address = IpAddress::parse("127.0.0.17").value(), .port = 53}};
+        settings_.profile = {.id = "curl-profile", .name = "curl"};
         processor_.enable_dns(clients_, memory_);
     }
 
     firewall::FilterSettings settings_;
+    profile::FixedPolicyProvider policies_{settings_};
     ConnectionTable table_;
     RecordingEventSink events_;
     testing::FakeClock clock_;
     OneProcessAttributor curl_{"/usr/bin/curl"};
     DnsClientDirectory clients_;
     dns::IpDomainMemory memory_;
-    PacketProcessor processor_{settings_, table_, events_, clock_, &curl_};
+    PacketProcessor processor_{policies_, table_, events_, clock_, &curl_};
 };
 
 TEST_F(PacketProcessorDnsTest, AConnectionCarriesTheDomainItsProcessResolved) {
     const std::vector<std::string> chain = {"edge.cdn.example"};
-    memory_.record("/usr/bin/curl", IpAddress::parse("192.0.2.10").value(), "www.example.com",
-                   chain, std::chrono::seconds(60), clock_.now());
+    // The profile's own scope comes before the global one.
+    memory_.record("curl-profile", IpAddress::parse("192.0.2.10").value(), "www.example.com", chain,
+                   std::chrono::seconds(60), clock_.now());
     memory_.record(dns::IpDomainMemory::kGlobalScope, IpAddress::parse("192.0.2.10").value(),
                    "other.example", {}, std::chrono::seconds(60), clock_.now());
     const testing::PacketBuilder out("10.0.0.1", "192.0.2.10");
@@ -305,6 +328,128 @@ TEST_F(PacketProcessorDnsTest, RecordsWhoSentQueriesToOurNameserverAndAstrayOnes
     const testing::PacketBuilder web("10.0.0.1", "192.0.2.80");
     static_cast<void>(processor_.handle(packet::Direction::Outbound, web.tcp(40002, 80)));
     EXPECT_EQ(clients_.size(), 2U);
+}
+
+} // namespace
+} // namespace pw::network
+
+namespace pw::network {
+namespace {
+
+// `filter/defaultAction: ask` (issue 9 item 4): held connections, prompts and their answers.
+class AskingPacketProcessorTest : public ::testing::Test {
+protected:
+    AskingPacketProcessorTest() {
+        settings_.default_action = firewall::DefaultAction::Ask;
+        settings_.ask_timeout = std::chrono::seconds(60);
+        processor_.set_verdict_sink(sink_);
+        processor_.enable_prompts(prompts_);
+    }
+
+    firewall::FilterSettings settings_;
+    testing::ProfilePerExecutable policies_{settings_};
+    ConnectionTable table_;
+    RecordingEventSink events_;
+    testing::FakeClock clock_;
+    RecordingVerdictSink sink_;
+    profile::PromptBroker prompts_{clock_, {.per_profile = 2, .total = 8}};
+    OneProcessAttributor curl_{"/usr/bin/curl"};
+    PacketProcessor processor_{policies_, table_, events_, clock_, &curl_};
+    const testing::PacketBuilder out_{"10.0.0.1", "203.0.113.5"};
+};
+
+TEST_F(AskingPacketProcessorTest, AnUndecidedConnectionWaitsForTheAnswerWithItsRetransmissions) {
+    const auto syn = out_.tcp(40000, 443);
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, syn, {.packet_id = 1}), std::nullopt);
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, syn, {.packet_id = 2}), std::nullopt);
+    EXPECT_TRUE(sink_.verdicts.empty()); // nothing accepted or dropped meanwhile
+    ASSERT_EQ(prompts_.size(), 1U);
+    const profile::Prompt prompt = prompts_.list().front();
+    EXPECT_EQ(prompt.subject.profile.id, "/usr/bin/curl");
+    EXPECT_EQ(prompt.subject.remote_port, 443);
+    EXPECT_EQ(processor_.held_connections(), 1U);
+
+    const auto answered = prompts_.answer(prompt.id, {.verdict = profile::PromptVerdict::Permit,
+                                                      .target = profile::PromptTarget::Address,
+                                                      .duration = profile::PromptDuration::Once});
+    ASSERT_TRUE(answered.has_value()) << answered.error().what;
+    ASSERT_EQ(sink_.verdicts.size(), 2U);
+    EXPECT_EQ(sink_.verdicts[0].first.packet_id, 1U);
+    EXPECT_EQ(sink_.verdicts[0].second, packet::mark::kPermanentAccept);
+    EXPECT_EQ(sink_.verdicts[1].first.packet_id, 2U);
+    EXPECT_GE(sink_.flushes, 1);
+    EXPECT_EQ(events_.records.back().reason, "prompt answered: permit once (profile 'curl')");
+    // Decided: later packets are answered at once.
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, syn), packet::mark::kPermanentAccept);
+    EXPECT_EQ(processor_.held_connections(), 0U);
+}
+
+TEST_F(AskingPacketProcessorTest, ARuleAddedBeforeTheAnswerDecidesTheHeldConnection) {
+    EXPECT_EQ(
+        processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 443), {.packet_id = 1}),
+        std::nullopt);
+    // What the settings store does for "always": the rule is in the profile's settings before
+    // the prompt closes.
+    firewall::FilterSettings& curl = policies_.per_profile("/usr/bin/curl");
+    curl = settings_;
+    curl.endpoints.app = std::make_shared<const firewall::RuleList>(
+        firewall::RuleList{*firewall::parse_endpoint_rule("- 203.0.113.5")});
+    const std::uint64_t id = prompts_.list().front().id;
+    ASSERT_TRUE(prompts_.answer(id, {.verdict = profile::PromptVerdict::Block,
+                                     .target = profile::PromptTarget::Address,
+                                     .duration = profile::PromptDuration::Always}));
+    ASSERT_EQ(sink_.verdicts.size(), 1U);
+    EXPECT_EQ(sink_.verdicts[0].second, packet::mark::kPermanentBlock);
+    EXPECT_EQ(events_.records.back().reason, "rule '- 203.0.113.5' (app, profile 'curl')");
+    EXPECT_EQ(policies_.matches["/usr/bin/curl"], 1);
+}
+
+TEST_F(AskingPacketProcessorTest, NoAnswerInTimeBlocksTemporarily) {
+    EXPECT_EQ(
+        processor_.handle(packet::Direction::Outbound, out_.udp(40000, 5000), {.packet_id = 4}),
+        std::nullopt);
+    clock_.advance(std::chrono::seconds(59));
+    prompts_.expire();
+    EXPECT_TRUE(sink_.verdicts.empty());
+    clock_.advance(std::chrono::seconds(1));
+    prompts_.expire();
+    ASSERT_EQ(sink_.verdicts.size(), 1U);
+    EXPECT_EQ(sink_.verdicts[0].second, packet::mark::kBlock); // temporary: asked again next time
+    EXPECT_EQ(events_.records.back().reason, "no answer to the prompt (profile 'curl')");
+    EXPECT_EQ(processor_.counters().unanswered, 1U);
+}
+
+TEST_F(AskingPacketProcessorTest, AFloodOfDestinationsIsBoundedAndBlocked) {
+    std::uint32_t packet_id = 0;
+    for (int index = 0; index < 5; ++index) {
+        const testing::PacketBuilder to("10.0.0.1", "203.0.113." + std::to_string(10 + index));
+        static_cast<void>(processor_.handle(packet::Direction::Outbound, to.tcp(40000, 443),
+                                            {.packet_id = ++packet_id}));
+    }
+    EXPECT_EQ(prompts_.size(), 2U); // the per-application limit
+    EXPECT_EQ(processor_.held_connections(), 2U);
+    EXPECT_EQ(processor_.counters().prompts_refused, 3U);
+    EXPECT_EQ(events_.records.back().reason, "too many open prompts (profile 'curl')");
+}
+
+TEST_F(AskingPacketProcessorTest, AHeldConnectionKeepsOnlyItsShareOfPackets) {
+    const auto datagram = out_.udp(40000, 5000);
+    for (std::uint32_t id = 1; id <= PacketProcessor::kMaxHeldPacketsPerConnection; ++id) {
+        EXPECT_EQ(processor_.handle(packet::Direction::Outbound, datagram, {.packet_id = id}),
+                  std::nullopt);
+    }
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, datagram), packet::mark::kDrop);
+    EXPECT_EQ(processor_.counters().held_packets_dropped, 1U);
+}
+
+TEST_F(AskingPacketProcessorTest, AtShutdownHeldConnectionsAreBlocked) {
+    EXPECT_EQ(
+        processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 443), {.packet_id = 9}),
+        std::nullopt);
+    processor_.decide_all_waiting();
+    ASSERT_EQ(sink_.verdicts.size(), 1U);
+    EXPECT_EQ(sink_.verdicts[0].second, packet::mark::kBlock);
+    EXPECT_EQ(processor_.held_connections(), 0U);
 }
 
 } // namespace
