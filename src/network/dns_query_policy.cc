@@ -113,8 +113,8 @@ std::optional<std::int64_t> DnsQueryPolicy::connection_process(
     const dns::ClientConnection& connection) {
     const auto asker = find_asker(dns::ClientTransport::Tcp, connection.client_address,
                                   connection.client_port, connection.server);
-    if (!asker || asker->kind != "process" || asker->pid < 0) {
-        return std::nullopt;
+    if (!asker || asker->pid < 0) {
+        return std::nullopt; // the special identities (unidentified, kernel, ...) have no PID
     }
     return asker->pid;
 }

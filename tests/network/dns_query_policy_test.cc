@@ -148,10 +148,8 @@ TEST_F(DnsQueryPolicyTest, ATcpConnectionNamesItsProcessAndItsQueriesFindItInThe
     EXPECT_EQ(attributor_.flows.size(), 1U);
     EXPECT_EQ(policy_.counters().by_directory, 1U);
 
-    // Without a process (the special identities), the nameserver goes by address.
-    firewall::ProcessFacts unidentified;
-    unidentified.kind = "unidentified";
-    attributor_.answer = unidentified;
+    // Without a PID (the special identities have none), the nameserver goes by address.
+    attributor_.answer = firewall::ProcessFacts{};
     EXPECT_EQ(policy_.connection_process(
                   {.client_address = client_, .client_port = 40004, .server = connection.server}),
               std::nullopt);
