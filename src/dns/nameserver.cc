@@ -9,8 +9,10 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <list>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 
 #include <boost/asio/buffer.hpp>
@@ -38,6 +40,10 @@ constexpr int kMaxBatchesPerWakeup = 4;
 // A query is small; a datagram bigger than this is not one we answer with anything but FORMERR.
 constexpr std::size_t kMaxQueryDatagram = 4096;
 constexpr std::size_t kTcpSizeLimit = 65535;
+// How long accepting waits after running out of descriptors (or memory) with no idle connection
+// to give one up: the connection waits in the backlog, and accepting again at once would fail at
+// once, in a loop that starves everything else.
+constexpr std::chrono::milliseconds kAcceptRetryPause{100};
 
 // 0.0.0.17 and ::17: the addresses of a blocked name, which the firewall blocks in turn.
 constexpr std::array<std::uint8_t, 4> kBlockedV4 = {0, 0, 0, 17};
@@ -83,41 +89,76 @@ std::vector<SyntheticRecord> blocked_records(std::uint16_t question_type) {
 }
 
 class NameserverImpl;
+class TcpClient;
+
+// Whom a TCP connection counts against for the per-client limit: the process when the handler
+// named one (the address then stays unspecified: a process is one client from any address),
+// else the source address (pid -1).
+struct TcpClientKey {
+    IpAddress address;
+    std::int64_t pid = -1;
+    bool operator==(const TcpClientKey&) const = default;
+};
+
+struct TcpClientKeyHash {
+    std::size_t operator()(const TcpClientKey& key) const noexcept {
+        return key.address.hash() ^ (std::hash<std::int64_t>{}(key.pid) << 1U);
+    }
+};
+
+// The open connections, longest idle first: a connection moves to the back when a query
+// arrives and when its answer is out. The list owns them (besides their pending handlers).
+using TcpTable = std::list<std::shared_ptr<TcpClient>>;
 
 // One TCP client connection: length-prefixed messages (RFC 1035 4.2.2, RFC 7766), answered one
-// after the other.
+// after the other. Idle while it waits for a query, busy from a whole query until its answer is
+// written; the idle timer runs while idle, the lifetime timer from start() on.
 class TcpClient : public std::enable_shared_from_this<TcpClient> {
 public:
     TcpClient(NameserverImpl& server, asio::ip::tcp::socket socket, ListenEndpoint endpoint,
-              IpAddress client_address, std::uint16_t client_port)
+              IpAddress client_address, std::uint16_t client_port, TcpClientKey key)
         : server_(server),
           socket_(std::move(socket)),
           idle_timer_(socket_.get_executor()),
+          lifetime_timer_(socket_.get_executor()),
           endpoint_(endpoint),
           client_address_(client_address),
-          client_port_(client_port) {}
+          client_port_(client_port),
+          key_(key) {}
 
-    void start() { read_length(); }
+    // Starts the lifetime and reads the first query; `position` is its place in the table.
+    void start(TcpTable::iterator position);
+    // Closes the socket and leaves the table; the caller counts why.
     void close();
     // Sends one answer (without its length prefix), then reads the next query.
     void send(std::vector<std::uint8_t> message);
     [[nodiscard]] bool open() const { return open_; }
+    [[nodiscard]] bool busy() const { return busy_; }
+    [[nodiscard]] const TcpClientKey& key() const { return key_; }
+    [[nodiscard]] TcpTable::iterator position() const { return position_; }
 
 private:
     void read_length();
     void read_message(std::size_t length);
     void arm_idle_timer();
+    void arm_lifetime_timer(std::chrono::milliseconds after);
+    void on_lifetime_over();
 
     NameserverImpl& server_;
     asio::ip::tcp::socket socket_;
     asio::steady_timer idle_timer_;
+    asio::steady_timer lifetime_timer_;
     ListenEndpoint endpoint_;
     IpAddress client_address_;
     std::uint16_t client_port_ = 0;
+    TcpClientKey key_;
+    TcpTable::iterator position_;
     std::array<std::uint8_t, 2> length_{};
     std::vector<std::uint8_t> message_;
     std::vector<std::uint8_t> outgoing_;
     bool open_ = true;
+    bool busy_ = false;
+    bool lifetime_over_ = false; // closes once the answer in progress is out
 };
 
 // Where the answer to a query goes once the resolver has it.
@@ -147,15 +188,18 @@ struct UdpListener {
 };
 
 struct TcpListener {
-    TcpListener(asio::io_context& io, ListenEndpoint where) : acceptor(io), endpoint(where) {}
+    TcpListener(asio::io_context& io, ListenEndpoint where)
+        : acceptor(io), retry(io), endpoint(where) {}
     asio::ip::tcp::acceptor acceptor;
+    asio::steady_timer retry; // kAcceptRetryPause after running out of descriptors
     ListenEndpoint endpoint;
 };
 
 class NameserverImpl final : public Nameserver {
 public:
-    NameserverImpl(asio::io_context& io, Resolver& resolver, QueryHandler& handler)
-        : io_(io), resolver_(resolver), handler_(handler) {}
+    NameserverImpl(asio::io_context& io, Resolver& resolver, QueryHandler& handler,
+                   const TcpLimits& limits)
+        : io_(io), resolver_(resolver), handler_(handler), limits_(limits) {}
     // NOLINTNEXTLINE(bugprone-exception-escape): only bad_alloc, which ends the process anyway.
     ~NameserverImpl() override { stop(); }
     NameserverImpl(const NameserverImpl&) = delete;
@@ -190,7 +234,12 @@ public:
                     std::span<const std::uint8_t> message, bool oversized,
                     std::vector<std::uint8_t>& reply, const std::function<ReplyRoute()>& route);
 
-    void tcp_client_closed() { --tcp_clients_; }
+    // TcpClient's side of the table.
+    void tcp_client_closed(const TcpClient& client);
+    void tcp_client_active(const TcpClient& client) {
+        tcp_table_.splice(tcp_table_.end(), tcp_table_, client.position());
+    }
+    [[nodiscard]] const TcpLimits& tcp_limits() const { return limits_; }
     void flush_handler() { handler_.flush(); }
     Counters& mutable_counters() { return counters_; }
 
@@ -211,6 +260,11 @@ private:
     void wait_udp(UdpListener& listener);
     void on_udp_readable(UdpListener& listener);
     void accept_tcp(TcpListener& listener);
+    void on_accept_error(TcpListener& listener, const boost::system::error_code& error);
+    void admit_tcp(const TcpListener& listener, asio::ip::tcp::socket socket);
+    // Closes the longest-idle connection (of `client` only, when given); false when every
+    // candidate is busy.
+    bool close_longest_idle(const TcpClientKey* client);
     void finish(Pending& pending, const Result<std::shared_ptr<const Answer>>& result);
     void send_later(const ReplyRoute& route, std::vector<std::uint8_t> reply);
 
@@ -219,8 +273,9 @@ private:
     QueryHandler& handler_;
     std::vector<std::unique_ptr<UdpListener>> udp_;
     std::vector<std::unique_ptr<TcpListener>> tcp_;
-    std::size_t tcp_clients_ = 0;
-    std::vector<std::weak_ptr<TcpClient>> tcp_connections_;
+    TcpLimits limits_;
+    TcpTable tcp_table_;
+    std::unordered_map<TcpClientKey, std::size_t, TcpClientKeyHash> tcp_per_client_;
     // Resolver callbacks check it: they may run after stop() (never after destruction: the
     // resolver is shut down first, and its callbacks only ever run from the io_context).
     std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
@@ -288,13 +343,11 @@ void NameserverImpl::stop() {
     for (auto& listener : tcp_) {
         // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
         listener->acceptor.close(ignored);
+        listener->retry.cancel();
     }
-    for (auto& weak : tcp_connections_) {
-        if (auto client = weak.lock()) {
-            client->close();
-        }
+    while (!tcp_table_.empty()) {
+        tcp_table_.front()->close(); // leaves the table
     }
-    tcp_connections_.clear();
 }
 
 void NameserverImpl::wait_udp(UdpListener& listener) {
@@ -529,32 +582,103 @@ void NameserverImpl::send_later(const ReplyRoute& route, std::vector<std::uint8_
 }
 
 void NameserverImpl::accept_tcp(TcpListener& listener) {
-    listener.acceptor.async_accept([this, &listener, alive = alive_](
-                                       const boost::system::error_code& error,
-                                       asio::ip::tcp::socket socket) {
-        if (!*alive) {
+    listener.acceptor.async_accept(
+        [this, &listener, alive = alive_](const boost::system::error_code& error,
+                                          asio::ip::tcp::socket socket) {
+            if (!*alive) {
+                return;
+            }
+            if (error) {
+                on_accept_error(listener, error);
+                return;
+            }
+            admit_tcp(listener, std::move(socket));
+            accept_tcp(listener);
+        });
+}
+
+void NameserverImpl::on_accept_error(TcpListener& listener,
+                                     const boost::system::error_code& error) {
+    if (error == asio::error::connection_aborted) {
+        accept_tcp(listener); // the client gave up before we accepted: nothing to wait for
+        return;
+    }
+    const bool out_of_descriptors = error == boost::system::errc::too_many_files_open ||
+                                    error == boost::system::errc::too_many_files_open_in_system;
+    if (out_of_descriptors && close_longest_idle(nullptr)) {
+        ++counters_.tcp_evictions;
+        accept_tcp(listener);
+        return;
+    }
+    listener.retry.expires_after(kAcceptRetryPause);
+    listener.retry.async_wait(
+        [this, &listener, alive = alive_](const boost::system::error_code& timer_error) {
+            if (!timer_error && *alive) {
+                accept_tcp(listener);
+            }
+        });
+}
+
+void NameserverImpl::admit_tcp(const TcpListener& listener, asio::ip::tcp::socket socket) {
+    boost::system::error_code endpoint_error;
+    const auto remote = socket.remote_endpoint(endpoint_error);
+    if (endpoint_error) {
+        return; // the client is gone already
+    }
+    const IpAddress address = from_asio(remote.address());
+    const std::optional<std::int64_t> process = handler_.connection_process(
+        {.client_address = address, .client_port = remote.port(), .server = listener.endpoint});
+    const TcpClientKey key = process ? TcpClientKey{.address = {}, .pid = *process}
+                                     : TcpClientKey{.address = address, .pid = -1};
+    // Newcomers win over idle connections, which may be a flood holding the table: a client
+    // that sends a query on a new connection expects an answer now, one that holds an idle
+    // connection can connect again. The socket of a refused one closes as it goes out of scope.
+    const auto held = tcp_per_client_.find(key);
+    if (held != tcp_per_client_.end() && held->second >= limits_.max_per_client) {
+        if (!close_longest_idle(&key)) {
+            ++counters_.tcp_client_refused;
             return;
         }
-        if (!error) {
-            boost::system::error_code endpoint_error;
-            const auto remote = socket.remote_endpoint(endpoint_error);
-            if (endpoint_error) {
-                // The client is gone already.
-            } else if (tcp_clients_ >= kMaxTcpClients) {
-                ++counters_.tcp_refused;
-            } else {
-                ++tcp_clients_;
-                ++counters_.tcp_connections;
-                auto client =
-                    std::make_shared<TcpClient>(*this, std::move(socket), listener.endpoint,
-                                                from_asio(remote.address()), remote.port());
-                std::erase_if(tcp_connections_, [](const auto& weak) { return weak.expired(); });
-                tcp_connections_.push_back(client);
-                client->start();
-            }
+        ++counters_.tcp_client_evictions;
+    }
+    if (tcp_table_.size() >= limits_.max_connections) {
+        if (!close_longest_idle(nullptr)) {
+            ++counters_.tcp_refused;
+            return;
         }
-        accept_tcp(listener);
+        ++counters_.tcp_evictions;
+    }
+    ++counters_.tcp_connections;
+    ++tcp_per_client_[key];
+    auto client = std::make_shared<TcpClient>(*this, std::move(socket), listener.endpoint, address,
+                                              remote.port(), key);
+    tcp_table_.push_back(client);
+    client->start(std::prev(tcp_table_.end()));
+}
+
+bool NameserverImpl::close_longest_idle(const TcpClientKey* client) {
+    const auto victim = std::ranges::find_if(tcp_table_, [client](const auto& connection) {
+        return !connection->busy() && (client == nullptr || connection->key() == *client);
     });
+    if (victim == tcp_table_.end()) {
+        return false;
+    }
+    (*victim)->close(); // leaves the table (close() keeps the client alive until it returns)
+    return true;
+}
+
+void NameserverImpl::tcp_client_closed(const TcpClient& client) {
+    const auto held = tcp_per_client_.find(client.key());
+    if (held != tcp_per_client_.end() && --held->second == 0) {
+        tcp_per_client_.erase(held);
+    }
+    tcp_table_.erase(client.position());
+}
+
+void TcpClient::start(TcpTable::iterator position) {
+    position_ = position;
+    arm_lifetime_timer(server_.tcp_limits().lifetime);
+    read_length();
 }
 
 void TcpClient::close() {
@@ -562,25 +686,57 @@ void TcpClient::close() {
         return;
     }
     open_ = false;
+    const auto keep = shared_from_this(); // the table's reference goes below
     boost::system::error_code ignored;
     idle_timer_.cancel();
+    lifetime_timer_.cancel();
     // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
     socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
     socket_.close(ignored);
-    server_.tcp_client_closed();
+    server_.tcp_client_closed(*this);
 }
 
 void TcpClient::arm_idle_timer() {
-    idle_timer_.expires_after(std::chrono::seconds(Nameserver::kTcpIdleTimeoutSeconds));
+    idle_timer_.expires_after(server_.tcp_limits().idle_timeout);
     idle_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& error) {
         if (error) {
             return;
         }
-        if (auto client = self.lock()) {
+        auto client = self.lock();
+        // Busy: a query arrived as the timer went off.
+        if (client && client->open_ && !client->busy_) {
+            ++client->server_.mutable_counters().tcp_idle_closes;
             client->close();
         }
     });
+}
+
+void TcpClient::arm_lifetime_timer(std::chrono::milliseconds after) {
+    lifetime_timer_.expires_after(after);
+    lifetime_timer_.async_wait([self = weak_from_this()](const boost::system::error_code& error) {
+        if (error) {
+            return;
+        }
+        if (auto client = self.lock()) {
+            client->on_lifetime_over();
+        }
+    });
+}
+
+void TcpClient::on_lifetime_over() {
+    if (!open_) {
+        return;
+    }
+    if (busy_ && !lifetime_over_) {
+        // RFC 7766 6.2.3: the answer in progress goes out first, then the connection closes.
+        // A client that does not read it is given one idle timeout, no more.
+        lifetime_over_ = true;
+        arm_lifetime_timer(server_.tcp_limits().idle_timeout);
+        return;
+    }
+    ++server_.mutable_counters().tcp_lifetime_closes;
+    close();
 }
 
 void TcpClient::read_length() {
@@ -591,6 +747,9 @@ void TcpClient::read_length() {
     asio::async_read(
         socket_, asio::buffer(length_),
         [self = shared_from_this()](const boost::system::error_code& error, std::size_t /*bytes*/) {
+            if (!self->open_) {
+                return; // closed by us: the server may be gone
+            }
             if (error) {
                 self->close();
                 return;
@@ -609,11 +768,16 @@ void TcpClient::read_message(std::size_t length) {
     asio::async_read(
         socket_, asio::buffer(message_),
         [self = shared_from_this()](const boost::system::error_code& error, std::size_t /*bytes*/) {
-            if (error || !self->open_) {
+            if (!self->open_) {
+                return; // closed by us: the server may be gone
+            }
+            if (error) {
                 self->close();
                 return;
             }
             self->idle_timer_.cancel();
+            self->busy_ = true;
+            self->server_.tcp_client_active(*self);
             ++self->server_.mutable_counters().tcp_queries;
             std::vector<std::uint8_t> reply;
             const auto answered = self->server_.answer(ClientTransport::Tcp, self->client_address_,
@@ -649,11 +813,21 @@ void TcpClient::send(std::vector<std::uint8_t> message) {
     asio::async_write(
         socket_, asio::buffer(outgoing_),
         [self = shared_from_this()](const boost::system::error_code& error, std::size_t /*bytes*/) {
+            if (!self->open_) {
+                return; // closed by us: the server may be gone
+            }
             if (error) {
                 ++self->server_.mutable_counters().send_errors;
                 self->close();
                 return;
             }
+            self->busy_ = false;
+            if (self->lifetime_over_) {
+                ++self->server_.mutable_counters().tcp_lifetime_closes;
+                self->close();
+                return;
+            }
+            self->server_.tcp_client_active(*self);
             self->read_length();
         });
 }
@@ -669,8 +843,16 @@ std::string to_string(const ListenEndpoint& endpoint) {
 
 Result<std::unique_ptr<Nameserver>> Nameserver::start(boost::asio::io_context& io,
                                                       std::span<const ListenEndpoint> endpoints,
-                                                      Resolver& resolver, QueryHandler& handler) {
-    auto server = std::make_unique<NameserverImpl>(io, resolver, handler);
+                                                      Resolver& resolver, QueryHandler& handler,
+                                                      const TcpLimits& limits) {
+    if (limits.max_connections == 0 || limits.max_per_client == 0 ||
+        limits.idle_timeout <= std::chrono::milliseconds::zero() ||
+        limits.lifetime <= std::chrono::milliseconds::zero()) {
+        return fail(
+            "nameserver TCP limits: connections, connections per client, idle timeout "
+            "and lifetime must all be above zero");
+    }
+    auto server = std::make_unique<NameserverImpl>(io, resolver, handler, limits);
     if (auto bound = server->bind(endpoints); !bound) {
         return std::unexpected(bound.error());
     }

@@ -1,7 +1,10 @@
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -36,6 +39,13 @@ struct ClientQuery {
     std::uint16_t client_port = 0;
     ListenEndpoint server;
     const Query& query;
+};
+
+// A TCP connection as the nameserver accepted it, before its first query.
+struct ClientConnection {
+    IpAddress client_address;
+    std::uint16_t client_port = 0;
+    ListenEndpoint server;
 };
 
 enum class QueryAction : std::uint8_t {
@@ -90,6 +100,31 @@ public:
                           const QueryOutcome& outcome) = 0;
     // The end of a batch of queries: a good moment to write buffered events out.
     virtual void flush() {}
+    // The process behind a new TCP connection (its PID), for the per-client connection limit;
+    // nullopt when the handler cannot name it, and the limit then goes by the client's address.
+    // Every local process connects from 127.0.0.1 (or the host's own address when redirected):
+    // by address alone, a flood from one process would share its limit with dig. Called once
+    // per accepted connection.
+    [[nodiscard]] virtual std::optional<std::int64_t> connection_process(
+        const ClientConnection& /*connection*/) {
+        return std::nullopt;
+    }
+};
+
+// How the nameserver keeps TCP clients from holding it (issue 10). A client is the process
+// behind a connection when the QueryHandler names one, else the source address. A connection
+// is idle while it waits for a query (a partial query counts as none), busy from a whole query
+// until its answer is written. A new connection of a client at `max_per_client` closes that
+// client's longest-idle connection; one that finds the table at `max_connections` closes the
+// longest-idle connection of all. Only when every candidate is busy is the new one refused.
+// Idle connections close after `idle_timeout`, every connection after `lifetime` (a busy one
+// once its answer is out, at the latest one `idle_timeout` later): trickling one query every
+// few seconds keeps no connection for ever.
+struct TcpLimits {
+    std::size_t max_connections = 512;
+    std::size_t max_per_client = 32;
+    std::chrono::milliseconds idle_timeout{std::chrono::seconds(10)};
+    std::chrono::milliseconds lifetime{std::chrono::seconds(60)};
 };
 
 // The local nameserver (issue 4, part 1): UDP and TCP on each listen endpoint (127.0.0.17:53 and
@@ -101,9 +136,9 @@ public:
 //
 // Cost per cached answer is what the benchmark measures, so the UDP path reads up to 32
 // datagrams per recvmmsg() and sends their answers with one sendmmsg(), and allocates nothing
-// per query beyond the question name and the handler's context. TCP: at most kMaxTcpClients
-// connections, each closed after kTcpIdleTimeout without a query; queries on one connection are
-// answered in order. Runs on the io_context's thread only.
+// per query beyond the question name and the handler's context. TCP: queries on one connection
+// are answered in order; the limits and timeouts of TcpLimits keep any number of abusive
+// connections from keeping others out. Runs on the io_context's thread only.
 class Nameserver {
 public:
     struct Counters {
@@ -116,19 +151,21 @@ public:
         std::uint64_t policy_answers = 0;   // blocked, canary, refused
         std::uint64_t servfail = 0;
         std::uint64_t send_errors = 0;
-        std::uint64_t tcp_connections = 0;
-        std::uint64_t tcp_refused = 0; // over kMaxTcpClients
+        std::uint64_t tcp_connections = 0;      // accepted and kept
+        std::uint64_t tcp_refused = 0;          // table full of busy connections: closed at once
+        std::uint64_t tcp_client_refused = 0;   // the client's share full of busy ones: the same
+        std::uint64_t tcp_evictions = 0;        // table full: the longest-idle one closed for it
+        std::uint64_t tcp_client_evictions = 0; // client at its limit: its longest idle closed
+        std::uint64_t tcp_idle_closes = 0;      // no query within the idle timeout
+        std::uint64_t tcp_lifetime_closes = 0;  // open for the whole lifetime
     };
 
-    static constexpr std::size_t kMaxTcpClients = 256;
-    static constexpr int kTcpIdleTimeoutSeconds = 10;
-
     // Binds every endpoint (UDP and TCP). Fails, naming the endpoint, when one cannot be bound
-    // (typically another DNS server on port 53); nothing stays bound then. The resolver and the
-    // handler must outlive the nameserver.
+    // (typically another DNS server on port 53), and when a limit is zero; nothing stays bound
+    // then. The resolver and the handler must outlive the nameserver.
     [[nodiscard]] static Result<std::unique_ptr<Nameserver>> start(
         boost::asio::io_context& io, std::span<const ListenEndpoint> endpoints, Resolver& resolver,
-        QueryHandler& handler);
+        QueryHandler& handler, const TcpLimits& limits = {});
 
     virtual ~Nameserver() = default;
 

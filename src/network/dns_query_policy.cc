@@ -66,12 +66,11 @@ std::string_view memory_scope(const firewall::ProfileLabel& profile) {
 }
 
 std::shared_ptr<const firewall::ProcessFacts> DnsQueryPolicy::find_asker(
-    const dns::ClientQuery& query) {
-    const std::uint8_t protocol = query.transport == dns::ClientTransport::Udp
-                                      ? packet::protocol::kUdp
-                                      : packet::protocol::kTcp;
-    if (auto known =
-            clients_.find(protocol, query.client_address, query.client_port, clock_.now())) {
+    dns::ClientTransport transport, const IpAddress& client_address, std::uint16_t client_port,
+    const dns::ListenEndpoint& server) {
+    const std::uint8_t protocol =
+        transport == dns::ClientTransport::Udp ? packet::protocol::kUdp : packet::protocol::kTcp;
+    if (auto known = clients_.find(protocol, client_address, client_port, clock_.now())) {
         ++counters_.by_directory;
         return known;
     }
@@ -82,20 +81,30 @@ std::shared_ptr<const firewall::ProcessFacts> DnsQueryPolicy::find_asker(
     // socket tables who owns the client's end.
     firewall::ConnectionFacts flow;
     flow.direction = packet::Direction::Outbound;
-    flow.ip_family = query.client_address.family();
+    flow.ip_family = client_address.family();
     flow.protocol = protocol;
-    flow.local_address = query.client_address;
-    flow.local_port = query.client_port;
-    flow.remote_address = query.server.address;
-    flow.remote_port = query.server.port;
+    flow.local_address = client_address;
+    flow.local_port = client_port;
+    flow.remote_address = server.address;
+    flow.remote_port = server.port;
     Attribution attribution = attributor_->attribute(flow);
     ++counters_.by_lookup;
     if (!attribution.process) {
         return nullptr;
     }
     auto process = std::make_shared<const firewall::ProcessFacts>(std::move(*attribution.process));
-    clients_.record(protocol, query.client_address, query.client_port, process, clock_.now());
+    clients_.record(protocol, client_address, client_port, process, clock_.now());
     return process;
+}
+
+std::optional<std::int64_t> DnsQueryPolicy::connection_process(
+    const dns::ClientConnection& connection) {
+    const auto asker = find_asker(dns::ClientTransport::Tcp, connection.client_address,
+                                  connection.client_port, connection.server);
+    if (!asker || asker->pid < 0) {
+        return std::nullopt; // the special identities (unidentified, kernel, ...) have no PID
+    }
+    return asker->pid;
 }
 
 namespace {
@@ -115,7 +124,7 @@ dns::QueryAction nameserver_action(firewall::QueryAction action) {
 } // namespace
 
 dns::QueryPlan DnsQueryPolicy::plan(const dns::ClientQuery& query) {
-    auto asker = find_asker(query);
+    auto asker = find_asker(query.transport, query.client_address, query.client_port, query.server);
     profile::Policy policy = policies_.query_policy_for(asker.get());
     const firewall::QueryDecision decision =
         firewall::decide_query(*policy.settings, query.query.question.name);

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -50,12 +51,17 @@ public:
     void answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,
                   const dns::QueryOutcome& outcome) override;
     void flush() override { events_.flush(); }
+    // The PID of the process behind a TCP connection, found as for its queries (which then
+    // find it in the directory).
+    [[nodiscard]] std::optional<std::int64_t> connection_process(
+        const dns::ClientConnection& connection) override;
 
     [[nodiscard]] const Counters& counters() const { return counters_; }
 
 private:
     [[nodiscard]] std::shared_ptr<const firewall::ProcessFacts> find_asker(
-        const dns::ClientQuery& query);
+        dns::ClientTransport transport, const IpAddress& client_address, std::uint16_t client_port,
+        const dns::ListenEndpoint& server);
 
     profile::PolicyProvider& policies_;
     DnsClientDirectory& clients_;

@@ -105,6 +105,23 @@ std::shared_ptr<const Answer> make_answer(std::string_view name, std::uint16_t c
     return answer;
 }
 
+std::uint16_t id_of(const Bytes& message) {
+    return static_cast<std::uint16_t>((message.at(0) << 8U) | message.at(1));
+}
+Rcode rcode_of(const Bytes& message) {
+    return static_cast<Rcode>(message.at(3) & 0x0FU);
+}
+std::uint16_t answer_count(const Bytes& message) {
+    return static_cast<std::uint16_t>((message.at(6) << 8U) | message.at(7));
+}
+bool truncated(const Bytes& message) {
+    return (message.at(2) & 0x02U) != 0;
+}
+// The rdata of the last record: for our one-answer responses, the address.
+Bytes last_rdata(const Bytes& message, std::size_t length) {
+    return {message.end() - static_cast<std::ptrdiff_t>(length), message.end()};
+}
+
 // Answers from a table the test fills, and keeps resolve() calls for the test to complete.
 class ScriptedResolver final : public Resolver {
 public:
@@ -159,6 +176,14 @@ public:
         outcomes.push_back({query.query.question.name, outcome.source, outcome.rcode,
                             query.transport, std::string(outcome.failure)});
     }
+    std::optional<std::int64_t> connection_process(const ClientConnection& connection) override {
+        connections.push_back(connection);
+        const auto found = processes.find(connection.client_address.to_string());
+        if (found == processes.end()) {
+            return std::nullopt;
+        }
+        return found->second;
+    }
     struct Seen {
         std::string name;
         AnswerSource source;
@@ -168,13 +193,19 @@ public:
     };
     std::vector<Seen> outcomes;
     int reviews = 0;
+    std::map<std::string, std::int64_t> processes; // client address -> the PID it names
+    std::vector<ClientConnection> connections;
 };
 
 class NameserverTest : public ::testing::Test {
 protected:
-    void SetUp() override {
+    void SetUp() override { restart({}); }
+
+    // A nameserver of its own (on a new port) with these TCP limits.
+    void restart(const TcpLimits& limits) {
+        server_.reset();
         const ListenEndpoint loopback{.address = IpAddress::parse("127.0.0.1").value(), .port = 0};
-        auto started = Nameserver::start(io_, std::span(&loopback, 1), resolver_, handler_);
+        auto started = Nameserver::start(io_, std::span(&loopback, 1), resolver_, handler_, limits);
         ASSERT_TRUE(started.has_value()) << started.error().message();
         server_ = std::move(*started);
         port_ = server_->endpoints().at(0).port;
@@ -239,12 +270,19 @@ protected:
         return answer;
     }
 
-    UniqueFd tcp_client() {
+    // A connection from `source` (any of 127.0.0.0/8 is ours on loopback: a client per address).
+    UniqueFd tcp_client(const char* source = "127.0.0.1") {
         UniqueFd fd(::socket(AF_INET, SOCK_STREAM, 0));
         if (!fd.valid()) {
             ADD_FAILURE() << "socket() failed, errno " << errno;
             return fd;
         }
+        sockaddr_in local{};
+        local.sin_family = AF_INET;
+        EXPECT_EQ(::inet_pton(AF_INET, source, &local.sin_addr), 1) << source;
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API
+        EXPECT_EQ(::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof(local)), 0)
+            << source << ", errno " << errno;
         const sockaddr_in address = server_address();
         // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API
         EXPECT_EQ(::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)),
@@ -283,29 +321,41 @@ protected:
         return Bytes(buffer.begin() + 2, buffer.end());
     }
 
+    // Whether the server closed the connection within `patience` (what was sent before is read
+    // and dropped).
+    bool closed_by_server(int fd, std::chrono::milliseconds patience = std::chrono::seconds(2)) {
+        bool closed = false;
+        run_until(
+            [&] {
+                std::array<std::uint8_t, 4096> chunk{};
+                const ssize_t received = ::recv(fd, chunk.data(), chunk.size(), MSG_DONTWAIT);
+                closed = received == 0 || (received < 0 && errno != EAGAIN);
+                return closed;
+            },
+            patience);
+        return closed;
+    }
+
+    // Runs the event loop until the server has accepted `count` connections in all.
+    void wait_accepted(std::uint64_t count) {
+        run_until([&] { return server_->counters().tcp_connections >= count; });
+        ASSERT_GE(server_->counters().tcp_connections, count);
+    }
+
+    // A query answered at once (by the block rule), on an open connection.
+    void expect_answered(int fd, std::uint16_t id) {
+        tcp_send(fd, make_query(id, "blocked.example", type::kA));
+        const auto answer = tcp_receive(fd);
+        ASSERT_TRUE(answer.has_value()) << "query " << id;
+        EXPECT_EQ(id_of(*answer), id);
+    }
+
     boost::asio::io_context io_;
     ScriptedResolver resolver_;
     ScriptedHandler handler_;
     std::unique_ptr<Nameserver> server_;
     std::uint16_t port_ = 0;
 };
-
-std::uint16_t id_of(const Bytes& message) {
-    return static_cast<std::uint16_t>((message.at(0) << 8U) | message.at(1));
-}
-Rcode rcode_of(const Bytes& message) {
-    return static_cast<Rcode>(message.at(3) & 0x0FU);
-}
-std::uint16_t answer_count(const Bytes& message) {
-    return static_cast<std::uint16_t>((message.at(6) << 8U) | message.at(7));
-}
-bool truncated(const Bytes& message) {
-    return (message.at(2) & 0x02U) != 0;
-}
-// The rdata of the last record: for our one-answer responses, the address.
-Bytes last_rdata(const Bytes& message, std::size_t length) {
-    return {message.end() - static_cast<std::ptrdiff_t>(length), message.end()};
-}
 
 // The answer came, with this ID, rcode and number of answer records.
 void expect_answer(const std::optional<Bytes>& answer, std::uint16_t id, Rcode rcode,
@@ -478,6 +528,211 @@ TEST_F(NameserverTest, ABusyPortIsAClearError) {
     EXPECT_NE(second.error().message().find("127.0.0.1:" + std::to_string(port_)),
               std::string::npos)
         << second.error().message();
+}
+
+// TCP under abuse (issue 10): the limits of TcpLimits, scaled down so that a test needs few
+// sockets and little time.
+
+TEST_F(NameserverTest, ANewConnectionClosesTheLongestIdleOneWhenTheTableIsFull) {
+    restart({.max_connections = 3, .max_per_client = 32});
+    std::vector<UniqueFd> clients;
+    for (std::uint16_t index = 0; index < 3; ++index) {
+        clients.push_back(tcp_client());
+        expect_answered(clients.back().get(), index);
+    }
+    // The first one asks again: the second is the longest idle now.
+    expect_answered(clients[0].get(), 10);
+    UniqueFd newcomer = tcp_client();
+    expect_answered(newcomer.get(), 20);
+    EXPECT_TRUE(closed_by_server(clients[1].get()));
+    expect_answered(clients[0].get(), 11);
+    expect_answered(clients[2].get(), 12);
+    EXPECT_EQ(server_->counters().tcp_evictions, 1U);
+    EXPECT_EQ(server_->counters().tcp_refused, 0U);
+}
+
+TEST_F(NameserverTest, ANewConnectionIsRefusedOnlyWhenEveryConnectionIsBusy) {
+    restart({.max_connections = 2, .max_per_client = 32});
+    UniqueFd first = tcp_client();
+    UniqueFd second = tcp_client();
+    tcp_send(first.get(), make_query(1, "slow-1.example", type::kA));
+    tcp_send(second.get(), make_query(2, "slow-2.example", type::kA));
+    run_until([&] { return resolver_.waiting.size() == 2; });
+    ASSERT_EQ(resolver_.waiting.size(), 2U);
+    UniqueFd third = tcp_client();
+    EXPECT_TRUE(closed_by_server(third.get()));
+    EXPECT_EQ(server_->counters().tcp_refused, 1U);
+    // The busy ones were kept and get their answers.
+    resolver_.waiting[0](make_answer("slow-1.example", 1));
+    resolver_.waiting[1](make_answer("slow-2.example", 1));
+    expect_answer(tcp_receive(first.get()), 1, Rcode::NoError, 1);
+    expect_answer(tcp_receive(second.get()), 2, Rcode::NoError, 1);
+}
+
+TEST_F(NameserverTest, AnAddressAtItsLimitGivesUpItsOwnLongestIdleConnection) {
+    restart({.max_connections = 100, .max_per_client = 2});
+    UniqueFd other = tcp_client("127.0.0.3");
+    expect_answered(other.get(), 1);
+    UniqueFd oldest = tcp_client("127.0.0.2");
+    expect_answered(oldest.get(), 2);
+    UniqueFd newer = tcp_client("127.0.0.2");
+    expect_answered(newer.get(), 3);
+    UniqueFd newest = tcp_client("127.0.0.2");
+    expect_answered(newest.get(), 4);
+    EXPECT_TRUE(closed_by_server(oldest.get()));
+    // Another client's connection, idle for longer, stays.
+    expect_answered(other.get(), 5);
+    expect_answered(newer.get(), 6);
+    EXPECT_EQ(server_->counters().tcp_client_evictions, 1U);
+    EXPECT_EQ(server_->counters().tcp_evictions, 0U);
+}
+
+TEST_F(NameserverTest, AnAddressWhoseConnectionsAreAllBusyIsRefusedAnother) {
+    restart({.max_connections = 100, .max_per_client = 1});
+    UniqueFd busy = tcp_client("127.0.0.2");
+    tcp_send(busy.get(), make_query(1, "slow.example", type::kA));
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
+    UniqueFd refused = tcp_client("127.0.0.2");
+    EXPECT_TRUE(closed_by_server(refused.get()));
+    EXPECT_EQ(server_->counters().tcp_client_refused, 1U);
+    UniqueFd other = tcp_client("127.0.0.3");
+    expect_answered(other.get(), 2);
+    resolver_.waiting[0](make_answer("slow.example", 1));
+    expect_answer(tcp_receive(busy.get()), 1, Rcode::NoError, 1);
+}
+
+TEST_F(NameserverTest, AProcessTheHandlerNamesIsOneClientFromAnyAddress) {
+    restart({.max_connections = 100, .max_per_client = 2});
+    handler_.processes = {{"127.0.0.4", 77}, {"127.0.0.5", 77}, {"127.0.0.1", 78}};
+    UniqueFd first = tcp_client("127.0.0.4");
+    expect_answered(first.get(), 1);
+    UniqueFd second = tcp_client("127.0.0.5");
+    expect_answered(second.get(), 2);
+    // Another process on the same address as the first is a client of its own.
+    UniqueFd dig = tcp_client("127.0.0.1");
+    expect_answered(dig.get(), 3);
+    UniqueFd third = tcp_client("127.0.0.4");
+    expect_answered(third.get(), 4);
+    EXPECT_TRUE(closed_by_server(first.get()));
+    expect_answered(second.get(), 5);
+    expect_answered(dig.get(), 6);
+    EXPECT_EQ(server_->counters().tcp_client_evictions, 1U);
+    ASSERT_EQ(handler_.connections.size(), 4U);
+    EXPECT_EQ(handler_.connections[0].client_address.to_string(), "127.0.0.4");
+    EXPECT_NE(handler_.connections[0].client_port, 0);
+    EXPECT_EQ(handler_.connections[0].server.port, port_);
+}
+
+TEST_F(NameserverTest, AnIdleConnectionIsClosedAfterTheIdleTimeout) {
+    restart({.idle_timeout = std::chrono::milliseconds(100)});
+    UniqueFd silent = tcp_client();
+    UniqueFd answered = tcp_client();
+    expect_answered(answered.get(), 1);
+    EXPECT_TRUE(closed_by_server(silent.get()));
+    EXPECT_TRUE(closed_by_server(answered.get()));
+    EXPECT_EQ(server_->counters().tcp_idle_closes, 2U);
+}
+
+TEST_F(NameserverTest, ATricklingClientIsClosedAtTheEndOfItsLifetime) {
+    restart({.idle_timeout = std::chrono::milliseconds(500),
+             .lifetime = std::chrono::milliseconds(400)});
+    UniqueFd trickler = tcp_client();
+    // A query every 50 ms keeps it from ever being idle for long; the lifetime ends it anyway.
+    int answered = 0;
+    bool closed = false;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!closed && std::chrono::steady_clock::now() < give_up) {
+        tcp_send(trickler.get(),
+                 make_query(static_cast<std::uint16_t>(answered), "blocked.example", type::kA));
+        if (tcp_receive(trickler.get()).has_value()) {
+            ++answered;
+            closed = closed_by_server(trickler.get(), std::chrono::milliseconds(50));
+        } else {
+            closed = true;
+        }
+    }
+    EXPECT_TRUE(closed);
+    EXPECT_GT(answered, 1);
+    EXPECT_EQ(server_->counters().tcp_lifetime_closes, 1U);
+    EXPECT_EQ(server_->counters().tcp_idle_closes, 0U);
+}
+
+TEST_F(NameserverTest, AConnectionWhoseLifetimeEndsWhileBusyClosesAfterItsAnswer) {
+    restart({.idle_timeout = std::chrono::seconds(10), .lifetime = std::chrono::milliseconds(50)});
+    UniqueFd client = tcp_client();
+    tcp_send(client.get(), make_query(1, "slow.example", type::kA));
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
+    // Well past the lifetime, still waiting for the resolver: open.
+    run_until([] { return false; }, std::chrono::milliseconds(200));
+    EXPECT_EQ(server_->counters().tcp_lifetime_closes, 0U);
+    resolver_.waiting[0](make_answer("slow.example", 1));
+    expect_answer(tcp_receive(client.get()), 1, Rcode::NoError, 1);
+    EXPECT_TRUE(closed_by_server(client.get()));
+    EXPECT_EQ(server_->counters().tcp_lifetime_closes, 1U);
+}
+
+TEST_F(NameserverTest, ABusyConnectionPastItsLifetimeIsClosedOneIdleTimeoutLater) {
+    restart({.idle_timeout = std::chrono::milliseconds(100),
+             .lifetime = std::chrono::milliseconds(100)});
+    UniqueFd client = tcp_client();
+    tcp_send(client.get(), make_query(1, "never.example", type::kA));
+    // The resolver never answers.
+    EXPECT_TRUE(closed_by_server(client.get()));
+    EXPECT_EQ(server_->counters().tcp_lifetime_closes, 1U);
+}
+
+TEST_F(NameserverTest, AQueryIsAnsweredWhileTheTableIsFullOfAbusers) {
+    // The defaults with a smaller table: 300 abusive connections, the first 60 from the address
+    // the legitimate client uses too (over its limit of 32), the others from eight addresses
+    // of their own. A third only connect, a third send half a length prefix, a third trickle
+    // queries.
+    restart({.max_connections = 100,
+             .max_per_client = 32,
+             .idle_timeout = std::chrono::seconds(10),
+             .lifetime = std::chrono::seconds(60)});
+    // An abuser's connection may be closed by now: no SIGPIPE, no check.
+    const auto send_quietly = [](int fd, const Bytes& bytes) {
+        ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    };
+    Bytes framed_query;
+    put16(framed_query, static_cast<std::uint16_t>(make_query(1, "blocked.example", 1).size()));
+    const Bytes query = make_query(1, "blocked.example", type::kA);
+    framed_query.insert(framed_query.end(), query.begin(), query.end());
+    std::vector<UniqueFd> abusers;
+    for (int index = 0; index < 300; ++index) {
+        const std::string source =
+            index < 60 ? std::string("127.0.0.1") : "127.0.1." + std::to_string(index % 8);
+        abusers.push_back(tcp_client(source.c_str()));
+        if (index % 3 == 1) {
+            send_quietly(abusers.back().get(), Bytes{0});
+        } else if (index % 3 == 2) {
+            send_quietly(abusers.back().get(), framed_query);
+        }
+    }
+    wait_accepted(300);
+    for (std::size_t index = 2; index < abusers.size(); index += 3) {
+        send_quietly(abusers[index].get(), framed_query);
+    }
+    run_until([] { return false; }, std::chrono::milliseconds(100));
+
+    UniqueFd dig = tcp_client("127.0.0.1");
+    expect_answered(dig.get(), 0xD16);
+    const Nameserver::Counters& counters = server_->counters();
+    EXPECT_EQ(counters.tcp_connections, 301U);
+    EXPECT_GE(counters.tcp_client_evictions, 60U - 32U);
+    // At most 100 are open: every other one was evicted, none refused.
+    EXPECT_GE(counters.tcp_evictions + counters.tcp_client_evictions, 201U);
+    EXPECT_EQ(counters.tcp_refused + counters.tcp_client_refused, 0U);
+}
+
+TEST_F(NameserverTest, ZeroTcpLimitsAreAClearError) {
+    const ListenEndpoint loopback{.address = IpAddress::parse("127.0.0.1").value(), .port = 0};
+    auto started = Nameserver::start(io_, std::span(&loopback, 1), resolver_, handler_,
+                                     {.max_connections = 0});
+    ASSERT_FALSE(started.has_value());
+    EXPECT_NE(started.error().message().find("TCP limits"), std::string::npos);
 }
 
 } // namespace

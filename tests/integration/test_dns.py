@@ -38,6 +38,7 @@ import ipaddress
 import itertools
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -1234,3 +1235,272 @@ class ResolvedMonitorTest(DnsCase):
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# TCP under abuse (issue 10)
+
+
+class TcpAbuseTest(DnsCase):
+    """1,000 TCP connections to 127.0.0.17:53 held by 20 abusive processes (50 each, over the
+    per-client limit of 32; together over the table of 512): a third only connect, a third send
+    half a length prefix, a third trickle a query every 3 s, and every process opens its closed
+    connections again each second. Meanwhile a query over TCP (dig +tcp to us, the TCP retry
+    after a truncated UDP answer, and TCP/53 to another server redirected to us) is answered.
+
+    The nameserver closes the longest-idle connection for a newcomer instead of refusing it, so
+    the legitimate query gets in whatever the abusers hold. The time to each answer is printed
+    (for the issue's figures: under 1 s expected), not asserted: only that it was answered and
+    that the daemon is alive. The stats event at stop shows the evictions that made room."""
+
+    PROCESSES = 20
+    CONNECTIONS_PER_PROCESS = 50
+    TRICKLE_SECONDS = 3.0
+    RECONNECT_SECONDS = 1.0
+    # The abusers run this long before the first dig: a few trickles and reconnects.
+    SETTLE_SECONDS = 4.0
+    READY_TIMEOUT = 30.0  # a hang guard for 1,000 connects, not a performance figure
+
+    @classmethod
+    def setUpClass(cls):
+        cls.build_world()
+        try:
+            cls.daemon = start_daemon(cls.world, dns_config())
+        except BaseException:
+            cls.world.close()
+            raise
+        cls.abusers = None
+
+    @classmethod
+    def tearDownClass(cls):
+        problems = []
+        try:
+            code = cls.daemon.stop(signal.SIGTERM)
+            if code != 0:
+                problems.append(f"daemon exit code {code} after SIGTERM")
+            problems += cls.stats_problems()
+            if problems:
+                problems.append(cls.daemon.describe())
+        finally:
+            cls.world.close()
+        if problems:
+            raise AssertionError("\n".join(problems))
+
+    @classmethod
+    def stats_problems(cls):
+        """The nameserver's TCP counters in the stats event at stop: the abusers' connections
+        were evicted, both for the table and for the per-process limit."""
+        stats = cls.daemon.events("stats")
+        if len(stats) != 1:
+            return [f"one stats event at stop expected, found {len(stats)}"]
+        dns = stats[0].get("dns") or {}
+        keys = ("tcpConnections", "tcpRefused", "tcpClientRefused", "tcpEvictions",
+                "tcpClientEvictions", "tcpIdleCloses", "tcpLifetimeCloses")
+        counters = {key: dns.get(key) for key in keys}
+        print(f"  nameserver TCP counters at stop: {json.dumps(counters)}", file=sys.stderr)
+        if not all(isinstance(value, int) for value in counters.values()):
+            return [f"TCP counters missing from the stats event: {json.dumps(dns)}"]
+        problems = []
+        if counters["tcpEvictions"] == 0 or counters["tcpClientEvictions"] == 0:
+            problems.append(f"evictions expected for the table and for the per-process "
+                            f"limit: {json.dumps(counters)}")
+        return problems
+
+    def tearDown(self):
+        self.stop_abusers()
+        self.assertTrue(self.daemon.alive(), f"the daemon died during {self.id()}\n"
+                                             f"{self.daemon.describe()}")
+
+    def start_abusers(self):
+        process = self.world.spawn("client", [
+            sys.executable, "-c", TCP_ABUSER, NAMESERVER_V4, 53, self.PROCESSES,
+            self.CONNECTIONS_PER_PROCESS, self.TRICKLE_SECONDS, self.RECONNECT_SECONDS])
+        self.abusers = process
+        reader = LineReader(process)
+        opened = 0
+        for _ in range(self.PROCESSES):
+            opened += reader.line(timeout=self.READY_TIMEOUT).get("opened", 0)
+        return opened
+
+    def stop_abusers(self):
+        """Stops the abusers (by PID); returns their summary lines."""
+        process, self.abusers = self.abusers, None
+        if process is None or process.poll() is not None:
+            return []
+        process.send_signal(signal.SIGTERM)
+        try:
+            stdout, stderr = process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        if stderr:
+            print(f"abusers' stderr: {stderr.decode(errors='replace')}", file=sys.stderr)
+        lines = []
+        for line in stdout.decode(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return [line for line in lines if "closed_by_server" in line]
+
+    def timed_dig(self, server, name, rtype="A", transport="tcp"):
+        started = time.monotonic()
+        result = self.dig(server, name, rtype, transport=transport)
+        elapsed = time.monotonic() - started
+        found = re.search(r";; Query time: (\d+) msec", result.stdout)
+        query_ms = int(found.group(1)) if found else None
+        return result, elapsed, query_ms
+
+    def test_tcp_queries_are_answered_while_1000_abusive_connections_are_held(self):
+        opened = self.start_abusers()
+        time.sleep(self.SETTLE_SECONDS)
+        self.assertIsNone(self.abusers.poll(), "the abusers exited early")
+        expected_big = d.big_txt_strings()
+        cases = [("dig +tcp @127.0.0.17, cached", NAMESERVER_V4, f"www.{d.ZONE}", "A", "tcp",
+                  [INTERNET_V4])]
+        cases += [(f"dig +tcp @127.0.0.17, new name {index}", NAMESERVER_V4,
+                   unique_name("abuse"), "A", "tcp", [INTERNET_V4]) for index in range(5)]
+        cases += [("dig @127.0.0.17 big TXT: UDP, truncated, then TCP", NAMESERVER_V4,
+                   f"big.{d.ZONE}", "TXT", "udp", expected_big),
+                  ("dig +tcp @10.77.0.3: TCP/53 elsewhere, redirected to us", INTERNET_V4_ALT,
+                   unique_name("astray"), "A", "tcp", [INTERNET_V4])]
+        timings = []
+        for label, server, name, rtype, transport, expected in cases:
+            with self.subTest(label):
+                result, elapsed, query_ms = self.timed_dig(server, name, rtype, transport)
+                timings.append((label, elapsed, query_ms, result.status))
+                self.assert_answer(result, rtype, expected)
+                if rtype == "TXT":
+                    self.assertTrue(result.truncated_retry, f"no TCP retry\n{result}")
+                if server == INTERNET_V4_ALT:
+                    event = self.dig_event(result, protocol="tcp")
+                    self.assert_dig_process(event, result)
+        summaries = self.stop_abusers()
+        totals = {key: sum(line.get(key, 0) for line in summaries)
+                  for key in ("opened", "closed_by_server", "held_at_stop", "connect_errors")}
+        print(f"\nTCP under abuse: {opened} connections opened by {self.PROCESSES} processes, "
+              f"{self.SETTLE_SECONDS:.0f} s before the first query; wall time includes `ip "
+              "netns exec` and dig's start (~100 ms without abuse):", file=sys.stderr)
+        for label, elapsed, query_ms, status in timings:
+            print(f"  {label}: {status} after {elapsed * 1000:.0f} ms (dig's query time "
+                  f"{query_ms} ms)", file=sys.stderr)
+        print(f"  abusers in all: {json.dumps(totals)}", file=sys.stderr)
+        self.assertEqual(opened, self.PROCESSES * self.CONNECTIONS_PER_PROCESS,
+                         f"the abusers could not open their connections: {summaries}")
+        self.assertEqual(len(summaries), self.PROCESSES, f"{summaries}")
+        self.assertGreater(sum(line["closed_by_server"] for line in summaries), 0,
+                           f"the nameserver closed none of the abusers' connections: "
+                           f"{summaries}")
+        self.assert_still_answering()
+
+
+# 20 worker processes (argv: server, port, processes, connections per process, trickle period,
+# reconnect period), each holding its connections: slot % 3 == 0 only connects, 1 sends one
+# byte of a length prefix, 2 sends a query for www.pwtest at once and then every trickle
+# period. A connection the server closes is opened again at the next reconnect tick. Each
+# worker prints {"opened": n} once its connections are open, and its counts on SIGTERM.
+TCP_ABUSER = r'''
+import json, os, selectors, signal, socket, sys, time
+server, port = sys.argv[1], int(sys.argv[2])
+processes, per_process = int(sys.argv[3]), int(sys.argv[4])
+trickle, reconnect = float(sys.argv[5]), float(sys.argv[6])
+
+def name(text):
+    return b"".join(bytes([len(l)]) + l.encode() for l in text.split(".")) + b"\0"
+
+QUERY = (b"\x4a\x4a\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + name("www.pwtest")
+         + b"\x00\x01\x00\x01")
+FRAMED = len(QUERY).to_bytes(2, "big") + QUERY
+
+def say(record):
+    # One write per line (print may take two): the workers share one pipe.
+    os.write(1, (json.dumps(record) + "\n").encode())
+
+def worker():
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    selector = selectors.DefaultSelector()
+    slots = [None] * per_process
+    due = [0.0] * per_process
+    counts = {"opened": 0, "connect_errors": 0, "closed_by_server": 0, "bytes_read": 0}
+
+    def send(sock, data):
+        try:
+            sock.send(data)
+        except OSError:
+            pass
+
+    def open_slot(slot):
+        try:
+            sock = socket.create_connection((server, port), timeout=2)
+        except OSError:
+            counts["connect_errors"] += 1
+            return
+        sock.setblocking(False)
+        counts["opened"] += 1
+        if slot % 3 == 1:
+            send(sock, b"\0")
+        elif slot % 3 == 2:
+            send(sock, FRAMED)
+        slots[slot] = sock
+        due[slot] = time.monotonic() + trickle
+        selector.register(sock, selectors.EVENT_READ, slot)
+
+    for slot in range(per_process):
+        open_slot(slot)
+    say({"pid": os.getpid(), "opened": counts["opened"]})
+    next_reconnect = time.monotonic() + reconnect
+    while not stopping:
+        for key, _ in selector.select(0.1):
+            try:
+                data = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data:
+                counts["bytes_read"] += len(data)
+                continue
+            selector.unregister(key.fileobj)
+            key.fileobj.close()
+            slots[key.data] = None
+            counts["closed_by_server"] += 1
+        now = time.monotonic()
+        for slot, sock in enumerate(slots):
+            if sock is not None and slot % 3 == 2 and now >= due[slot]:
+                send(sock, FRAMED)
+                due[slot] = now + trickle
+        if now >= next_reconnect:
+            for slot in range(per_process):
+                if slots[slot] is None and not stopping:
+                    open_slot(slot)
+            next_reconnect = now + reconnect
+    counts["held_at_stop"] = sum(sock is not None for sock in slots)
+    say({"pid": os.getpid(), **counts})
+    os._exit(0)
+
+children = []
+for _ in range(processes):
+    pid = os.fork()
+    if pid == 0:
+        worker()
+    children.append(pid)
+
+def forward(*_):
+    for child in children:
+        try:
+            os.kill(child, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+signal.signal(signal.SIGTERM, forward)
+for child in children:
+    while True:
+        try:
+            os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+'''

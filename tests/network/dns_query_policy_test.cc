@@ -136,6 +136,29 @@ TEST_F(DnsQueryPolicyTest, AnUnknownFlowIsLookedUpOnceThenRemembered) {
     EXPECT_EQ(policy_.counters().by_directory, 1U);
 }
 
+TEST_F(DnsQueryPolicyTest, ATcpConnectionNamesItsProcessAndItsQueriesFindItInTheDirectory) {
+    const dns::ClientConnection connection{
+        .client_address = client_,
+        .client_port = 40003,
+        .server = {.address = IpAddress::parse("127.0.0.17").value(), .port = 53}};
+    EXPECT_EQ(policy_.connection_process(connection), 100);
+    ASSERT_EQ(attributor_.flows.size(), 1U);
+    EXPECT_EQ(attributor_.flows[0].protocol, packet::protocol::kTcp);
+    EXPECT_EQ(attributor_.flows[0].local_port, 40003);
+    const dns::Query query = query_for("www.example.com");
+    dns::ClientQuery over_tcp = client_query(query, 40003);
+    over_tcp.transport = dns::ClientTransport::Tcp;
+    static_cast<void>(policy_.plan(over_tcp));
+    EXPECT_EQ(attributor_.flows.size(), 1U);
+    EXPECT_EQ(policy_.counters().by_directory, 1U);
+
+    // Without a PID (the special identities have none), the nameserver goes by address.
+    attributor_.answer = firewall::ProcessFacts{};
+    EXPECT_EQ(policy_.connection_process(
+                  {.client_address = client_, .client_port = 40004, .server = connection.server}),
+              std::nullopt);
+}
+
 TEST_F(DnsQueryPolicyTest, SystemResolversAndUnidentifiedAskersTeachTheGlobalScope) {
     EXPECT_EQ(memory_scope({.id = "_system-resolver", .name = "System DNS client"}),
               dns::IpDomainMemory::kGlobalScope);
