@@ -298,8 +298,97 @@ std::uint32_t PacketProcessor::finish(std::uint64_t id, const firewall::Connecti
     if (!remembered) {
         ++counters_.table_full;
     }
+    if (live_ != nullptr) {
+        live_->add(key, LiveConnection{.id = id,
+                                       .facts = facts,
+                                       .profile_id = settings.profile.id,
+                                       .decision = {.mark = mark,
+                                                    .persistence = decision.persistence,
+                                                    .reason = decision.reason},
+                                       .decided_at = now});
+    }
     events_.connection_decided(id, facts, decision, mark);
     return mark;
+}
+
+std::vector<MarkChange> PacketProcessor::reevaluate(const LiveFilter& filter) {
+    ++counters_.reevaluations;
+    reevaluate_held(filter);
+    if (live_ == nullptr) {
+        return {};
+    }
+    const Clock::TimePoint now = clock_.now();
+    auto changes = live_->reevaluate(
+        filter,
+        [this](const LiveConnection& connection) -> LiveDecision {
+            const profile::Policy policy = policies_.policy_for(
+                connection.facts.process ? &*connection.facts.process : nullptr,
+                connection.facts.direction);
+            firewall::ConnectionFacts facts = connection.facts;
+            facts.profile = policy.settings->profile;
+            firewall::Decision decision = firewall::decide(*policy.settings, facts);
+            if (decision.outcome == firewall::Outcome::Ask) {
+                return connection.decision; // decided once; a live connection is not asked
+            }
+            add_tie(decision, policy.tie);
+            const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
+            if (mark != connection.decision.mark) {
+                decision.reason = "re-evaluated: " + decision.reason;
+                events_.connection_decided(connection.id, facts, decision, mark);
+            }
+            return {.mark = mark, .persistence = decision.persistence, .reason = decision.reason};
+        },
+        now);
+    for (const MarkChange& change : changes) {
+        ++counters_.cut_over;
+        if (ConnectionEntry* entry = table_.find(change.key)) {
+            entry->mark = change.new_mark;
+            entry->persistence = change.new_persistence;
+            entry->last_seen = now;
+        }
+    }
+    if (!changes.empty()) {
+        events_.flush();
+    }
+    return changes;
+}
+
+void PacketProcessor::reevaluate_held(const LiveFilter& filter) {
+    const Clock::TimePoint now = clock_.now();
+    bool sent = false;
+    for (auto entry = held_.begin(); entry != held_.end();) {
+        HeldConnection& held = entry->second;
+        if (filter.profile_id && *filter.profile_id != held.settings->profile.id) {
+            ++entry;
+            continue;
+        }
+        const profile::Policy policy = policies_.policy_for(
+            held.facts.process ? &*held.facts.process : nullptr, held.facts.direction);
+        firewall::Decision decision = firewall::decide(*policy.settings, held.facts);
+        if (decision.outcome == firewall::Outcome::Ask) {
+            ++entry;
+            continue;
+        }
+        add_tie(decision, policy.tie);
+        HeldConnection done = std::move(held);
+        const ConnectionKey key = entry->first;
+        entry = held_.erase(entry);
+        if (prompts_ != nullptr) {
+            prompts_->release(done.prompt);
+        }
+        const std::uint32_t mark = finish(done.id, done.facts, *policy.settings, decision, key, now);
+        send(done.packets, mark);
+        sent = true;
+    }
+    if (sent && verdicts_ != nullptr) {
+        verdicts_->flush();
+    }
+}
+
+void PacketProcessor::connection_ended(const ConnectionKey& key) {
+    if (live_ != nullptr) {
+        live_->remove(key);
+    }
 }
 
 void PacketProcessor::send(std::span<const PacketRef> packets, std::uint32_t mark) {

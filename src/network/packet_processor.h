@@ -16,6 +16,7 @@
 #include "network/connection_table.h"
 #include "network/dns_client_directory.h"
 #include "network/event_sink.h"
+#include "network/live_connections.h"
 #include "packet/packet_info.h"
 #include "profile/policy_provider.h"
 #include "profile/prompts.h"
@@ -55,6 +56,8 @@ public:
         std::uint64_t held_packets_dropped = 0; // a held connection's packets beyond its share
         std::uint64_t answered = 0;             // held connections decided by an answer
         std::uint64_t unanswered = 0;           // held connections blocked: no answer in time
+        std::uint64_t reevaluations = 0;        // reevaluate() calls
+        std::uint64_t cut_over = 0;             // live connections whose verdict changed
     };
 
     // Where the verdicts of packets that handle() held back go: verdict() for each, then
@@ -99,6 +102,21 @@ public:
     // With prompts (issue 9): a connection whose decision is "ask" is held until `prompts`
     // closes its prompt. Without them, ask blocks (the decision's fallback verdict).
     void enable_prompts(profile::PromptBroker& prompts);
+
+    // With re-evaluation (issue 9 item 5): every decided connection is registered in `live`
+    // until it ends, so that a change of settings can decide it again.
+    void enable_live_connections(LiveConnections& live) { live_ = &live; }
+
+    // Decides again the live and held connections that `filter` selects, with the settings as
+    // they are now (the PolicyProvider's). A live connection whose mark changes is cut over: its
+    // connection-table entry at once, and the returned changes are for the caller to apply to
+    // the kernel (conntrack); its `decided` event is written again with the new reason. A live
+    // connection is never held for a prompt afterwards: if it would be asked now, it keeps its
+    // verdict. A held connection that no longer asks is decided and its packets answered.
+    [[nodiscard]] std::vector<MarkChange> reevaluate(const LiveFilter& filter);
+
+    // The kernel forgot the connection (conntrack destroy event): it is live no more.
+    void connection_ended(const ConnectionKey& key);
 
     // Returns the mark for this packet's NF_ACCEPT verdict, or nullopt when the decision waits
     // (another attribution attempt, or a prompt): the verdict then goes to the VerdictSink,
@@ -185,6 +203,7 @@ private:
     void on_prompt_closed(profile::PromptEvent event, const profile::Prompt& prompt,
                           const profile::PromptAnswer* answer);
     void send(std::span<const PacketRef> packets, std::uint32_t mark);
+    void reevaluate_held(const LiveFilter& filter);
 
     profile::PolicyProvider& policies_;
     ConnectionTable& table_;
@@ -195,6 +214,7 @@ private:
     DnsClientDirectory* dns_clients_ = nullptr;
     const dns::IpDomainMemory* domain_memory_ = nullptr;
     profile::PromptBroker* prompts_ = nullptr;
+    LiveConnections* live_ = nullptr;
     state::RetryPolicy retry_policy_;
     std::unordered_map<ConnectionKey, PendingConnection, ConnectionKeyHash> pending_;
     std::unordered_map<ConnectionKey, HeldConnection, ConnectionKeyHash> held_;
