@@ -13,6 +13,8 @@ packages=(
   libbpf-dev bpftool libelf-dev zlib1g-dev
   # DNS (issue 4): ldns takes upstream answers apart, OpenSSL carries DNS over TLS
   libldns-dev libssl-dev ca-certificates
+  # settings and profiles (issue 9): SQLite
+  libsqlite3-dev
   # run: the iptables binaries (nft or legacy backend), conntrack tooling
   iptables conntrack iproute2
   # tests: unit (GoogleTest), fuzz (clang 19 + libFuzzer), integration (python3, ping)
