@@ -376,7 +376,8 @@ void PacketProcessor::reevaluate_held(const LiveFilter& filter) {
         if (prompts_ != nullptr) {
             prompts_->release(done.prompt);
         }
-        const std::uint32_t mark = finish(done.id, done.facts, *policy.settings, decision, key, now);
+        const std::uint32_t mark =
+            finish(done.id, done.facts, *policy.settings, decision, key, now);
         send(done.packets, mark);
         sent = true;
     }

@@ -454,3 +454,92 @@ TEST_F(AskingPacketProcessorTest, AtShutdownHeldConnectionsAreBlocked) {
 
 } // namespace
 } // namespace pw::network
+
+namespace pw::network {
+namespace {
+
+// Issue 9 item 5: a change of settings decides live connections again.
+class ReevaluationTest : public ::testing::Test {
+protected:
+    ReevaluationTest() {
+        processor_.set_verdict_sink(sink_);
+        processor_.enable_prompts(prompts_);
+        processor_.enable_live_connections(live_);
+    }
+
+    firewall::FilterSettings settings_;
+    testing::ProfilePerExecutable policies_{settings_};
+    ConnectionTable table_;
+    RecordingEventSink events_;
+    testing::FakeClock clock_;
+    RecordingVerdictSink sink_;
+    profile::PromptBroker prompts_{clock_};
+    LiveConnections live_;
+    OneProcessAttributor curl_{"/usr/bin/curl"};
+    PacketProcessor processor_{policies_, table_, events_, clock_, &curl_};
+    const testing::PacketBuilder out_{"10.0.0.1", "203.0.113.5"};
+};
+
+TEST_F(ReevaluationTest, ANewBlockRuleCutsAPermittedConnectionOver) {
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 443)),
+              packet::mark::kPermanentAccept);
+    ASSERT_EQ(live_.size(), 1U);
+    // Nothing changed: nothing to cut over.
+    EXPECT_TRUE(processor_.reevaluate(LiveFilter::all()).empty());
+
+    firewall::FilterSettings& curl = policies_.per_profile("/usr/bin/curl");
+    curl.endpoints.app = std::make_shared<const firewall::RuleList>(
+        firewall::RuleList{*firewall::parse_endpoint_rule("- 203.0.113.5")});
+    const auto changes = processor_.reevaluate(LiveFilter::profile("/usr/bin/curl"));
+    ASSERT_EQ(changes.size(), 1U);
+    EXPECT_EQ(changes[0].old_mark, packet::mark::kPermanentAccept);
+    EXPECT_EQ(changes[0].new_mark, packet::mark::kPermanentBlock);
+    EXPECT_EQ(changes[0].direction, packet::Direction::Outbound);
+    EXPECT_EQ(events_.records.back().reason,
+              "re-evaluated: rule '- 203.0.113.5' (app, profile 'curl')");
+    // The connection table answers its next packet with the new verdict at once.
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 443)),
+              packet::mark::kPermanentBlock);
+    // Another profile's re-evaluation does not touch it.
+    curl.endpoints.app.reset();
+    EXPECT_TRUE(processor_.reevaluate(LiveFilter::profile("/usr/bin/wget")).empty());
+}
+
+TEST_F(ReevaluationTest, AnEndedConnectionIsNotReevaluated) {
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out_.udp(40000, 53000)),
+              packet::mark::kPermanentAccept);
+    processor_.connection_ended(
+        ConnectionKey{.protocol = packet::protocol::kUdp,
+                      .local_address = IpAddress::parse("10.0.0.1").value(),
+                      .local_port = 40000,
+                      .remote_address = IpAddress::parse("203.0.113.5").value(),
+                      .remote_port = 53000});
+    EXPECT_EQ(live_.size(), 0U);
+    settings_.default_action = firewall::DefaultAction::Block;
+    EXPECT_TRUE(processor_.reevaluate(LiveFilter::all()).empty());
+}
+
+TEST_F(ReevaluationTest, AHeldConnectionThatNoLongerAsksIsDecided) {
+    settings_.default_action = firewall::DefaultAction::Ask;
+    EXPECT_EQ(
+        processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 443), {.packet_id = 5}),
+        std::nullopt);
+    ASSERT_EQ(prompts_.size(), 1U);
+    settings_.default_action = firewall::DefaultAction::Permit;
+    EXPECT_TRUE(processor_.reevaluate(LiveFilter::all()).empty());
+    ASSERT_EQ(sink_.verdicts.size(), 1U);
+    EXPECT_EQ(sink_.verdicts[0].second, packet::mark::kPermanentAccept);
+    EXPECT_EQ(prompts_.size(), 0U); // nothing waits for the prompt any more
+    EXPECT_EQ(processor_.held_connections(), 0U);
+}
+
+TEST_F(ReevaluationTest, ALiveConnectionIsNeverAskedAfterwards) {
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 443)),
+              packet::mark::kPermanentAccept);
+    settings_.default_action = firewall::DefaultAction::Ask;
+    EXPECT_TRUE(processor_.reevaluate(LiveFilter::all()).empty());
+    EXPECT_EQ(prompts_.size(), 0U);
+}
+
+} // namespace
+} // namespace pw::network
