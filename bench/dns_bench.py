@@ -305,7 +305,8 @@ class Bench:
         # world.start_daemon_seeing_host_mounts); nsenter execs, so the PID is portwarden's.
         argv = ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--", self.args.portwarden,
                 "run", "--config", config, "--attribution", "auto",
-                "--bpf-cgroup", self.cgroup.path, "--resolved-monitor", "off"]
+                "--bpf-cgroup", self.cgroup.path, "--resolved-monitor", "off",
+                "--data-dir", directory / "data"]
         with open(log_path, "ab") as log_file:
             process = self.world.spawn("client", argv, stdout=log_file,
                                        stderr=subprocess.STDOUT)

@@ -107,6 +107,10 @@ int run_command_line(int argc, char** argv) {
                         " if it exists, else built-in defaults)");
     run->add_option("--events", events_target,
                     "Write connection events as JSON lines to FILE, or - for standard output");
+    std::string data_dir = std::string(pw::daemon::kDefaultDataDirectory);
+    run->add_option("--data-dir", data_dir,
+                    "Directory of the settings and profiles database (default: " +
+                        std::string(pw::daemon::kDefaultDataDirectory) + ")");
     std::string attribution = "auto";
     run->add_option("--attribution", attribution,
                     "Process attribution: auto (eBPF records, then socket tables), tables "
@@ -149,6 +153,7 @@ int run_command_line(int argc, char** argv) {
         if (!events_target.empty()) {
             options.events_target = events_target;
         }
+        options.data_directory = data_dir;
         options.attribution = attribution == "off"      ? pw::daemon::AttributionMode::Off
                               : attribution == "tables" ? pw::daemon::AttributionMode::Tables
                                                         : pw::daemon::AttributionMode::Auto;

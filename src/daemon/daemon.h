@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/config_file.h"
 #include "interception/rule_set.h"
@@ -23,9 +24,14 @@ enum class AttributionMode : std::uint8_t {
     Off,    // no process attribution
 };
 
+// Where settings and profiles live unless --data-dir says otherwise.
+inline constexpr std::string_view kDefaultDataDirectory = "/var/lib/portwarden";
+
 struct RunOptions {
     // nullopt: built-in defaults (permit everything, permanent verdicts).
     std::optional<std::filesystem::path> config_path;
+    // The data directory: portwarden.db (settings, profiles) is kept there.
+    std::filesystem::path data_directory{kDefaultDataDirectory};
     // "-" for standard output, a file path, or nullopt for no event stream.
     std::optional<std::string> events_target;
     AttributionMode attribution = AttributionMode::Auto;

@@ -56,13 +56,32 @@ public:
     profile::Policy policy; // the asker's, for the whole life of the query
 };
 
+// Executables that resolve for other processes (used only without profiles, where no special
+// profile names them): their answers teach everyone.
+constexpr std::array<std::string_view, 3> kSystemResolvers = {"systemd-resolved", "nscd",
+                                                              "dnsmasq"};
+
 } // namespace
 
-std::string_view memory_scope(const firewall::ProfileLabel& profile) {
-    if (profile.id.empty() || profile.id.starts_with('_')) {
+std::string_view memory_scope(const firewall::ProfileLabel& profile,
+                              const firewall::ProcessFacts* process) {
+    if (!profile.id.empty()) {
+        return profile.id.starts_with('_') ? dns::IpDomainMemory::kGlobalScope
+                                           : std::string_view(profile.id);
+    }
+    // No profiles (one set of settings for everything): scoped by the executable, as rules are.
+    if (process == nullptr || process->kind != firewall::ProcessKind::Process ||
+        process->identity.empty()) {
         return dns::IpDomainMemory::kGlobalScope;
     }
-    return profile.id;
+    const std::string_view executable = process->executable;
+    const auto slash = executable.rfind('/');
+    const std::string_view name =
+        slash == std::string_view::npos ? executable : executable.substr(slash + 1);
+    if (std::ranges::find(kSystemResolvers, name) != kSystemResolvers.end()) {
+        return dns::IpDomainMemory::kGlobalScope;
+    }
+    return process->identity;
 }
 
 std::shared_ptr<const firewall::ProcessFacts> DnsQueryPolicy::find_asker(
@@ -166,7 +185,7 @@ void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPla
     static const firewall::ProfileLabel kNoProfile;
     const firewall::ProfileLabel& profile =
         context != nullptr ? context->policy.settings->profile : kNoProfile;
-    const std::string_view scope = memory_scope(profile);
+    const std::string_view scope = memory_scope(profile, process);
     const dns::Answer* answer = outcome.answer;
     const Clock::TimePoint now = clock_.now();
     if (answer != nullptr && !answer->addresses.empty()) {

@@ -73,9 +73,11 @@ private:
 };
 
 // The IP -> domain memory scope of a profile: its ID, or the global scope for the special
-// profiles (unidentified, kernel, system DNS client, ...: IDs that start with '_') and for no
-// profile at all. The system resolvers (systemd-resolved, nscd, dnsmasq) ask on behalf of
-// processes we cannot see, so their answers teach everyone.
-[[nodiscard]] std::string_view memory_scope(const firewall::ProfileLabel& profile);
+// profiles (unidentified, kernel, system DNS client, ...: IDs that start with '_'). Without a
+// profile (one set of settings for everything), the process's identity, except for the system
+// resolvers (systemd-resolved, nscd, dnsmasq): they ask on behalf of processes we cannot see,
+// so their answers teach everyone, as do those of no process at all.
+[[nodiscard]] std::string_view memory_scope(const firewall::ProfileLabel& profile,
+                                            const firewall::ProcessFacts* process);
 
 } // namespace pw::network

@@ -600,7 +600,7 @@ class World:
         with open(stderr_path, "wb") as stderr, open(stdout_path, "wb") as stdout:
             process = self.spawn("client", [self.portwarden_bin, "run", "--config", config_path,
                                             "--events", events_path,
-                                            *hermetic_args(extra_args)],
+                                            *hermetic_args(extra_args, directory)],
                                  stdout=stdout, stderr=stderr)
         daemon = Daemon(self, process, directory, config_path, events_path, stderr_path)
         self.daemons.append(daemon)
@@ -679,13 +679,16 @@ CGROUP2_CANDIDATES = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified")
 _CGROUP_NAME = re.compile(r"^pwt-(\d+)-[0-9a-f]+$")
 
 
-def hermetic_args(extra_args):
+def hermetic_args(extra_args, directory):
     """`extra_args`, plus `--resolved-monitor off` unless they name a monitor socket: a daemon
     under test must not subscribe to the host's systemd-resolved (its answers would label the
-    test's connections)."""
+    test's connections); and `--data-dir DIRECTORY/data` unless they name one, so that its
+    settings database is the test's own (a test that restarts a daemon passes the same one)."""
     extra_args = list(extra_args)
     if "--resolved-monitor" not in extra_args:
         extra_args += ["--resolved-monitor", "off"]
+    if "--data-dir" not in extra_args:
+        extra_args += ["--data-dir", Path(directory) / "data"]
     return extra_args
 
 
@@ -876,7 +879,7 @@ def start_daemon_seeing_host_mounts(world, config, extra_args=(), wait=True, tim
         process = world.spawn("client", ["nsenter", f"--mount=/proc/{os.getpid()}/ns/mnt", "--",
                                          world.portwarden_bin, "run", "--config", config_path,
                                          "--events", events_path,
-                                         *hermetic_args(extra_args)],
+                                         *hermetic_args(extra_args, directory)],
                               stdout=stdout, stderr=stderr)
     daemon = Daemon(world, process, directory, config_path, events_path, stderr_path)
     world.daemons.append(daemon)

@@ -160,13 +160,17 @@ TEST_F(DnsQueryPolicyTest, ATcpConnectionNamesItsProcessAndItsQueriesFindItInThe
 }
 
 TEST_F(DnsQueryPolicyTest, SystemResolversAndUnidentifiedAskersTeachTheGlobalScope) {
-    EXPECT_EQ(memory_scope({.id = "_system-resolver", .name = "System DNS client"}),
+    const firewall::ProcessFacts curl = process_named("/usr/bin/curl");
+    EXPECT_EQ(memory_scope({.id = "_system-resolver", .name = "System DNS client"}, &curl),
               dns::IpDomainMemory::kGlobalScope);
-    EXPECT_EQ(memory_scope({.id = "_unidentified", .name = "Unidentified"}),
+    EXPECT_EQ(memory_scope({.id = "_unidentified", .name = "Unidentified"}, nullptr),
               dns::IpDomainMemory::kGlobalScope);
-    EXPECT_EQ(memory_scope({}), dns::IpDomainMemory::kGlobalScope);
-    EXPECT_EQ(memory_scope({.id = "3f1c0a", .name = "fetch.py"}), "3f1c0a");
+    EXPECT_EQ(memory_scope({}, nullptr), dns::IpDomainMemory::kGlobalScope);
+    EXPECT_EQ(memory_scope({.id = "3f1c0a", .name = "fetch.py"}, &curl), "3f1c0a");
     firewall::ProcessFacts resolved = process_named("/usr/lib/systemd/systemd-resolved");
+    // Without profiles, the executable is the scope, and the system resolvers teach everyone.
+    EXPECT_EQ(memory_scope({}, &curl), "/usr/bin/curl");
+    EXPECT_EQ(memory_scope({}, &resolved), dns::IpDomainMemory::kGlobalScope);
 
     attributor_.answer = resolved;
     const dns::Query query = query_for("cdn.example");
