@@ -127,7 +127,8 @@ void PacketProcessor::add_domain(firewall::ConnectionFacts& facts, Clock::TimePo
     if (domain_memory_ == nullptr || facts.direction != packet::Direction::Outbound) {
         return;
     }
-    const std::string_view scope = memory_scope(facts.profile, facts.process ? &*facts.process : nullptr);
+    const std::string_view scope =
+        memory_scope(facts.profile, facts.process ? &*facts.process : nullptr);
     if (auto name = domain_memory_->lookup(scope, facts.remote_address, now)) {
         facts.domain = firewall::DomainFacts{.domain = std::move(name->domain),
                                              .cname_chain = std::move(name->cname_chain)};
