@@ -18,32 +18,15 @@
 #include <nlohmann/json.hpp>
 
 #include "common/unique_fd.h"
-#include "firewall/endpoint_rule.h"
+#include "config/settings_schema.h"
 
 namespace pw::config {
 namespace {
 
 using Json = nlohmann::json;
 
-constexpr std::string_view kDefaultAction = "filter/defaultAction";
-constexpr std::string_view kEndpoints = "filter/endpoints";
-constexpr std::string_view kPermanentVerdicts = "filter/permanentVerdicts";
-constexpr std::string_view kOutboundBlockAction = "filter/outboundBlockAction";
-constexpr std::string_view kPreventBypassing = "filter/preventBypassing";
-constexpr std::string_view kNameservers = "dns/nameservers";
-constexpr std::string_view kListenAddress = "dns/listenAddress";
-constexpr std::array<std::string_view, 7> kKnownSettings = {
-    kDefaultAction,    kEndpoints,   kPermanentVerdicts, kOutboundBlockAction,
-    kPreventBypassing, kNameservers, kListenAddress};
-
-// The nameserver's default port (RFC 1035) and the default `dns/listenAddress`.
-constexpr std::uint16_t kDnsPort = 53;
-
 // A config file is a few kilobytes; the cap only stops `--config /dev/zero` from eating memory.
 constexpr std::size_t kMaxConfigFileSize = std::size_t{16} * 1024 * 1024;
-
-// Long values are cut in error messages so that one bad line stays one readable line.
-constexpr std::size_t kMaxQuotedLength = 80;
 
 struct LineError {
     std::size_t line = 0; // 0: no line known
@@ -76,25 +59,6 @@ private:
     std::size_t line_ = 1;
 };
 
-// How a bad value is quoted in an error: strings in single quotes, scalars as JSON, containers
-// by kind only (dumping them would recurse over input-controlled depth).
-std::string describe(const Json& value) {
-    if (value.is_array()) {
-        return "a list";
-    }
-    if (value.is_object()) {
-        return "an object";
-    }
-    std::string text = value.is_string()
-                           ? "'" + value.get_ref<const std::string&>() + "'"
-                           : value.dump(-1, ' ', false, Json::error_handler_t::replace);
-    if (text.size() > kMaxQuotedLength) {
-        text.resize(kMaxQuotedLength);
-        text += "...";
-    }
-    return text;
-}
-
 // "a list", "a string", "null": for errors about the shape of the document.
 std::string kind_of(const Json& value) {
     if (value.is_array()) {
@@ -108,14 +72,14 @@ std::string kind_of(const Json& value) {
 }
 
 bool is_known_setting(std::string_view path) {
-    return std::ranges::find(kKnownSettings, path) != kKnownSettings.end();
+    return find_setting(path) != nullptr;
 }
 
 // "filter" is a section because settings live below it.
 bool is_section(std::string_view path) {
-    return std::ranges::any_of(kKnownSettings, [path](std::string_view setting) {
-        return setting.size() > path.size() && setting.starts_with(path) &&
-               setting[path.size()] == '/';
+    return std::ranges::any_of(all_settings(), [path](const SettingInfo& setting) {
+        return setting.key.size() > path.size() && setting.key.starts_with(path) &&
+               setting.key[path.size()] == '/';
     });
 }
 
@@ -271,7 +235,7 @@ private:
             if (value.is_object()) {
                 return Slot::Section;
             }
-            error(line, path + " must be an object of settings, not " + describe(value));
+            error(line, path + " must be an object of settings, not " + describe_value(value));
             return Slot::Unknown;
         }
         error(line, "unknown setting '" + path + "'");
@@ -374,198 +338,46 @@ private:
     std::optional<LineError> syntax_error_;
 };
 
-// Parses the PORT of a listen address: 1-65535, digits only. `quoted` starts each error.
-Result<std::uint16_t> parse_listen_port(std::string_view digits, const std::string& quoted) {
-    const auto is_digit = [](char character) {
-        return character >= '0' && character <= '9';
-    };
-    if (digits.empty()) {
-        return fail(quoted +
-                    " has no port (expected e.g. localhost:53, 127.0.0.17:53 or [::1]:53)");
-    }
-    // Five digits at most, so the sum below cannot overflow.
-    if (digits.size() > 5 || !std::ranges::all_of(digits, is_digit)) {
-        return fail(quoted + ": invalid port '" + std::string(digits) +
-                    "' (expected a number 1-65535)");
-    }
-    unsigned long port = 0;
-    for (const char digit : digits) {
-        port = port * 10 + static_cast<unsigned long>(digit - '0');
-    }
-    if (port == 0 || port > 65535) {
-        return fail(quoted + ": port " + std::string(digits) + " is out of range (1-65535)");
-    }
-    return static_cast<std::uint16_t>(port);
-}
-
-bool equals_lower_case(std::string_view text, std::string_view lower) {
-    return std::ranges::equal(text, lower, [](char left, char right) {
-        return (left >= 'A' && left <= 'Z' ? static_cast<char>(left - 'A' + 'a') : left) == right;
-    });
-}
-
-// Checks the value of each setting and writes it into a FilterSettings.
-class SettingReader {
-public:
-    explicit SettingReader(std::vector<LineError>& errors) : errors_(errors) {}
-
-    void read_default_action(const FoundSetting& found, firewall::FilterSettings& filter) {
-        const Json& value = found.value;
-        if (value == "permit") {
-            filter.default_action = firewall::DefaultAction::Permit;
-        } else if (value == "block") {
-            filter.default_action = firewall::DefaultAction::Block;
-        } else if (value == "ask") {
-            filter.default_action = firewall::DefaultAction::Ask;
-        } else {
-            error(found.line, std::string(kDefaultAction) + " must be permit, block or ask, not " +
-                                  describe(value));
-        }
-    }
-
-    void read_outbound_block_action(const FoundSetting& found, firewall::FilterSettings& filter) {
-        const Json& value = found.value;
-        if (value == "reject") {
-            filter.outbound_block_action = firewall::OutboundBlockAction::Reject;
-        } else if (value == "drop") {
-            filter.outbound_block_action = firewall::OutboundBlockAction::Drop;
-        } else {
-            error(found.line, std::string(kOutboundBlockAction) + " must be reject or drop, not " +
-                                  describe(value));
-        }
-    }
-
-    void read_permanent_verdicts(const FoundSetting& found, firewall::FilterSettings& filter) {
-        const Json& value = found.value;
-        if (!value.is_boolean()) {
-            error(found.line, std::string(kPermanentVerdicts) + " must be true or false, not " +
-                                  describe(value));
-            return;
-        }
-        filter.permanent_verdicts =
-            value.get<bool>() ? firewall::PermanentVerdicts::On : firewall::PermanentVerdicts::Off;
-    }
-
-    void read_prevent_bypassing(const FoundSetting& found, firewall::FilterSettings& filter) {
-        const Json& value = found.value;
-        if (!value.is_boolean()) {
-            error(found.line, std::string(kPreventBypassing) + " must be true or false, not " +
-                                  describe(value));
-            return;
-        }
-        filter.prevent_bypassing =
-            value.get<bool>() ? firewall::PreventBypassing::On : firewall::PreventBypassing::Off;
-    }
-
-    void read_listen_address(const FoundSetting& found, firewall::FilterSettings& filter) {
-        const Json& value = found.value;
-        if (!value.is_string()) {
-            error(found.line, std::string(kListenAddress) +
-                                  " must be a string such as \"localhost:53\", not " +
-                                  describe(value));
-            return;
-        }
-        auto endpoints = parse_listen_address(value.get_ref<const std::string&>());
-        if (!endpoints) {
-            error(found.line, endpoints.error().what);
-            return;
-        }
-        filter.dns.nameserver_endpoints = std::move(*endpoints);
-    }
-
-    void read_nameservers(const FoundSetting& found, DnsSettings& dns) {
-        const Json& value = found.value;
-        if (!value.is_array()) {
-            error(found.line, std::string(kNameservers) +
-                                  " must be a list of URL strings such as [\"dns://192.0.2.53\"], "
-                                  "not " +
-                                  describe(value));
-            return;
-        }
-        if (value.empty()) {
-            error(found.line, std::string(kNameservers) +
-                                  " is an empty list (name at least one upstream, or leave the "
-                                  "setting out)");
-            return;
-        }
-        std::vector<dns::Upstream> upstreams;
-        upstreams.reserve(value.size());
-        const std::vector<std::size_t> lines = element_lines_of(found);
-        for (std::size_t index = 0; index < value.size(); ++index) {
-            const Json& element = value[index];
-            const std::string name = std::string(kNameservers) + "[" + std::to_string(index) + "]";
-            const std::size_t element_line = lines[index];
-            if (!element.is_string()) {
-                error(element_line, name + " must be a URL string, not " + describe(element));
-                continue;
-            }
-            auto upstream = dns::parse_upstream_url(element.get_ref<const std::string&>());
-            if (!upstream) {
-                // The parser names the setting itself; the index says which entry.
-                std::string_view message = upstream.error().what;
-                if (message.starts_with(kNameservers) &&
-                    message.substr(kNameservers.size()).starts_with(": ")) {
-                    message.remove_prefix(kNameservers.size() + 2);
-                }
-                error(element_line, name + ": " + std::string(message));
-                continue;
-            }
-            upstreams.push_back(std::move(*upstream));
-        }
-        dns.nameservers = std::move(upstreams);
-    }
-
-    void read_endpoints(const FoundSetting& found, firewall::FilterSettings& filter) {
-        const Json& value = found.value;
-        if (!value.is_array()) {
-            error(found.line, std::string(kEndpoints) + " must be a list of rule strings, not " +
-                                  describe(value));
-            return;
-        }
-        std::vector<firewall::EndpointRule> rules;
-        rules.reserve(value.size());
-        const std::vector<std::size_t> lines = element_lines_of(found);
-        for (std::size_t index = 0; index < value.size(); ++index) {
-            const Json& element = value[index];
-            const std::string name = std::string(kEndpoints) + "[" + std::to_string(index) + "]";
-            const std::size_t element_line = lines[index];
-            if (!element.is_string()) {
-                error(element_line, name + " must be a rule string, not " + describe(element));
-                continue;
-            }
-            auto rule = firewall::parse_endpoint_rule(element.get_ref<const std::string&>());
-            if (!rule) {
-                error(element_line, name + " " + describe(element) + ": " + rule.error().what);
-                continue;
-            }
-            rules.push_back(std::move(*rule));
-        }
-        filter.endpoints.global = std::make_shared<const firewall::RuleList>(std::move(rules));
-    }
-
-private:
-    void error(std::size_t line, std::string message) {
-        errors_.push_back(LineError{.line = line, .message = std::move(message)});
-    }
-
-    // The line of each element of a list. Only strings have a recorded line (the k-th string
-    // element has the k-th one); for anything else the key's line is close.
-    static std::vector<std::size_t> element_lines_of(const FoundSetting& found) {
-        std::vector<std::size_t> lines;
-        lines.reserve(found.value.size());
-        std::size_t strings = 0;
-        for (const Json& element : found.value) {
-            if (element.is_string() && strings < found.element_lines.size()) {
-                lines.push_back(found.element_lines[strings++]);
-            } else {
-                lines.push_back(found.line);
-            }
-        }
+// The line of each element of a list. Only strings have a recorded line (the k-th string
+// element has the k-th one); for anything else the key's line is close.
+std::vector<std::size_t> element_lines_of(const FoundSetting& found) {
+    std::vector<std::size_t> lines;
+    if (!found.value.is_array()) {
         return lines;
     }
+    lines.reserve(found.value.size());
+    std::size_t strings = 0;
+    for (const Json& element : found.value) {
+        if (element.is_string() && strings < found.element_lines.size()) {
+            lines.push_back(found.element_lines[strings++]);
+        } else {
+            lines.push_back(found.line);
+        }
+    }
+    return lines;
+}
 
-    std::vector<LineError>& errors_;
-};
+// Checks one setting with the catalogue's parse function and, when it is valid, adds it to the
+// file's layer. A problem with one list element gets that element's line.
+void read_setting(const FoundSetting& found, CompiledSettings& layer,
+                  std::vector<LineError>& errors) {
+    const SettingInfo* info = find_setting(found.path);
+    if (info == nullptr) {
+        return; // reported as unknown while reading the file
+    }
+    std::vector<ValueProblem> problems = info->parse_into(found.value, layer);
+    if (problems.empty()) {
+        layer.values.emplace(found.path, found.value);
+        return;
+    }
+    const std::vector<std::size_t> lines = element_lines_of(found);
+    for (ValueProblem& problem : problems) {
+        const std::size_t line = problem.element && *problem.element < lines.size()
+                                     ? lines[*problem.element]
+                                     : found.line;
+        errors.push_back(LineError{.line = line, .message = std::move(problem.message)});
+    }
+}
 
 // All problems at once, in file order, so that one edit round fixes them all.
 std::string join_errors(std::vector<LineError> errors, std::string_view source_name) {
@@ -591,82 +403,6 @@ std::string join_errors(std::vector<LineError> errors, std::string_view source_n
 
 } // namespace
 
-std::vector<firewall::IpEndpoint> localhost_listen_endpoints(std::uint16_t port) {
-    static constexpr std::array<std::uint8_t, 4> kLoopback17 = {127, 0, 0, 17};
-    static constexpr std::array<std::uint8_t, 16> kLoopbackV6 = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                                 0, 0, 0, 0, 0, 0, 0, 1};
-    return {
-        firewall::IpEndpoint{.address = IpAddress::from_v4_bytes(kLoopback17), .port = port},
-        firewall::IpEndpoint{.address = IpAddress::from_v6_bytes(kLoopbackV6), .port = port},
-    };
-}
-
-Result<std::vector<firewall::IpEndpoint>> parse_listen_address(std::string_view text) {
-    const std::string quoted = std::string(kListenAddress) + " '" + std::string(text) + "'";
-    if (text.empty()) {
-        return fail(std::string(kListenAddress) +
-                    " is empty (expected e.g. localhost:53, or off for no nameserver)");
-    }
-    if (text == "off") {
-        // No nameserver: DNS is ordinary traffic, neither redirected nor blocked as astray, and
-        // connections carry no domain.
-        return std::vector<firewall::IpEndpoint>{};
-    }
-    std::string_view host;
-    std::string_view port;
-    if (text.starts_with('[')) {
-        const std::size_t close = text.find(']');
-        if (close == std::string_view::npos) {
-            return fail(quoted + ": missing ']' after the IPv6 address");
-        }
-        host = text.substr(1, close - 1);
-        const std::string_view rest = text.substr(close + 1);
-        if (!rest.starts_with(':')) {
-            return fail(quoted + " has no port after ']' (expected e.g. [::1]:53)");
-        }
-        port = rest.substr(1);
-        if (host.find(':') == std::string_view::npos) {
-            return fail(quoted + ": brackets are only for IPv6 addresses (write " +
-                        std::string(host) + ":" + std::string(port) + ")");
-        }
-    } else {
-        const std::size_t colon = text.find(':');
-        if (colon == std::string_view::npos) {
-            host = text;
-        } else if (text.find(':', colon + 1) != std::string_view::npos) {
-            return fail(quoted + ": an IPv6 address goes in brackets, as in [::1]:53");
-        } else {
-            host = text.substr(0, colon);
-            port = text.substr(colon + 1);
-        }
-    }
-    const auto number = parse_listen_port(port, quoted);
-    if (!number) {
-        return std::unexpected(number.error());
-    }
-    if (!text.starts_with('[') && equals_lower_case(host, "localhost")) {
-        return localhost_listen_endpoints(*number);
-    }
-    const auto address = IpAddress::parse(host);
-    if (!address) {
-        return fail(quoted + ": " + address.error().what +
-                    " (expected localhost, an IPv4 address or an IPv6 address in brackets)");
-    }
-    if (address->is_unspecified()) {
-        return fail(quoted + ": " + address->to_string() +
-                    " would listen on every address; give one address, such as 127.0.0.17 or a "
-                    "LAN address, or localhost");
-    }
-    return std::vector<firewall::IpEndpoint>{
-        firewall::IpEndpoint{.address = *address, .port = *number}};
-}
-
-firewall::FilterSettings default_filter_settings() {
-    firewall::FilterSettings filter;
-    filter.dns.nameserver_endpoints = localhost_listen_endpoints(kDnsPort);
-    return filter;
-}
-
 Result<Config> parse_config(std::string_view text, std::string_view source_name) {
     if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
         return fail(std::string(source_name) +
@@ -683,28 +419,18 @@ Result<Config> parse_config(std::string_view text, std::string_view source_name)
     }
 
     // Settings are read into a copy, and the copy is only returned if every setting was valid.
-    Config config;
-    SettingReader reader(errors);
+    CompiledSettings layer;
     for (const FoundSetting& found : handler.settings()) {
-        if (found.path == kDefaultAction) {
-            reader.read_default_action(found, config.filter);
-        } else if (found.path == kEndpoints) {
-            reader.read_endpoints(found, config.filter);
-        } else if (found.path == kPermanentVerdicts) {
-            reader.read_permanent_verdicts(found, config.filter);
-        } else if (found.path == kOutboundBlockAction) {
-            reader.read_outbound_block_action(found, config.filter);
-        } else if (found.path == kPreventBypassing) {
-            reader.read_prevent_bypassing(found, config.filter);
-        } else if (found.path == kNameservers) {
-            reader.read_nameservers(found, config.dns);
-        } else if (found.path == kListenAddress) {
-            reader.read_listen_address(found, config.filter);
-        }
+        read_setting(found, layer, errors);
     }
     if (!errors.empty()) {
         return fail(join_errors(std::move(errors), source_name));
     }
+    Config config;
+    config.filter = resolve_filter_settings(layer, nullptr, firewall::ProfileLabel{});
+    config.dns = resolve_dns_settings(layer);
+    config.core = resolve_core_settings(layer);
+    config.file_layer = std::move(layer);
     return config;
 }
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -27,18 +28,6 @@ IpEndpoint endpoint(std::string_view address, std::uint16_t port) {
     auto parsed = IpAddress::parse(address);
     EXPECT_TRUE(parsed.has_value()) << address;
     return IpEndpoint{.address = parsed.value_or(IpAddress{}), .port = port};
-}
-
-std::vector<IpEndpoint> listen_ok(std::string_view text) {
-    auto endpoints = parse_listen_address(text);
-    EXPECT_TRUE(endpoints.has_value()) << text << ": " << endpoints.error().what;
-    return endpoints.value_or(std::vector<IpEndpoint>{});
-}
-
-std::string listen_error(std::string_view text) {
-    auto endpoints = parse_listen_address(text);
-    EXPECT_FALSE(endpoints.has_value()) << "parsed: " << text;
-    return endpoints.has_value() ? std::string{} : endpoints.error().what;
 }
 
 Config parse_ok(std::string_view text) {
@@ -182,8 +171,8 @@ TEST(ConfigFile, UnknownSlashKeyIsAnError) {
 }
 
 TEST(ConfigFile, UnknownTopLevelSectionIsAnError) {
-    EXPECT_EQ(parse_error("{\n\"core\": {\"listenAddress\": \"127.0.0.1:817\"}}"),
-              "config.json:2: unknown setting 'core'");
+    EXPECT_EQ(parse_error("{\n\"history\": {\"enable\": true}}"),
+              "config.json:2: unknown setting 'history'");
 }
 
 TEST(ConfigFile, UnknownDnsKeyIsAnError) {
@@ -423,60 +412,6 @@ TEST(ConfigFile, BadListenAddressNamesItsLine) {
               "config.json:1: dns/listenAddress must be a string such as \"localhost:53\", not 53");
 }
 
-TEST(ListenAddress, LocalhostMeansBothLoopbackEndpoints) {
-    EXPECT_EQ(listen_ok("localhost:53"),
-              (std::vector<IpEndpoint>{endpoint("127.0.0.17", 53), endpoint("::1", 53)}));
-    EXPECT_EQ(listen_ok("LocalHost:5353"),
-              (std::vector<IpEndpoint>{endpoint("127.0.0.17", 5353), endpoint("::1", 5353)}));
-    EXPECT_EQ(localhost_listen_endpoints(53), listen_ok("localhost:53"));
-}
-
-TEST(ListenAddress, OneAddressOfEitherFamily) {
-    EXPECT_EQ(listen_ok("192.168.1.10:53"),
-              (std::vector<IpEndpoint>{endpoint("192.168.1.10", 53)}));
-    EXPECT_EQ(listen_ok("[::1]:53"), (std::vector<IpEndpoint>{endpoint("::1", 53)}));
-    EXPECT_EQ(listen_ok("[2001:db8::1]:65535"),
-              (std::vector<IpEndpoint>{endpoint("2001:db8::1", 65535)}));
-}
-
-TEST(ListenAddress, PortErrors) {
-    EXPECT_EQ(listen_error("127.0.0.17:0"),
-              "dns/listenAddress '127.0.0.17:0': port 0 is out of range (1-65535)");
-    EXPECT_EQ(listen_error("127.0.0.17:65536"),
-              "dns/listenAddress '127.0.0.17:65536': port 65536 is out of range (1-65535)");
-    EXPECT_EQ(listen_error("127.0.0.17:dns"),
-              "dns/listenAddress '127.0.0.17:dns': invalid port 'dns' (expected a number "
-              "1-65535)");
-    EXPECT_NE(listen_error("127.0.0.17:999999").find("invalid port '999999'"), std::string::npos);
-    EXPECT_NE(listen_error("127.0.0.17:+53").find("invalid port '+53'"), std::string::npos);
-    EXPECT_NE(listen_error("127.0.0.17:").find("has no port"), std::string::npos);
-    EXPECT_NE(listen_error("[::1]").find("has no port after ']'"), std::string::npos);
-    EXPECT_NE(listen_error("[::1]53").find("has no port after ']'"), std::string::npos);
-}
-
-TEST(ListenAddress, AddressErrors) {
-    EXPECT_EQ(listen_error("::1:53"),
-              "dns/listenAddress '::1:53': an IPv6 address goes in brackets, as in [::1]:53");
-    EXPECT_EQ(listen_error("[127.0.0.1]:53"),
-              "dns/listenAddress '[127.0.0.1]:53': brackets are only for IPv6 addresses (write "
-              "127.0.0.1:53)");
-    EXPECT_EQ(listen_error("[::1:53"),
-              "dns/listenAddress '[::1:53': missing ']' after the IPv6 address");
-    EXPECT_EQ(listen_error("dns.example:53"),
-              "dns/listenAddress 'dns.example:53': invalid IP address 'dns.example' (expected "
-              "localhost, an IPv4 address or an IPv6 address in brackets)");
-    EXPECT_NE(listen_error("[localhost]:53").find("brackets are only for IPv6"), std::string::npos);
-    EXPECT_EQ(listen_error(""),
-              "dns/listenAddress is empty (expected e.g. localhost:53, or off for no nameserver)");
-}
-
-TEST(ListenAddress, EveryAddressIsRefused) {
-    EXPECT_EQ(listen_error("0.0.0.0:53"),
-              "dns/listenAddress '0.0.0.0:53': 0.0.0.0 would listen on every address; give one "
-              "address, such as 127.0.0.17 or a LAN address, or localhost");
-    EXPECT_NE(listen_error("[::]:53").find(":: would listen on every address"), std::string::npos);
-}
-
 TEST(ConfigFile, RuleLineIsExactEvenWithEscapesAndRepeatedText) {
     // The same rule text occurs in a key-like position earlier; the escaped quote shifts offsets.
     const std::string text =
@@ -539,6 +474,165 @@ TEST(ConfigFile, DeeplyNestedInputIsAnErrorNotACrash) {
 TEST(ConfigFile, NullIsNotADefault) {
     EXPECT_EQ(parse_error("{\"filter/outboundBlockAction\": null}"),
               "config.json:1: filter/outboundBlockAction must be reject or drop, not null");
+}
+
+// --- Keys of issue 9: per-application keys (the file sets their global value), core/* ----------
+
+// Every per-application key of issue 9 and the core keys, nested; kAllNewKeysSlashed is the same.
+constexpr std::string_view kAllNewKeysNested = R"({
+  "filter": {
+    "serviceEndpoints": ["+ * tcp/22", "- *"],
+    "blockInternet": true,
+    "blockLAN": true,
+    "blockLocal": true,
+    "blockInbound": false,
+    "blockP2P": true,
+    "includeCNAMEs": false,
+    "includeSubdomains": false,
+    "removeOutOfScopeDNS": false,
+    "removeBlockedDNS": false,
+    "askTimeout": 300
+  },
+  "core": {
+    "listenAddress": "[::1]:8817",
+    "apiGroups": ["portwarden", "adm"]
+  }
+})";
+constexpr std::string_view kAllNewKeysSlashed = R"({
+  "filter/serviceEndpoints": ["+ * tcp/22", "- *"],
+  "filter/blockInternet": true,
+  "filter/blockLAN": true,
+  "filter/blockLocal": true,
+  "filter/blockInbound": false,
+  "filter/blockP2P": true,
+  "filter/includeCNAMEs": false,
+  "filter/includeSubdomains": false,
+  "filter/removeOutOfScopeDNS": false,
+  "filter/removeBlockedDNS": false,
+  "filter/askTimeout": 300,
+  "core/listenAddress": "[::1]:8817",
+  "core/apiGroups": ["portwarden", "adm"]
+})";
+
+TEST(ConfigFile, NewKeysAreReadIntoTheGlobalSettings) {
+    const Config config = parse_ok(kAllNewKeysNested);
+    const firewall::FilterSettings& filter = config.filter;
+    ASSERT_NE(filter.service_endpoints.global, nullptr);
+    ASSERT_EQ(filter.service_endpoints.global->size(), 2U);
+    EXPECT_EQ((*filter.service_endpoints.global)[0].text, "+ * tcp/22");
+    EXPECT_EQ(filter.service_endpoints.app, nullptr);
+    EXPECT_TRUE(filter.block_internet && filter.block_lan && filter.block_local &&
+                filter.block_p2p);
+    EXPECT_FALSE(filter.block_inbound || filter.include_cnames || filter.include_subdomains ||
+                 filter.remove_out_of_scope_dns || filter.remove_blocked_dns);
+    EXPECT_EQ(filter.ask_timeout, std::chrono::seconds(300));
+    // The file is the global layer: nothing in it is an application's own value.
+    EXPECT_EQ(filter.origins, firewall::SettingOrigins{});
+    EXPECT_TRUE(filter.profile.id.empty());
+    EXPECT_EQ(config.core.api_endpoints, (std::vector<IpEndpoint>{endpoint("::1", 8817)}));
+    EXPECT_EQ(config.core.api_groups, (std::vector<std::string>{"portwarden", "adm"}));
+}
+
+TEST(ConfigFile, NewKeysInSlashFormAreEquivalent) {
+    const Config nested = parse_ok(kAllNewKeysNested);
+    const Config slashed = parse_ok(kAllNewKeysSlashed);
+    EXPECT_EQ(nested.file_layer.values, slashed.file_layer.values);
+    EXPECT_EQ(nested.filter.block_p2p, slashed.filter.block_p2p);
+    EXPECT_EQ(nested.filter.ask_timeout, slashed.filter.ask_timeout);
+    EXPECT_EQ(nested.core.api_endpoints, slashed.core.api_endpoints);
+    EXPECT_EQ(nested.core.api_groups, slashed.core.api_groups);
+}
+
+TEST(ConfigFile, CoreDefaultsAreTheLocalApiForThePortwardenGroup) {
+    const Config config = parse_ok("{}");
+    EXPECT_EQ(config.core.api_endpoints,
+              (std::vector<IpEndpoint>{endpoint("127.0.0.1", 817), endpoint("::1", 817)}));
+    EXPECT_EQ(config.core.api_groups, std::vector<std::string>{"portwarden"});
+    EXPECT_EQ(Config{}.core.api_endpoints, config.core.api_endpoints);
+    EXPECT_TRUE(parse_ok(R"({"core/listenAddress": "off"})").core.api_endpoints.empty());
+    EXPECT_TRUE(parse_ok(R"({"core/apiGroups": []})").core.api_groups.empty());
+}
+
+TEST(ConfigFile, FileLayerHoldsExactlyTheKeysTheFileSetAsWritten) {
+    const Config config = parse_ok(R"({"filter": {"defaultAction": "ask", "askTimeout": 30},
+        "dns/listenAddress": "off", "filter/endpoints": ["- *"]})");
+    EXPECT_EQ(config.file_layer.values,
+              (SettingsLayer{{"dns/listenAddress", "off"},
+                             {"filter/askTimeout", 30},
+                             {"filter/defaultAction", "ask"},
+                             {"filter/endpoints", nlohmann::json::array({"- *"})}}));
+    EXPECT_EQ(config.file_layer.default_action, DefaultAction::Ask);
+    EXPECT_EQ(config.file_layer.endpoints.get(), config.filter.endpoints.global.get());
+    EXPECT_FALSE(config.file_layer.block_lan.has_value());
+    EXPECT_TRUE(parse_ok("{}").file_layer.values.empty());
+}
+
+TEST(ConfigFile, FileLayerCompilesAgainToTheSameSettings) {
+    // What the file set, handed to the settings store as a layer, means the same thing.
+    const Config config = parse_ok(kAllNewKeysSlashed);
+    auto compiled = compile_layer(config.file_layer.values, SettingScope::Global);
+    ASSERT_TRUE(compiled.has_value()) << compiled.error().what;
+    const firewall::FilterSettings again = resolve_filter_settings(*compiled, nullptr, {});
+    EXPECT_EQ(again.block_p2p, config.filter.block_p2p);
+    EXPECT_EQ(again.ask_timeout, config.filter.ask_timeout);
+    EXPECT_EQ(again.service_endpoints.global->size(),
+              config.filter.service_endpoints.global->size());
+    EXPECT_EQ(resolve_core_settings(*compiled).api_endpoints, config.core.api_endpoints);
+}
+
+TEST(ConfigFile, BadNewBooleansNameTheirLine) {
+    EXPECT_EQ(parse_error("{\"filter\": {\n\"blockInternet\": \"yes\",\n\"blockP2P\": 0}}"),
+              "config.json:2: filter/blockInternet must be true or false, not 'yes'\n"
+              "config.json:3: filter/blockP2P must be true or false, not 0");
+}
+
+TEST(ConfigFile, BadAskTimeoutNamesItsLine) {
+    EXPECT_EQ(parse_error("{\n\"filter/askTimeout\": \"90s\"}"),
+              "config.json:2: filter/askTimeout must be a whole number of seconds from 1 to "
+              "3600, not '90s'");
+    EXPECT_EQ(parse_error("{\"filter\": {\n\"askTimeout\": 0}}"),
+              "config.json:2: filter/askTimeout must be a whole number of seconds from 1 to "
+              "3600, not 0");
+    EXPECT_EQ(parse_error("{\"filter/askTimeout\": 3601}"),
+              "config.json:1: filter/askTimeout must be a whole number of seconds from 1 to "
+              "3600, not 3601");
+}
+
+TEST(ConfigFile, BadServiceRuleNamesItsElementLine) {
+    EXPECT_EQ(parse_error("{\"filter/serviceEndpoints\": [\n\"+ * tcp/22\",\n\"+ * tcp/0-\"]}"),
+              "config.json:3: filter/serviceEndpoints[1] '+ * tcp/0-': " +
+                  firewall::parse_endpoint_rule("+ * tcp/0-").error().what);
+    EXPECT_EQ(parse_error("{\"filter/serviceEndpoints\": {}}"),
+              "config.json:1: filter/serviceEndpoints must be a list of rule strings, not an "
+              "object");
+}
+
+TEST(ConfigFile, BadCoreValuesNameTheirLine) {
+    EXPECT_EQ(parse_error("{\"core\": {\n\"listenAddress\": \"0.0.0.0:817\"}}"),
+              "config.json:2: core/listenAddress '0.0.0.0:817': 0.0.0.0 would listen on every "
+              "address; give one address, such as 127.0.0.1 or a LAN address, or localhost");
+    EXPECT_EQ(parse_error("{\"core/listenAddress\": 817}"),
+              "config.json:1: core/listenAddress must be a string such as \"localhost:817\", "
+              "not 817");
+    EXPECT_EQ(parse_error("{\"core/apiGroups\": [\n\"portwarden\",\n\"bad group\",\n7]}"),
+              "config.json:1: core/apiGroups[2] must be a group name string, not 7\n"
+              "config.json:3: core/apiGroups[1] 'bad group' is not a group name (1-32 letters, "
+              "digits, '_', '.' or '-', not starting with '-', not only digits)");
+    EXPECT_EQ(parse_error("{\"core/apiGroups\": \"portwarden\"}"),
+              "config.json:1: core/apiGroups must be a list of group names such as "
+              "[\"portwarden\"], not 'portwarden'");
+}
+
+TEST(ConfigFile, UnknownCoreKeyIsAnError) {
+    EXPECT_EQ(parse_error("{\"core\": {\n\"listenAdress\": \"localhost:817\"}}"),
+              "config.json:2: unknown setting 'core/listenAdress'");
+    EXPECT_EQ(parse_error("{\"core\": \"off\"}"),
+              "config.json:1: core must be an object of settings, not 'off'");
+}
+
+TEST(ConfigFile, NewKeyGivenTwiceIsAnError) {
+    EXPECT_EQ(parse_error("{\"core/apiGroups\": [],\n\"core\": {\"apiGroups\": []}}"),
+              "config.json:2: 'core/apiGroups' is given twice (first on line 1)");
 }
 
 // --- Files ------------------------------------------------------------------------------------
