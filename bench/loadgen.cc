@@ -92,7 +92,7 @@ const sockaddr* as_sockaddr(const Endpoint& endpoint) {
 
 // Flows in flight per client thread, unless --inflight says otherwise: enough to keep the
 // minimal verdict program busy on a 2-vCPU machine (see the sweep in bench/README.md).
-constexpr int kDefaultInflight = 32;
+constexpr int kDefaultInflight = 64;
 // More flows in flight than this per thread only queue up in the firewall's netlink queue.
 constexpr int kMaxInflight = 4096;
 

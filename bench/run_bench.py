@@ -99,7 +99,7 @@ CONFIG_REFUSED_EXIT = 2
 # enough to keep the minimal verdict program busy on a 2-vCPU machine (see the sweep in
 # bench/README.md). The latency of one connection on an otherwise idle path is measured apart,
 # with one flow in flight.
-DEFAULT_INFLIGHT = 32
+DEFAULT_INFLIGHT = 64
 # Length of the one-connection-at-a-time latency measurement (at most --seconds).
 LATENCY_SECONDS = 2.0
 # The sweep (--sweep): client threads x flows in flight per thread, for TCP and UDP.
