@@ -4,12 +4,16 @@
 Builds two namespaces joined by a veth pair: pwb-client-<pid> (where the firewall under test
 runs, together with the load generator's clients) and pwb-internet-<pid> (the servers). Then, in
 interleaved rounds, measures for every configuration: new TCP connections per second with 1 and 2
-client threads (and connect latency), new UDP request/response flows per second, bulk TCP
-throughput over one connection (iperf3), and for the configurations with a verdict process its
-CPU time per new TCP connection and its resident memory at the end of its run. The daemon runs
-three times over, with process attribution auto (eBPF records first), tables (sock_diag + /proc)
-and off, so that what attribution costs shows side by side; the rounds with attribution also
-check, from the daemon's events, that it named the load generator.
+client threads (the load generator keeps --inflight connections opening per thread; connect
+latency at that rate, and one connection at a time), new UDP request/response flows per second,
+bulk TCP throughput over one connection (iperf3), and for the configurations with a verdict
+process its CPU time per new TCP connection and its resident memory at the end of its run. The
+daemon runs with every feature on (portwarden) and with each of them switched off in turn
+(attribution, its nameserver, --events), and with attribution tables and off without events, so
+that what each feature costs shows side by side; the runs with attribution also check, from the
+daemon's events, that it named the load generator. --sweep measures instead the rates at each
+point of client threads x flows in flight, to show where the load generator stops being the
+limit.
 
 Nothing is ever installed in the root network namespace: every iptables command, every server
 and every client runs in the benchmark's namespaces (`ip netns exec`, or `nsenter --net` for the
@@ -754,7 +758,13 @@ class Portwarden(Config):
         socket tables, and the figures are those of tables)."""
         if self.attribution != "auto":
             return
+        # The daemon writes its started event just after it installed its rules, which is
+        # what start_daemon() waited for: give it a moment.
+        deadline = time.monotonic() + 5
         started = read_event(events, "started", from_end=False)
+        while started is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            started = read_event(events, "started", from_end=False)
         attribution = (started or {}).get("attribution", {})
         if not attribution.get("ebpf"):
             note = (f"{self.name}: the daemon runs without its eBPF records (started event: "
