@@ -4,12 +4,16 @@
 Builds two namespaces joined by a veth pair: pwb-client-<pid> (where the firewall under test
 runs, together with the load generator's clients) and pwb-internet-<pid> (the servers). Then, in
 interleaved rounds, measures for every configuration: new TCP connections per second with 1 and 2
-client threads (and connect latency), new UDP request/response flows per second, bulk TCP
-throughput over one connection (iperf3), and for the configurations with a verdict process its
-CPU time per new TCP connection and its resident memory at the end of its run. The daemon runs
-three times over, with process attribution auto (eBPF records first), tables (sock_diag + /proc)
-and off, so that what attribution costs shows side by side; the rounds with attribution also
-check, from the daemon's events, that it named the load generator.
+client threads (the load generator keeps --inflight connections opening per thread; connect
+latency at that rate, and one connection at a time), new UDP request/response flows per second,
+bulk TCP throughput over one connection (iperf3), and for the configurations with a verdict
+process its CPU time per new TCP connection and its resident memory at the end of its run. The
+daemon runs with every feature on (portwarden) and with each of them switched off in turn
+(attribution, its nameserver, --events), and with attribution tables and off without events, so
+that what each feature costs shows side by side; the runs with attribution also check, from the
+daemon's events, that it named the load generator. --sweep measures instead the rates at each
+point of client threads x flows in flight, to show where the load generator stops being the
+limit.
 
 Nothing is ever installed in the root network namespace: every iptables command, every server
 and every client runs in the benchmark's namespaces (`ip netns exec`, or `nsenter --net` for the
@@ -61,9 +65,50 @@ ATTRIBUTED_WARNING_FRACTION = 0.99
 CHECK_SECONDS = 1.0
 
 CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "portwarden-tables",
-           "portwarden-off", "opensnitchd")
+           "portwarden-off", "portwarden-attribution-off", "portwarden-dns-off",
+           "portwarden-events-off", "opensnitchd")
+
+
+@dataclass(frozen=True)
+class DaemonVariant:
+    """How one of the daemon's configurations runs: its --attribution mode, whether its
+    nameserver runs, and whether it writes --events while it is measured (None: only with
+    --events-while-measuring)."""
+    attribution: str
+    dns: bool
+    events: bool | None
+
+
+# `portwarden` is the daemon with every feature on (attribution auto, its nameserver, an event
+# line per connection); each `portwarden-<feature>-off` switches exactly one of them off, so
+# that the ratio to `portwarden` is what that feature costs. `portwarden-tables` and
+# `portwarden-off` are the attribution study of issues 2 and 3, measured without --events as
+# before (the daemon's default): `portwarden-off` is the interception core alone.
+PORTWARDEN_VARIANTS = {
+    "portwarden": DaemonVariant("auto", dns=True, events=True),
+    "portwarden-tables": DaemonVariant("tables", dns=True, events=None),
+    "portwarden-off": DaemonVariant("off", dns=True, events=None),
+    "portwarden-attribution-off": DaemonVariant("off", dns=True, events=True),
+    "portwarden-dns-off": DaemonVariant("auto", dns=False, events=True),
+    "portwarden-events-off": DaemonVariant("auto", dns=True, events=False),
+}
 # The daemon's configurations and the --attribution mode each one runs with.
-PORTWARDEN_MODES = {"portwarden": "auto", "portwarden-tables": "tables", "portwarden-off": "off"}
+PORTWARDEN_MODES = {name: variant.attribution for name, variant in PORTWARDEN_VARIANTS.items()}
+# What the daemon's config says to switch its nameserver off. A daemon that does not know the
+# setting yet refuses the config (exit status 2): the configuration is then skipped.
+DNS_OFF_CONFIG = {"dns": {"listenAddress": "off"}}
+CONFIG_REFUSED_EXIT = 2
+
+# New flows in flight per client thread while the rates are measured (pw_loadgen --inflight):
+# enough to keep the minimal verdict program busy on a 2-vCPU machine (see the sweep in
+# bench/README.md). The latency of one connection on an otherwise idle path is measured apart,
+# with one flow in flight.
+DEFAULT_INFLIGHT = 64
+# Length of the one-connection-at-a-time latency measurement (at most --seconds).
+LATENCY_SECONDS = 2.0
+# The sweep (--sweep): client threads x flows in flight per thread, for TCP and UDP.
+DEFAULT_SWEEP_THREADS = "1,2"
+DEFAULT_SWEEP_INFLIGHT = "1,4,16,64,256"
 
 # The seed ruleset (shared/seeds/003: chains C170/C171/C17 and the nat rules for marks 1799 and
 # 1717). Used only when `portwarden iptables show` does not work yet, and said so in the output.
@@ -139,6 +184,11 @@ class BenchError(RuntimeError):
     pass
 
 
+class ConfigUnsupported(BenchError):
+    """The binary under test cannot run this configuration at all (it refused the config):
+    the configuration is skipped for the rest of the run, with this message in the notes."""
+
+
 def run(argv: list[str], *, input_text: str | None = None, timeout: float = 60,
         check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(argv, input=input_text, capture_output=True, text=True,
@@ -151,6 +201,12 @@ def run(argv: list[str], *, input_text: str | None = None, timeout: float = 60,
 
 # ---------------------------------------------------------------------------------------------
 # The world: two namespaces, a veth pair, servers.
+
+# Set in the client namespace only (each of them is per network namespace).
+CLIENT_SYSCTLS = ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1",
+                  "net.netfilter.nf_conntrack_tcp_timeout_close=1",
+                  "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
+                  "net.netfilter.nf_conntrack_udp_timeout=1")
 
 
 class World:
@@ -234,17 +290,22 @@ class World:
             run(["ip", "-n", namespace, "link", "set", "lo", "up"])
             run(["ip", "-n", namespace, "link", "set", device, "up"])
         # Client side: a wide port range and short conntrack timeouts for closed TCP and
-        # answered UDP flows. Without them the table of a 30k connections/s run fills up
-        # (nf_conntrack_max cannot be raised outside the root namespace), and a reused UDP
-        # source port would find its old entry with connmark 1710 and skip the queue.
-        for setting in ("net.ipv4.ip_local_port_range=1024 65535", "net.ipv4.tcp_tw_reuse=1",
-                        "net.netfilter.nf_conntrack_tcp_timeout_close=1",
-                        "net.netfilter.nf_conntrack_tcp_timeout_time_wait=1",
-                        "net.netfilter.nf_conntrack_udp_timeout=1"):
+        # answered UDP flows. All of these are per network namespace (the kernel gives each
+        # namespace its own copy), so the host's values are never touched. Without them the
+        # table of a 40k connections/s run fills up: nf_conntrack_max and
+        # nf_conntrack_buckets are global and read-only outside the root namespace (the
+        # limit is compared with each namespace's own count; conntrack_state() watches it),
+        # and a reused UDP source port would find its old entry with connmark 1710 and skip
+        # the queue. Closed TCP entries (the load generator ends each connection with a RST)
+        # then live 1 s: some 40,000 entries at 40k connections/s.
+        for setting in CLIENT_SYSCTLS:
             result = self.in_client(["sysctl", "-q", "-w", setting], check=False)
             if result.returncode != 0:
                 log(f"warning: sysctl {setting} in the client namespace: {result.stderr.strip()}")
-        self.in_internet(["sysctl", "-q", "-w", "net.core.somaxconn=8192"], check=False)
+        # Server side: room for a burst of handshakes that the accept loop has not reached yet
+        # (the load generator keeps up to threads x --inflight connections opening at once).
+        for setting in ("net.core.somaxconn=8192", "net.ipv4.tcp_max_syn_backlog=8192"):
+            self.in_internet(["sysctl", "-q", "-w", setting], check=False)
 
         # Servers listen on the IPv6 wildcard, which also takes IPv4.
         self.spawn(self.internet, [str(self.loadgen), "tcp-server", "--bind", "::", "--port",
@@ -308,6 +369,18 @@ class World:
         send failed), id sequence (packets queued so far), 1."""
         text = self.in_client(["cat", "/proc/net/netfilter/nfnetlink_queue"], check=False).stdout
         return [[int(v) for v in line.split()] for line in text.splitlines() if line.strip()]
+
+    def conntrack_state(self) -> tuple[int, int, int]:
+        """(entries now, nf_conntrack_max, packets dropped by conntrack so far) in the client
+        namespace. The drops are `conntrack -S`'s drop + early_drop + insert_failed summed
+        over the CPUs: a full table or a clash shows there, as lost SYNs would not."""
+        def read(name: str) -> int:
+            result = self.in_client(["cat", f"/proc/sys/net/netfilter/{name}"], check=False)
+            return int(result.stdout.strip() or 0)
+        stats = self.in_client(["conntrack", "-S"], check=False).stdout
+        dropped = sum(int(value) for key, value in
+                      re.findall(r"\b(drop|early_drop|insert_failed)=(\d+)", stats))
+        return read("nf_conntrack_count"), read("nf_conntrack_max"), dropped
 
     def queues_bound(self) -> set[int]:
         return {row[0] for row in self.queue_table()}
@@ -609,24 +682,28 @@ class MinimalVerdict(Config):
 
 
 class Portwarden(Config):
-    """`portwarden run` with one --attribution mode; it installs and removes its rules itself.
+    """`portwarden run` with one --attribution mode, its nameserver on or off, and --events or
+    not; it installs and removes its rules itself.
 
     The daemon is started with `nsenter --net` rather than `ip netns exec` so that it can open
-    the benchmark's cgroup (see World.spawn_net_only). It is measured without --events, as it
-    runs by default: writing an event line per connection costs about 4 µs each, which would
-    hide what attribution costs. Whether attribution worked is checked by check(), a short run
-    of its own with --events, right after the measured one; or, with events_while_measuring,
-    from the measured run's own events.
+    the benchmark's cgroup (see World.spawn_net_only). Without events_while_measuring it is
+    measured without --events, as it runs by default: writing an event line per connection
+    costs about 4 µs each. Whether attribution worked is then checked by check(), a short run
+    of its own with --events, right after the measured one; with events_while_measuring, from
+    the measured run's own events. With dns=False its config switches the nameserver off
+    (DNS_OFF_CONFIG); a daemon that refuses that config is skipped (ConfigUnsupported).
     """
 
     def __init__(self, name: str, binary: Path, attribution: str | None,
-                 cgroup: Path | None, events_while_measuring: bool = False) -> None:
+                 cgroup: Path | None, events_while_measuring: bool = False,
+                 dns: bool = True) -> None:
         super().__init__()
         self.name = name
         self.binary = binary
         self.attribution = attribution  # None: a daemon without --attribution (older build)
         self.cgroup = cgroup            # --bpf-cgroup, for mode auto
         self.events_while_measuring = events_while_measuring
+        self.dns = dns
         self.writing_events = False     # whether the daemon now running has --events
         if attribution == "auto" and cgroup is None:
             raise BenchError("attribution auto needs the benchmark's cgroup")
@@ -638,11 +715,13 @@ class Portwarden(Config):
         return self.start_daemon(world, events=self.events_while_measuring)
 
     def start_daemon(self, world: World, events: bool) -> Firewall:
-        config = world.workdir / "portwarden.json"
+        config = world.workdir / f"{self.name}.json"
         # An upstream of the benchmark's own, so that the nameserver never depends on the
         # host's /etc/resolv.conf (nothing here resolves names).
-        config.write_text(json.dumps({"filter": {"defaultAction": "permit"},
-                                      "dns": {"nameservers": [f"dns://{SERVER_V4}"]}}) + "\n")
+        settings = {"filter": {"defaultAction": "permit"},
+                    **({"dns": {"nameservers": [f"dns://{SERVER_V4}"]}} if self.dns
+                       else DNS_OFF_CONFIG)}
+        config.write_text(json.dumps(settings) + "\n")
         events_path = self.events_path(world)
         events_path.unlink(missing_ok=True)
         # Never the host's systemd-resolved: nothing here resolves names.
@@ -655,8 +734,21 @@ class Portwarden(Config):
             argv += ["--bpf-cgroup", str(self.cgroup)]
         self.writing_events = events
         process = world.spawn_net_only(world.client, argv, self.name)
-        wait_for(lambda: "C170" in world.mangle_rules(4) and set(QUEUES) <= world.queues_bound(),
-                 "portwarden run (rules and queues)", process, world, self.name)
+        try:
+            wait_for(lambda: ("C170" in world.mangle_rules(4)
+                              and set(QUEUES) <= world.queues_bound()),
+                     "portwarden run (rules and queues)", process, world, self.name)
+        except BenchError as error:
+            if not self.dns and process.returncode == CONFIG_REFUSED_EXIT:
+                world.stop(process)
+                world.flush_firewall()
+                refusal = world.log_tail(self.name, 3).strip().splitlines()
+                raise ConfigUnsupported(
+                    f"{self.name} skipped: this build refused the config "
+                    f"{json.dumps(DNS_OFF_CONFIG)} (exit {CONFIG_REFUSED_EXIT}: it has no "
+                    f"setting to switch the nameserver off yet); it said: "
+                    f"{refusal[-1] if refusal else '(nothing)'}") from error
+            raise
         if events:
             self.check_started(events_path)
         return Firewall(process)
@@ -666,7 +758,13 @@ class Portwarden(Config):
         socket tables, and the figures are those of tables)."""
         if self.attribution != "auto":
             return
+        # The daemon writes its started event just after it installed its rules, which is
+        # what start_daemon() waited for: give it a moment.
+        deadline = time.monotonic() + 5
         started = read_event(events, "started", from_end=False)
+        while started is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            started = read_event(events, "started", from_end=False)
         attribution = (started or {}).get("attribution", {})
         if not attribution.get("ebpf"):
             note = (f"{self.name}: the daemon runs without its eBPF records (started event: "
@@ -816,9 +914,12 @@ def process_rss_mib(pid: int) -> float:
 
 
 def loadgen(world: World, command: str, port: int, seconds: float, threads: int,
-            target: str) -> dict:
+            target: str, inflight: int = 1) -> dict:
+    """One pw_loadgen client run in the client namespace: its JSON line (rate, p50_us, p99_us,
+    count, errors, lost, timeouts, seconds, threads, inflight, cpu_us_per_flow)."""
     result = world.in_client([str(world.loadgen), command, "--target", target, "--port",
-                              str(port), "--threads", str(threads), "--seconds", str(seconds)],
+                              str(port), "--threads", str(threads), "--inflight", str(inflight),
+                              "--seconds", str(seconds)],
                              timeout=seconds + 30)
     if result.stderr.strip():
         log(f"{command}: {result.stderr.strip()}")
@@ -832,16 +933,21 @@ def iperf(world: World, seconds: float, target: str) -> float:
     return report["end"]["sum_received"]["bits_per_second"] / 1e9
 
 
-def measure(world: World, config: Config, seconds: float, target: str) -> dict[str, float]:
+def measure(world: World, config: Config, seconds: float, target: str,
+            inflight: int) -> dict[str, float]:
     firewall = config.start(world)
     figures: dict[str, float] = {}
     try:
         pid = firewall.process.pid if firewall.process is not None else None
         cpu_before = process_cpu_seconds(pid) if pid else (0.0, 0.0)
         queued_before, dropped_before = world.queue_counters()
-        tcp1 = loadgen(world, "tcp-connect", TCP_PORT, seconds, 1, target)
-        tcp2 = loadgen(world, "tcp-connect", TCP_PORT, seconds, 2, target)
+        conntrack_dropped_before = world.conntrack_state()[2]
+        tcp1 = loadgen(world, "tcp-connect", TCP_PORT, seconds, 1, target, inflight)
+        tcp2 = loadgen(world, "tcp-connect", TCP_PORT, seconds, 2, target, inflight)
         connections = tcp1["count"] + tcp2["count"]
+        # Right after the busiest phase: how full the namespace's conntrack table got.
+        entries, table_max, _ = world.conntrack_state()
+        figures["conntrack_fill_pct"] = 100 * entries / table_max if table_max else 0.0
         if pid and connections:
             user, system = (after - before for after, before in
                             zip(process_cpu_seconds(pid), cpu_before))
@@ -850,15 +956,21 @@ def measure(world: World, config: Config, seconds: float, target: str) -> dict[s
             # 1 when only the SYN reaches userspace, as the design intends.
             queued = world.queue_counters()[0] - queued_before
             figures["queued_per_conn"] = queued / connections
-        udp = loadgen(world, "udp-flows", UDP_PORT, seconds, 1, target)
+        # One connection at a time: the latency of the firewall's path on an idle machine.
+        single = loadgen(world, "tcp-connect", TCP_PORT, min(seconds, LATENCY_SECONDS), 1,
+                         target, 1)
+        udp = loadgen(world, "udp-flows", UDP_PORT, seconds, 1, target, inflight)
         figures.update({
             "tcp1_rate": tcp1["rate"], "tcp1_p50": tcp1["p50_us"], "tcp1_p99": tcp1["p99_us"],
             "tcp2_rate": tcp2["rate"], "tcp2_p50": tcp2["p50_us"], "tcp2_p99": tcp2["p99_us"],
-            "tcp_errors": tcp1["errors"] + tcp2["errors"],
+            "single_p50": single["p50_us"], "single_p99": single["p99_us"],
+            "tcp_errors": tcp1["errors"] + tcp2["errors"] + single["errors"],
             "udp_rate": udp["rate"], "udp_p50": udp["p50_us"], "udp_p99": udp["p99_us"],
             "udp_lost": udp["lost"] + udp["errors"],
+            "loadgen_cpu_us": tcp1.get("cpu_us_per_flow", float("nan")),
         })
         figures["bulk_gbps"] = iperf(world, seconds, target)
+        figures["conntrack_drops"] = world.conntrack_state()[2] - conntrack_dropped_before
         if pid:
             figures["rss_mib"] = process_rss_mib(pid)
             figures["queue_drops"] = world.queue_counters()[1] - dropped_before
@@ -872,33 +984,82 @@ def measure(world: World, config: Config, seconds: float, target: str) -> dict[s
     return figures
 
 
+def sweep_points(arguments: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """(command, threads, inflight) of every point of the sweep, TCP first."""
+    threads = [int(t) for t in arguments.sweep_threads.split(",") if t.strip()]
+    inflight = [int(i) for i in arguments.sweep_inflight.split(",") if i.strip()]
+    return [(command, t, i) for command in ("tcp-connect", "udp-flows")
+            for t in threads for i in inflight]
+
+
+def measure_sweep(world: World, config: Config, seconds: float, target: str,
+                  points: list[tuple[str, int, int]]) -> dict[str, float]:
+    """For one configuration: the rate (and latency, errors, the verdict process's CPU share)
+    at every (command, threads, inflight) point, with the firewall started once for all."""
+    firewall = config.start(world)
+    figures: dict[str, float] = {}
+    try:
+        pid = firewall.process.pid if firewall.process is not None else None
+        for command, threads, inflight in points:
+            key = f"{command}/{threads}/{inflight}"
+            cpu_before = sum(process_cpu_seconds(pid)) if pid else 0.0
+            dropped_before = world.queue_counters()[1]
+            conntrack_before = world.conntrack_state()[2]
+            port = TCP_PORT if command == "tcp-connect" else UDP_PORT
+            result = loadgen(world, command, port, seconds, threads, target, inflight)
+            figures[f"{key}/rate"] = result["rate"]
+            figures[f"{key}/p50"] = result["p50_us"]
+            figures[f"{key}/p99"] = result["p99_us"]
+            figures[f"{key}/loadgen_cpu"] = result.get("cpu_us_per_flow", float("nan"))
+            figures[f"{key}/failed"] = (result["errors"] + result["lost"]
+                                        + world.queue_counters()[1] - dropped_before
+                                        + world.conntrack_state()[2] - conntrack_before)
+            if pid:
+                figures[f"{key}/verdict_cpu_pct"] = (
+                    100 * (sum(process_cpu_seconds(pid)) - cpu_before) / result["seconds"])
+        if pid and firewall.process.poll() is not None:
+            raise BenchError(f"{config.name} died during the sweep\n"
+                             f"{world.log_tail(config.name)}")
+    finally:
+        config.stop(world, firewall)
+    return figures
+
+
 # ---------------------------------------------------------------------------------------------
 # Report.
 
 ROWS = (
     # (label, key(s), format)
     ("TCP connects/s, 1 client thread", ("tcp1_rate",), "{:,.0f}"),
-    ("p50 / p99 connect latency µs, 1 thread", ("tcp1_p50", "tcp1_p99"), "{:,.0f}"),
+    ("p50 / p99 connect latency µs, 1 thread (at that rate)", ("tcp1_p50", "tcp1_p99"),
+     "{:,.0f}"),
     ("TCP connects/s, 2 client threads", ("tcp2_rate",), "{:,.0f}"),
-    ("p50 / p99 connect latency µs, 2 threads", ("tcp2_p50", "tcp2_p99"), "{:,.0f}"),
-    ("UDP new request/response flows/s", ("udp_rate",), "{:,.0f}"),
-    ("p50 / p99 UDP flow latency µs", ("udp_p50", "udp_p99"), "{:,.0f}"),
+    ("p50 / p99 connect latency µs, 2 threads (at that rate)", ("tcp2_p50", "tcp2_p99"),
+     "{:,.0f}"),
+    ("p50 / p99 connect latency µs, one connection at a time", ("single_p50", "single_p99"),
+     "{:,.0f}"),
+    ("UDP new request/response flows/s, 1 client thread", ("udp_rate",), "{:,.0f}"),
+    ("p50 / p99 UDP flow latency µs (at that rate)", ("udp_p50", "udp_p99"), "{:,.0f}"),
     ("bulk TCP Gbit/s (one connection)", ("bulk_gbps",), "{:.2f}"),
     ("firewall CPU µs per new TCP connection", ("cpu_us_per_conn",), "{:.1f}"),
     ("… of which in user space", ("user_cpu_us_per_conn",), "{:.1f}"),
     ("firewall resident memory MiB (end of run)", ("rss_mib",), "{:.1f}"),
     ("packets queued to userspace per new TCP connection", ("queued_per_conn",), "{:.2f}"),
-    ("TCP errors / UDP lost / queue drops (sum over rounds)",
-     ("tcp_errors", "udp_lost", "queue_drops"), "{:,.0f}"),
-    ("connections attributed to a process, % (stats event, check run)", ("attr_pct",),
+    ("TCP errors / UDP lost / queue drops / conntrack drops (sum over rounds)",
+     ("tcp_errors", "udp_lost", "queue_drops", "conntrack_drops"), "{:,.0f}"),
+    ("conntrack table fill after the TCP phases, % of nf_conntrack_max", ("conntrack_fill_pct",),
+     "{:.1f}"),
+    ("load generator CPU µs per TCP connection, 1 thread", ("loadgen_cpu_us",), "{:.1f}"),
+    ("connections attributed to a process, % (stats event)", ("attr_pct",),
      "{:.2f}"),
     ("… of which by eBPF records, %", ("attr_ebpf_pct",), "{:.2f}"),
-    ("loadgen TCP / UDP connections named pw_loadgen, % (events, check run)",
+    ("loadgen TCP / UDP connections named pw_loadgen, % (decided events)",
      ("attr_tcp_pct", "attr_udp_pct"), "{:.2f}"),
     ("connections deferred / given up on (sum over rounds)", ("attr_deferred", "attr_gave_up"),
      "{:,.0f}"),
 )
-SUMMED = {"tcp_errors", "udp_lost", "queue_drops", "attr_deferred", "attr_gave_up"}
+SUMMED = {"tcp_errors", "udp_lost", "queue_drops", "conntrack_drops", "attr_deferred",
+          "attr_gave_up"}
 
 
 def cell(values: list[float], fmt: str, key: str) -> str:
@@ -918,8 +1079,16 @@ def median_of(results: dict[str, list[dict]], config: str, key: str) -> float | 
 
 
 def ratio_lines(results: dict[str, list[dict]]) -> list[str]:
-    pairs = (("portwarden", "minimal-verdict"), ("portwarden-tables", "minimal-verdict"),
-             ("portwarden-off", "minimal-verdict"), ("portwarden", "portwarden-off"),
+    pairs = (("minimal-verdict", "kernel-only"),
+             ("portwarden", "minimal-verdict"), ("portwarden-tables", "minimal-verdict"),
+             ("portwarden-off", "minimal-verdict"),
+             ("portwarden-attribution-off", "minimal-verdict"),
+             ("portwarden-dns-off", "minimal-verdict"),
+             ("portwarden-events-off", "minimal-verdict"),
+             # What each feature costs: the daemon with all of them over the one without it.
+             ("portwarden", "portwarden-attribution-off"), ("portwarden", "portwarden-dns-off"),
+             ("portwarden", "portwarden-events-off"),
+             ("portwarden-events-off", "portwarden-off"),
              ("portwarden-tables", "portwarden-off"), ("portwarden", "kernel-only"),
              ("portwarden", "opensnitchd"), ("minimal-verdict", "none"),
              ("kernel-only", "none"))
@@ -954,7 +1123,8 @@ def rate_target_line(results: dict[str, list[dict]], config: str, label: str, ke
 
 def target_lines(results: dict[str, list[dict]]) -> list[str]:
     """Issue 2's targets for the interception core alone (portwarden-off), issue 3's for the
-    daemon with attribution (portwarden, mode auto)."""
+    daemon with attribution (mode auto) as it runs by default, without --events:
+    portwarden-events-off, or portwarden (which writes events) when that is not measured."""
     lines = ["Issue 2, the interception core (portwarden-off):", ""]
     core = "portwarden-off"
     if not results.get(core):
@@ -975,19 +1145,24 @@ def target_lines(results: dict[str, list[dict]]) -> list[str]:
         if rss:
             lines.append(f"- resident memory ≤ {TARGET_RSS_MIB:g} MiB after the run: max "
                          f"{max(rss):.1f} MiB {verdict(max(rss) <= TARGET_RSS_MIB)}")
-    lines += ["", "Issue 3, with process attribution (portwarden, mode auto):", ""]
-    if not results.get("portwarden"):
-        lines.append("- portwarden not measured: issue 3's targets not evaluated")
+    attributed = next((c for c in ("portwarden-events-off", "portwarden") if results.get(c)),
+                      None)
+    lines += ["", f"Issue 3, with process attribution ({attributed or 'portwarden'}, mode auto"
+              + (", with --events" if attributed == "portwarden" else "") + "):", ""]
+    if attributed is None:
+        lines.append("- portwarden-events-off and portwarden not measured: issue 3's targets "
+                     "not evaluated")
         return lines
     target = TARGET_TCP_WITH_ATTRIBUTION_VS_MINIMAL
     for label, key in (("TCP 1 thread", "tcp1_rate"), ("TCP 2 threads", "tcp2_rate")):
-        line = rate_target_line(results, "portwarden", label, key, target)
+        line = rate_target_line(results, attributed, label, key, target)
         tables = median_of(results, "portwarden-tables", key)
         bottom = median_of(results, "minimal-verdict", key)
         if tables is not None and bottom:
             line += f" (portwarden-tables, for comparison: {tables / bottom:.2f}×)"
         lines.append(line)
-    named = [r["attr_tcp_pct"] for r in results["portwarden"] if "attr_tcp_pct" in r]
+    named = [r["attr_tcp_pct"] for c in ("portwarden", "portwarden-events-off")
+             for r in results.get(c, []) if "attr_tcp_pct" in r]
     floor = 100 * ATTRIBUTED_WARNING_FRACTION
     if named:
         lines.append(f"- loadgen TCP connections named pw_loadgen ≥ {floor:g}% in every round: "
@@ -1013,6 +1188,47 @@ def report(results: dict[str, list[dict]], configs: list[str], header: list[str]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Ratios of medians:", "", *ratio_lines(results), "", "Targets:", "",
               *target_lines(results)]
+    if notes:
+        lines += ["", "Notes:", "", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+def sweep_report(results: dict[str, list[dict]], configs: list[str],
+                 points: list[tuple[str, int, int]], header: list[str],
+                 notes: list[str]) -> str:
+    """One row per (kind, threads, inflight): per configuration the rate (median, min..max),
+    and for a verdict process the share of one CPU it used (median)."""
+    measured = [c for c in configs if results.get(c)]
+    lines = ["# portwarden benchmark: load generator sweep", "", *header, ""]
+    lines.append("New flows per second, medians over the rounds, (min..max) in brackets; "
+                 "`cpu` is the verdict process's CPU time over the wall time (100% = one CPU "
+                 "busy); `failed` is the sum over the rounds of errors, lost UDP requests, "
+                 "queue drops and conntrack drops.")
+    lines.append("")
+    columns = []
+    for config in measured:
+        columns += [f"{config} flows/s", f"{config} p50 / p99 µs"]
+        if any(k.endswith("verdict_cpu_pct") for r in results[config] for k in r):
+            columns.append(f"{config} cpu")
+        columns.append(f"{config} failed")
+    lines.append("| flows | threads | in flight per thread | " + " | ".join(columns) + " |")
+    lines.append("|---|---|---|" + "---|" * len(columns))
+    for command, threads, inflight in points:
+        key = f"{command}/{threads}/{inflight}"
+        cells = []
+        for config in measured:
+            rows = results[config]
+            cells.append(cell([r[f"{key}/rate"] for r in rows if f"{key}/rate" in r],
+                              "{:,.0f}", "rate"))
+            p50 = median_of(results, config, f"{key}/p50")
+            p99 = median_of(results, config, f"{key}/p99")
+            cells.append("–" if p50 is None else f"{p50:,.0f} / {p99:,.0f}")
+            if any(k.endswith("verdict_cpu_pct") for r in rows for k in r):
+                cpu = median_of(results, config, f"{key}/verdict_cpu_pct")
+                cells.append("–" if cpu is None else f"{cpu:.0f}%")
+            cells.append(f"{sum(r.get(f'{key}/failed', 0) for r in rows):,.0f}")
+        kind = "TCP connects" if command == "tcp-connect" else "UDP flows"
+        lines.append(f"| {kind} | {threads} | {inflight} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Notes:", "", *[f"- {n}" for n in notes]]
     return "\n".join(lines) + "\n"
@@ -1049,10 +1265,23 @@ def parse_arguments() -> argparse.Namespace:
                         help="run portwarden-* with --events during the measurement itself "
                         "(about 4 µs more per connection) and take the attribution rows from "
                         "it, instead of from a check run of its own after each measurement")
+    parser.add_argument("--inflight", type=int, default=DEFAULT_INFLIGHT, metavar="N",
+                        help="new flows the load generator keeps in flight per client thread "
+                        "while it measures the rates (default %(default)s)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="instead of the figures: the TCP and UDP rates of every "
+                        "configuration at each client threads x in-flight point, to show "
+                        "where the load generator stops being the limit")
+    parser.add_argument("--sweep-threads", default=DEFAULT_SWEEP_THREADS, metavar="A,B",
+                        help="client threads of the sweep (default %(default)s)")
+    parser.add_argument("--sweep-inflight", default=DEFAULT_SWEEP_INFLIGHT, metavar="A,B",
+                        help="flows in flight per thread of the sweep (default %(default)s)")
     parser.add_argument("--quick", action="store_true", help="smoke test: 1 round of 1 s")
     parser.add_argument("--no-save", action="store_true",
                         help="do not write bench/results/<timestamp>.md")
     arguments = parser.parse_args()
+    if not 1 <= arguments.inflight <= 4096:
+        parser.error("--inflight must be 1..4096")
     if arguments.quick:
         arguments.rounds, arguments.seconds = 1, 1.0
     arguments.no_attribution_option = False
@@ -1084,10 +1313,12 @@ def choose_configs(arguments: argparse.Namespace, notes: list[str]) -> list[str]
         notes.append(f"{arguments.portwarden} has no --attribution option: portwarden runs "
                      "without it" + (f", {', '.join(dropped)} skipped" if dropped else ""))
         wanted = [c for c in wanted if c not in dropped]
-    if "portwarden" in wanted and arguments.cgroup_root is None:
-        notes.append("portwarden (attribution auto) skipped: no cgroup v2 hierarchy to give "
-                     "its eBPF programs a cgroup of the benchmark's own (never the root)")
-        wanted.remove("portwarden")
+    needs_cgroup = [c for c in wanted if PORTWARDEN_MODES.get(c) == "auto"]
+    if needs_cgroup and arguments.cgroup_root is None:
+        notes.append(f"{', '.join(needs_cgroup)} (attribution auto) skipped: no cgroup v2 "
+                     "hierarchy to give its eBPF programs a cgroup of the benchmark's own "
+                     "(never the root)")
+        wanted = [c for c in wanted if c not in needs_cgroup]
     if arguments.opensnitchd is None and shutil.which("opensnitchd"):
         arguments.opensnitchd = Path(shutil.which("opensnitchd"))
     if "opensnitchd" in wanted and (arguments.opensnitchd is None or
@@ -1124,12 +1355,21 @@ def make_config(name: str, arguments: argparse.Namespace, ruleset: Ruleset,
         return KernelOnly(ruleset)
     if name == "minimal-verdict":
         return MinimalVerdict(verdict_binary, ruleset, portwarden)
-    if name in PORTWARDEN_MODES:
-        mode = None if arguments.no_attribution_option else PORTWARDEN_MODES[name]
+    if name in PORTWARDEN_VARIANTS:
+        variant = PORTWARDEN_VARIANTS[name]
+        mode = None if arguments.no_attribution_option else variant.attribution
+        events = (arguments.events_while_measuring if variant.events is None
+                  else variant.events)
         return Portwarden(name, arguments.portwarden, mode,
                           cgroup.path if cgroup is not None else None,
-                          events_while_measuring=arguments.events_while_measuring)
+                          events_while_measuring=events, dns=variant.dns)
     return OpenSnitch(arguments.opensnitchd)
+
+
+def describe_daemon(config: Portwarden) -> str:
+    return (f"{config.name}: --attribution {config.attribution or '(none)'}, nameserver "
+            f"{'on' if config.dns else 'off'}, "
+            f"{'--events' if config.events_while_measuring else 'no --events'}")
 
 
 def load_average() -> float:
@@ -1173,7 +1413,8 @@ def run_benchmark(arguments: argparse.Namespace, workdir: Path, loadgen_binary: 
                      "`portwarden iptables show`")
     # Only a daemon with eBPF attribution needs the cgroup; entered below, inside the try.
     cgroup = (BenchCgroup(arguments.cgroup_root)
-              if "portwarden" in config_names and arguments.cgroup_root is not None else None)
+              if any(PORTWARDEN_MODES.get(c) == "auto" for c in config_names)
+              and arguments.cgroup_root is not None else None)
     configs = [make_config(n, arguments, ruleset, verdict_binary, cgroup) for n in config_names]
     target = SERVER_V6 if arguments.ipv6 else SERVER_V4
 
@@ -1185,6 +1426,8 @@ def run_benchmark(arguments: argparse.Namespace, workdir: Path, loadgen_binary: 
     for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signal_number, raise_on_signal)
     results: dict[str, list[dict]] = {c.name: [] for c in configs}
+    unsupported: set[str] = set()
+    points = sweep_points(arguments)
     world = World(loadgen_binary, workdir)
     try:
         if cgroup is not None:
@@ -1201,16 +1444,29 @@ def run_benchmark(arguments: argparse.Namespace, workdir: Path, loadgen_binary: 
             # first (or right after the same neighbour) while the machine drifts.
             shift = round_index % len(configs)
             for config in configs[shift:] + configs[:shift]:
+                if config.name in unsupported:
+                    continue
                 log(f"round {round_index + 1}/{arguments.rounds}: {config.name}")
                 try:
-                    figures = measure(world, config, arguments.seconds, target)
+                    if arguments.sweep:
+                        figures = measure_sweep(world, config, arguments.seconds, target,
+                                                points)
+                    else:
+                        figures = measure(world, config, arguments.seconds, target,
+                                          arguments.inflight)
+                except ConfigUnsupported as error:
+                    log(str(error))
+                    notes.append(str(error))
+                    unsupported.add(config.name)
+                    continue
                 except BenchError as error:
                     log(f"error: {config.name}: {error}")
                     notes.append(f"round {round_index + 1}, {config.name}: {error}"
                                  .splitlines()[0])
                     continue
                 results[config.name].append(figures)
-                log("  " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()))
+                log("  " + ", ".join(f"{k}={v:.4g}" for k, v in figures.items()
+                                     if not arguments.sweep or k.endswith("/rate")))
                 named = figures.get("attr_tcp_pct")
                 if named is not None and named < 100 * ATTRIBUTED_WARNING_FRACTION:
                     warning = (f"round {round_index + 1}, {config.name}: only {named:.2f}% "
@@ -1238,28 +1494,38 @@ def run_benchmark(arguments: argparse.Namespace, workdir: Path, loadgen_binary: 
         f"kernel {os.uname().release}, {os.cpu_count()} CPUs",
         f"- {arguments.rounds} interleaved round(s) of {arguments.seconds:g} s per measurement, "
         f"traffic over IPv{'6' if arguments.ipv6 else '4'}",
+        (f"- load generator: threads {arguments.sweep_threads} x flows in flight per thread "
+         f"{arguments.sweep_inflight}, TCP connects and UDP flows"
+         if arguments.sweep else
+         f"- load generator: {arguments.inflight} new flows in flight per client thread "
+         "(non-blocking sockets, epoll); the one-at-a-time latency with 1 in flight for "
+         f"{min(arguments.seconds, LATENCY_SECONDS):g} s"),
         f"- background in the client namespace: {arguments.background} idle processes x 5 TCP "
         "connections" + (" (in the eBPF cgroup)" if arguments.background and cgroup else ""),
         "- portwarden's eBPF programs: " + (f"attached to {cgroup.path}, which holds the "
                                             "benchmark and every process it starts"
                                             if cgroup else "not used in this run"),
-        "- portwarden-*: daemon started with `nsenter --net`; " + (
-            "measured with --events, attribution rows from the measured runs"
-            if arguments.events_while_measuring else
-            "measured without --events (its default); attribution rows from a check run "
-            f"with --events after each measured run ({CHECK_SECONDS:g} s of TCP connects, "
-            f"{CHECK_SECONDS:g} s of UDP flows)"),
+        "- portwarden-*: daemon started with `nsenter --net`; " + "; ".join(
+            describe_daemon(c) for c in configs if isinstance(c, Portwarden)) + (
+            f". Attribution rows from the measured run where it writes --events, else from a "
+            f"check run with --events after it ({CHECK_SECONDS:g} s of TCP connects, "
+            f"{CHECK_SECONDS:g} s of UDP flows, one flow in flight)"
+            if any(isinstance(c, Portwarden) for c in configs) else "none measured"),
         f"- binaries: copies taken at the start of {built}, {arguments.build_dir / 'bench'}/"
         "pw_loadgen and pw_minimal_verdict",
         f"- ruleset: {ruleset.source}",
         f"- load average (1 min) before / after: {load_before:.2f} / {load_average():.2f} "
         "(ours adds about 2 while it runs; more than that means other work shared the CPUs)",
     ]
-    text = report(results, [c.name for c in configs], header, notes)
+    if arguments.sweep:
+        text = sweep_report(results, [c.name for c in configs], points, header, notes)
+    else:
+        text = report(results, [c.name for c in configs], header, notes)
     print(text)
     if not arguments.no_save:
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"{datetime.datetime.now().strftime('%Y%m%d-%H%M%S')}.md"
+        stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
+        path = RESULTS_DIR / f"{'sweep-' if arguments.sweep else ''}{stamp}.md"
         path.write_text(text)
         log(f"written to {path}")
     return 0
