@@ -725,7 +725,8 @@ class Portwarden(Config):
         events_path = self.events_path(world)
         events_path.unlink(missing_ok=True)
         # Never the host's systemd-resolved: nothing here resolves names.
-        argv = [str(self.binary), "run", "--config", str(config), "--resolved-monitor", "off"]
+        argv = [str(self.binary), "run", "--config", str(config), "--resolved-monitor", "off",
+                "--data-dir", str(world.workdir / f"{self.name}-data")]
         if events:
             argv += ["--events", str(events_path)]
         if self.attribution is not None:
