@@ -238,6 +238,162 @@ std::optional<std::string> environment_value(std::string_view environ, std::stri
     return std::nullopt;
 }
 
+Environment parse_environ(std::string_view environ) {
+    Environment environment;
+    while (!environ.empty()) {
+        const std::size_t nul = environ.find('\0');
+        const std::string_view entry = environ.substr(0, nul);
+        const std::size_t equals = entry.find('=');
+        if (equals != std::string_view::npos && equals > 0) {
+            const std::string_view name = entry.substr(0, equals);
+            if (find_environment(environment, name) == nullptr) {
+                environment.emplace_back(name, entry.substr(equals + 1));
+            }
+        }
+        if (nul == std::string_view::npos) {
+            break;
+        }
+        environ.remove_prefix(nul + 1);
+    }
+    return environment;
+}
+
+const std::string* find_environment(const Environment& environment, std::string_view name) {
+    const auto found = std::ranges::find(
+        environment, name, [](const auto& entry) { return std::string_view(entry.first); });
+    return found == environment.end() ? nullptr : &found->second;
+}
+
+namespace {
+
+bool is_container_id(std::string_view text) {
+    constexpr std::size_t kIdLength = 64;
+    return text.size() == kIdLength && std::ranges::all_of(text, [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+// The container that one element of a cgroup path names, given the element before it.
+std::optional<CgroupFacts> container_of(std::string_view element, std::string_view previous) {
+    constexpr std::size_t kShortIdLength = 12; // what `docker ps` and `podman ps` show
+    auto by_id = [](std::string_view id) -> std::optional<CgroupFacts> {
+        if (!is_container_id(id)) {
+            return std::nullopt;
+        }
+        return CgroupFacts{.systemd_unit = std::nullopt,
+                           .container_id = std::string(id),
+                           .container_name = std::string(id.substr(0, kShortIdLength))};
+    };
+    auto by_name = [](std::string_view name) -> std::optional<CgroupFacts> {
+        if (name.empty()) {
+            return std::nullopt;
+        }
+        return CgroupFacts{.systemd_unit = std::nullopt,
+                           .container_id = std::string(name),
+                           .container_name = std::string(name)};
+    };
+    std::string_view scope = element;
+    if (scope.ends_with(".scope")) {
+        scope.remove_suffix(std::string_view(".scope").size());
+    }
+    if (element.starts_with("docker-") && element.ends_with(".scope")) {
+        return by_id(scope.substr(std::string_view("docker-").size())); // systemd cgroup driver
+    }
+    if (element.starts_with("libpod-")) {
+        // "libpod-conmon-<id>.scope" is podman's monitor on the host side: not 64 hex, skipped.
+        return by_id(scope.substr(std::string_view("libpod-").size()));
+    }
+    if (previous == "docker") {
+        return by_id(element); // cgroupfs driver: /docker/<id>
+    }
+    if (element.starts_with("lxc.payload.")) {
+        return by_name(element.substr(std::string_view("lxc.payload.").size())); // LXC 4+
+    }
+    if (previous == "lxc") {
+        return by_name(element); // older LXC: /lxc/<name>
+    }
+    return std::nullopt;
+}
+
+// The path of the hierarchy that says the most: v2, else v1's systemd one, else the first.
+std::optional<std::string_view> cgroup_path(std::string_view text) {
+    std::optional<std::string_view> systemd_v1;
+    std::optional<std::string_view> first;
+    while (!text.empty()) {
+        const std::size_t end = text.find('\n');
+        const std::string_view line = text.substr(0, end);
+        // "hierarchy-ID:controller-list:cgroup-path"; the path itself may contain ':'.
+        const std::size_t colon = line.find(':');
+        const std::size_t second =
+            colon == std::string_view::npos ? std::string_view::npos : line.find(':', colon + 1);
+        if (second != std::string_view::npos) {
+            const std::string_view hierarchy = line.substr(0, colon);
+            const std::string_view controllers = line.substr(colon + 1, second - colon - 1);
+            const std::string_view path = line.substr(second + 1);
+            if (hierarchy == "0" && controllers.empty()) {
+                return path;
+            }
+            if (controllers == "name=systemd" && !systemd_v1) {
+                systemd_v1 = path;
+            }
+            if (!first) {
+                first = path;
+            }
+        }
+        if (end == std::string_view::npos) {
+            break;
+        }
+        text.remove_prefix(end + 1);
+    }
+    return systemd_v1 ? systemd_v1 : first;
+}
+
+bool is_unit_name(std::string_view element) {
+    for (const std::string_view suffix :
+         {std::string_view(".service"), std::string_view(".scope")}) {
+        if (element.size() > suffix.size() && element.ends_with(suffix)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+CgroupFacts parse_cgroup(std::string_view text) {
+    const auto path = cgroup_path(text);
+    if (!path) {
+        return {};
+    }
+    std::vector<std::string_view> elements;
+    for (std::string_view rest = *path; !rest.empty();) {
+        const std::size_t slash = rest.find('/');
+        if (slash != 0) {
+            elements.push_back(rest.substr(0, slash));
+        }
+        if (slash == std::string_view::npos) {
+            break;
+        }
+        rest.remove_prefix(slash + 1);
+    }
+    CgroupFacts facts;
+    std::size_t units_from = 0; // the units of the innermost container, or of the host
+    for (std::size_t i = 0; i < elements.size(); ++i) {
+        const std::string_view previous = i == 0 ? std::string_view() : elements[i - 1];
+        if (auto container = container_of(elements[i], previous)) {
+            facts = std::move(*container);
+            units_from = i + 1;
+        }
+    }
+    for (std::size_t i = elements.size(); i > units_from; --i) {
+        if (is_unit_name(elements[i - 1])) {
+            facts.systemd_unit = std::string(elements[i - 1]);
+            break;
+        }
+    }
+    return facts;
+}
+
 std::optional<InterpreterFamily> interpreter_family(std::string_view executable) {
     std::string_view name = basename_of(executable);
     // Version suffixes: python3, python3.11, perl5.36.0, ruby3.1.

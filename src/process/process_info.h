@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -35,6 +36,10 @@ struct ProcessTags {
     bool operator==(const ProcessTags&) const = default;
 };
 
+// The environment of a process: NAME=value pairs in the order of /proc/<pid>/environ, each name
+// once (the first, as getenv() finds it). Values may hold secrets: never log them.
+using Environment = std::vector<std::pair<std::string, std::string>>;
+
 // One process as the firewall sees it, read once from /proc and then shared, immutable, between
 // the ProcessRegistry cache and every connection attributed to it (which may outlive the
 // registry entry, hence shared_ptr<const ProcessInfo>).
@@ -50,6 +55,13 @@ struct ProcessInfo {
     std::vector<std::string> command_line;
     std::string identity_path; // what rules match: the script for interpreters, else executable
     ProcessTags tags;
+    // From /proc/<pid>/cgroup (see parse_cgroup): "apt-daily.service", and for a process in a
+    // container its ID and name. Empty when not in a unit / container, or unreadable.
+    std::optional<std::string> systemd_unit;
+    std::optional<std::string> container_id;
+    std::optional<std::string> container_name;
+    // From /proc/<pid>/environ, cut at RegistryOptions::max_environ_bytes; empty if unreadable.
+    Environment environment;
 };
 
 // The special identities. Each is one shared immutable object, so comparing pointers works.
@@ -82,6 +94,35 @@ inline constexpr std::uint32_t kKernelThreadFlag = 0x00200000; // PF_KTHREAD
 // The value of NAME=value in a NUL-separated environment block.
 [[nodiscard]] std::optional<std::string> environment_value(std::string_view environ,
                                                            std::string_view name);
+
+// The environment block of /proc/<pid>/environ as pairs. Entries without '=' or with an empty
+// name are skipped; a name given twice keeps its first value.
+[[nodiscard]] Environment parse_environ(std::string_view environ);
+
+// The value of `name` in a parsed environment; nullptr when it is not set.
+[[nodiscard]] const std::string* find_environment(const Environment& environment,
+                                                  std::string_view name);
+
+// What the cgroup path of a process says about who started it.
+struct CgroupFacts {
+    // The last "*.service" or "*.scope" element of the path ("apt-daily.service"), inside the
+    // container when there is one: a container's own scope ("docker-<id>.scope") is the
+    // container, not a unit, and the units above it belong to the host.
+    std::optional<std::string> systemd_unit;
+    // Docker ("docker-<64 hex>.scope", ".../docker/<64 hex>") and Podman ("libpod-<64 hex>
+    // [.scope]"): the 64-hex ID. LXC ("lxc.payload.<name>", "/lxc/<name>"): the name.
+    std::optional<std::string> container_id;
+    // The LXC name; for Docker and Podman, whose cgroup path names no container, the short
+    // (12-hex) ID that `docker ps` shows.
+    std::optional<std::string> container_name;
+
+    bool operator==(const CgroupFacts&) const = default;
+};
+
+// Parses /proc/<pid>/cgroup (cgroups(7)): the cgroup v2 line "0::/path" when there is one,
+// else the v1 "name=systemd" hierarchy, else the first line. Nested containers (Docker in LXC)
+// give the innermost. Never fails: unknown layouts give empty facts.
+[[nodiscard]] CgroupFacts parse_cgroup(std::string_view text);
 
 // The interpreters whose script, not the interpreter, is the identity.
 enum class InterpreterFamily { Python, Shell, Perl, Ruby, Node };

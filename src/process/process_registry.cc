@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string_view>
 #include <utility>
@@ -18,6 +19,7 @@ constexpr std::size_t kStatMaxBytes = 4096;
 constexpr std::size_t kStatusMaxBytes = std::size_t{16} * 1024;
 constexpr std::size_t kCommandLineMaxBytes = std::size_t{64} * 1024;
 constexpr std::size_t kFlatpakInfoMaxBytes = std::size_t{16} * 1024;
+constexpr std::size_t kCgroupMaxBytes = std::size_t{16} * 1024; // v1: one line per hierarchy
 constexpr std::string_view kDeletedSuffix = " (deleted)";
 
 std::optional<std::string> path_component_after(std::string_view path, std::string_view prefix) {
@@ -147,6 +149,7 @@ Result<std::shared_ptr<const ProcessInfo>> ProcessRegistry::load(int pid_dir,
     }
     add_identity(pid_dir, *info);
     add_packaging(pid_dir, *info);
+    add_cgroup(pid_dir, *info);
     return info;
 }
 
@@ -174,8 +177,14 @@ void ProcessRegistry::add_identity(int pid_dir, ProcessInfo& info) const {
 
 void ProcessRegistry::add_packaging(int pid_dir, ProcessInfo& info) const {
     // environ belongs to the process's owner; unreadable (not root) just means fewer tags.
-    const std::string environ =
+    std::string environ =
         read_file_at(pid_dir, "environ", options_.max_environ_bytes).value_or(std::string());
+    if (environ.size() >= options_.max_environ_bytes && !environ.ends_with('\0')) {
+        // Cut: drop the partial last entry rather than keep a truncated value.
+        const std::size_t last_nul = environ.rfind('\0');
+        environ.resize(last_nul == std::string::npos ? 0 : last_nul + 1);
+    }
+    info.environment = parse_environ(environ);
 
     info.tags.flatpak_id = environment_value(environ, "FLATPAK_ID");
     if (!info.tags.flatpak_id) {
@@ -194,6 +203,38 @@ void ProcessRegistry::add_packaging(int pid_dir, ProcessInfo& info) const {
             info.tags.appimage = "/tmp/.mount_" + *mount;
         }
     }
+}
+
+void ProcessRegistry::add_cgroup(int pid_dir, ProcessInfo& info) {
+    const auto cgroup = read_file_at(pid_dir, "cgroup", kCgroupMaxBytes);
+    if (!cgroup) {
+        return; // no cgroup support, or the process is gone: no unit, no container
+    }
+    CgroupFacts facts = parse_cgroup(*cgroup);
+    info.systemd_unit = std::move(facts.systemd_unit);
+    info.container_id = std::move(facts.container_id);
+    info.container_name = std::move(facts.container_name);
+}
+
+std::vector<std::shared_ptr<const ProcessInfo>> ProcessRegistry::ancestors(
+    const ProcessInfo& process) {
+    std::vector<std::shared_ptr<const ProcessInfo>> chain;
+    std::vector<int> seen{process.pid};
+    int parent_pid = process.parent_pid;
+    std::uint64_t child_start = process.start_time;
+    while (chain.size() < kMaxAncestors && parent_pid > 1 &&
+           std::ranges::find(seen, parent_pid) == seen.end()) {
+        auto parent = lookup(parent_pid);
+        if (!parent || (*parent)->kind == IdentityKind::Kernel ||
+            (*parent)->start_time > child_start) {
+            break;
+        }
+        seen.push_back(parent_pid);
+        parent_pid = (*parent)->parent_pid;
+        child_start = (*parent)->start_time;
+        chain.push_back(std::move(*parent));
+    }
+    return chain;
 }
 
 std::size_t ProcessRegistry::expire() {

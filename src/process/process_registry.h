@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -20,7 +21,8 @@ struct RegistryOptions {
     // How long an entry outlives its process: connections and DNS answers that arrive after the
     // exit (fire-and-forget UDP, lingering TCP) still find who they belonged to.
     std::chrono::seconds keep_after_exit{std::chrono::minutes(5)};
-    // environ is read only for the packaging tags; a bigger one is cut, not rejected.
+    // environ (packaging tags, the environment of env fingerprints); a bigger one is cut at the
+    // last whole entry, not rejected.
     std::size_t max_environ_bytes = std::size_t{64} * 1024;
     // The firewall's own PID, whose entry is tagged IdentityKind::Portwarden; nullopt = getpid().
     std::optional<int> self_pid = std::nullopt;
@@ -59,6 +61,15 @@ public:
     // it was gone before /proc could be read. It expires like any process that is gone.
     void adopt(std::shared_ptr<const ProcessInfo> info);
 
+    // The parent chain of `process`, nearest first: its parent, grandparent, ... up to
+    // kMaxAncestors of them. Stops below PID 1 (init is everyone's ancestor and says nothing),
+    // at a kernel thread, at a parent that is gone, at a PID seen before in the chain, and at a
+    // "parent" that started after its child (the real parent exited and its PID was reused).
+    // Each ancestor costs what lookup() costs: one stat read when cached.
+    [[nodiscard]] std::vector<std::shared_ptr<const ProcessInfo>> ancestors(
+        const ProcessInfo& process);
+    static constexpr std::size_t kMaxAncestors = 16;
+
     // The name of `uid`, or the UID as text when it has none. Cached: NSS may be slow.
     const std::string& user_name(std::uint32_t uid);
 
@@ -91,6 +102,7 @@ private:
                                                                   const StatFields& stat);
     void add_identity(int pid_dir, ProcessInfo& info) const;
     void add_packaging(int pid_dir, ProcessInfo& info) const;
+    static void add_cgroup(int pid_dir, ProcessInfo& info);
     [[nodiscard]] bool alive(const Key& key) const;
 
     std::filesystem::path proc_root_;

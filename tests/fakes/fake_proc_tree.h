@@ -25,6 +25,8 @@ struct FakeProcess {
     std::vector<std::string> command_line = {"curl", "https://example.org"};
     std::vector<std::string> environ = {"HOME=/home/user"};
     std::string cwd = "/home/user";
+    // The text of <pid>/cgroup; empty: no such file. "{}" for GCC's -Wmissing-field-initializers.
+    std::string cgroup{}; // NOLINT(readability-redundant-member-init): see above
 };
 
 // A fake /proc in its own temporary directory, removed at the end of the test (CONVENTIONS
@@ -64,6 +66,9 @@ public:
         write(directory / "cmdline", joined(process.command_line));
         write(directory / "environ", joined(process.environ));
         std::filesystem::create_symlink(process.cwd, directory / "cwd");
+        if (!process.cgroup.empty()) {
+            write(directory / "cgroup", process.cgroup);
+        }
         add_fd(process.pid, 0, "/dev/null");
     }
 

@@ -6,6 +6,7 @@ namespace pw::process {
 namespace {
 
 using std::string_literals::operator""s;
+using std::string_view_literals::operator""sv;
 
 TEST(ParseStat, CommWithSpacesAndParenthesesIsTakenUpToTheLastParenthesis) {
     const auto stat = parse_stat(
@@ -108,6 +109,116 @@ TEST(ProcessTags, NamesEachTag) {
                            .appimage = "/a.AppImage",
                            .interpreter = "/usr/bin/python3"};
     EXPECT_EQ(tags.names(), (std::vector<std::string_view>{"flatpak", "appimage", "script"}));
+}
+
+// --- environ ---
+
+TEST(ParseEnviron, SplitsNamesAndValues) {
+    const Environment environment =
+        parse_environ("HOME=/root\0EMPTY=\0EQ=a=b\0HOME=/second\0NOEQUALS\0=anon\0LAST=x"sv);
+    EXPECT_EQ(environment,
+              (Environment{{"HOME", "/root"}, {"EMPTY", ""}, {"EQ", "a=b"}, {"LAST", "x"}}));
+    ASSERT_NE(find_environment(environment, "EQ"), nullptr);
+    EXPECT_EQ(*find_environment(environment, "EQ"), "a=b");
+    EXPECT_EQ(find_environment(environment, "HOM"), nullptr);
+    EXPECT_EQ(find_environment(environment, "NOEQUALS"), nullptr);
+    EXPECT_TRUE(parse_environ("").empty());
+    EXPECT_TRUE(parse_environ(std::string_view("\0\0", 2)).empty());
+}
+
+// --- cgroup ---
+
+TEST(ParseCgroup, SystemServiceUnit) {
+    const CgroupFacts facts = parse_cgroup("0::/system.slice/apt-daily.service\n");
+    EXPECT_EQ(facts.systemd_unit, "apt-daily.service");
+    EXPECT_EQ(facts.container_id, std::nullopt);
+    EXPECT_EQ(facts.container_name, std::nullopt);
+}
+
+TEST(ParseCgroup, UserUnitAndSubgroupsOfAUnit) {
+    EXPECT_EQ(parse_cgroup("0::/user.slice/user-1000.slice/user@1000.service/app.slice/"
+                           "foo.service\n")
+                  .systemd_unit,
+              "foo.service");
+    // A service that delegates sub-cgroups: the unit is the last *.service/*.scope element.
+    EXPECT_EQ(parse_cgroup("0::/system.slice/docker.service/payload\n").systemd_unit,
+              "docker.service");
+    EXPECT_EQ(parse_cgroup("0::/user.slice/user-1000.slice/session-2.scope").systemd_unit,
+              "session-2.scope");
+    EXPECT_EQ(parse_cgroup("0::/init.scope\n").systemd_unit, "init.scope");
+    EXPECT_EQ(parse_cgroup("0::/\n"), CgroupFacts{});
+    EXPECT_EQ(parse_cgroup("0::/system.slice/.service\n").systemd_unit, std::nullopt);
+}
+
+TEST(ParseCgroup, DockerWithTheSystemdDriver) {
+    const std::string id(64, 'a');
+    const CgroupFacts facts = parse_cgroup("0::/system.slice/docker-" + id + ".scope\n");
+    EXPECT_EQ(facts.container_id, id);
+    EXPECT_EQ(facts.container_name, "aaaaaaaaaaaa");
+    EXPECT_EQ(facts.systemd_unit, std::nullopt); // its scope is the container, not a unit
+}
+
+TEST(ParseCgroup, DockerWithTheCgroupfsDriverInCgroupV1) {
+    const std::string id = "3f4e2b1a" + std::string(56, '0');
+    const CgroupFacts facts = parse_cgroup("12:cpuset:/docker/" + id + "\n11:memory:/docker/" + id +
+                                           "\n1:name=systemd:/docker/" + id + "\n");
+    EXPECT_EQ(facts.container_id, id);
+    EXPECT_EQ(facts.container_name, "3f4e2b1a0000");
+}
+
+TEST(ParseCgroup, PodmanRootfulAndRootless) {
+    const std::string id(64, 'b');
+    EXPECT_EQ(parse_cgroup("0::/machine.slice/libpod-" + id + ".scope/container\n").container_id,
+              id);
+    const CgroupFacts rootless =
+        parse_cgroup("0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id +
+                     ".scope/container\n");
+    EXPECT_EQ(rootless.container_name, "bbbbbbbbbbbb");
+    EXPECT_EQ(rootless.systemd_unit, std::nullopt); // user@1000.service is the host's
+    // Podman's monitor runs on the host, outside the container: its scope is a unit.
+    const CgroupFacts conmon = parse_cgroup("0::/machine.slice/libpod-conmon-" + id + ".scope\n");
+    EXPECT_EQ(conmon.container_id, std::nullopt);
+    EXPECT_EQ(conmon.systemd_unit, "libpod-conmon-" + id + ".scope");
+}
+
+TEST(ParseCgroup, LxcByNameWithItsOwnUnits) {
+    const CgroupFacts facts = parse_cgroup("0::/lxc.payload.web-1/system.slice/nginx.service\n");
+    EXPECT_EQ(facts.container_id, "web-1");
+    EXPECT_EQ(facts.container_name, "web-1");
+    EXPECT_EQ(facts.systemd_unit, "nginx.service"); // a unit of the container's own systemd
+    EXPECT_EQ(parse_cgroup("1:name=systemd:/lxc/db/init.scope\n").container_name, "db");
+    // The monitor runs on the host.
+    EXPECT_EQ(parse_cgroup("0::/lxc.monitor.web-1\n").container_name, std::nullopt);
+}
+
+TEST(ParseCgroup, NestedContainersGiveTheInnermost) {
+    const std::string id(64, 'c');
+    const CgroupFacts facts =
+        parse_cgroup("0::/lxc.payload.host/system.slice/docker-" + id + ".scope\n");
+    EXPECT_EQ(facts.container_id, id);
+    EXPECT_EQ(facts.systemd_unit, std::nullopt);
+}
+
+TEST(ParseCgroup, NotAContainer) {
+    // Almost IDs: wrong length, upper case, not hex.
+    EXPECT_EQ(parse_cgroup("0::/docker/" + std::string(63, 'a') + "\n").container_id, std::nullopt);
+    EXPECT_EQ(parse_cgroup("0::/docker/" + std::string(64, 'A') + "\n").container_id, std::nullopt);
+    EXPECT_EQ(
+        parse_cgroup("0::/system.slice/docker-" + std::string(64, 'g') + ".scope\n").container_id,
+        std::nullopt);
+    EXPECT_EQ(parse_cgroup("0::/lxc.payload.\n").container_id, std::nullopt);
+}
+
+TEST(ParseCgroup, PrefersTheUnifiedHierarchyAndSurvivesGarbage) {
+    EXPECT_EQ(
+        parse_cgroup("4:cpu:/a.service\n1:name=systemd:/b.service\n0::/c.service\n").systemd_unit,
+        "c.service");
+    EXPECT_EQ(parse_cgroup("4:cpu:/a.service\n1:name=systemd:/b.service\n").systemd_unit,
+              "b.service");
+    EXPECT_EQ(parse_cgroup("4:cpu:/a.service").systemd_unit, "a.service");
+    EXPECT_EQ(parse_cgroup(""), CgroupFacts{});
+    EXPECT_EQ(parse_cgroup("garbage\n::\n:"), CgroupFacts{});
+    EXPECT_EQ(parse_cgroup("0::/a:b/x.service").systemd_unit, "x.service");
 }
 
 } // namespace

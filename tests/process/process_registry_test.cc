@@ -305,5 +305,109 @@ TEST_F(ProcessRegistryTest, AdoptedProcessesAreFoundAndExpireLikeGoneOnes) {
     EXPECT_FALSE(processes.lookup_started(52, 1234).has_value());
 }
 
+TEST_F(ProcessRegistryTest, ReadsTheEnvironmentAndTheCgroupOnce) {
+    const std::string id(64, 'e');
+    proc_.add({.pid = 60,
+               .exe = "/usr/bin/ping",
+               .environ = {"PATH=/usr/bin", "LANG=C.UTF-8"},
+               .cgroup = "0::/system.slice/docker-" + id + ".scope\n"});
+    proc_.add({.pid = 61,
+               .exe = "/usr/lib/apt/apt-helper",
+               .environ = {},
+               .cgroup = "0::/system.slice/apt-daily.service\n"});
+    proc_.add({.pid = 62}); // no cgroup file: no unit, no container
+    auto processes = registry();
+    const auto container = processes.lookup(60);
+    const auto service = processes.lookup(61);
+    const auto plain = processes.lookup(62);
+    ASSERT_TRUE(container.has_value());
+    ASSERT_TRUE(service.has_value());
+    ASSERT_TRUE(plain.has_value());
+    EXPECT_EQ((*container)->environment, (Environment{{"PATH", "/usr/bin"}, {"LANG", "C.UTF-8"}}));
+    EXPECT_EQ((*container)->container_id, id);
+    EXPECT_EQ((*container)->container_name, id.substr(0, 12));
+    EXPECT_EQ((*container)->systemd_unit, std::nullopt);
+    EXPECT_EQ((*service)->systemd_unit, "apt-daily.service");
+    EXPECT_EQ((*service)->container_id, std::nullopt);
+    EXPECT_EQ((*plain)->systemd_unit, std::nullopt);
+    EXPECT_EQ((*plain)->environment, (Environment{{"HOME", "/home/user"}}));
+}
+
+TEST_F(ProcessRegistryTest, ACutEnvironmentDropsItsPartialLastEntry) {
+    const std::string long_value(100, 'x');
+    proc_.add({.pid = 63, .environ = {"A=1", "B=" + long_value, "SNAP_NAME=cut"}});
+    // "A=1\0" is 4 bytes; the cut falls inside B's value.
+    auto processes = registry({.max_environ_bytes = 50});
+    const auto info = processes.lookup(63);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_EQ((*info)->environment, (Environment{{"A", "1"}}));
+    EXPECT_EQ((*info)->tags.snap_name, std::nullopt);
+}
+
+TEST_F(ProcessRegistryTest, AncestorsAreTheParentChainBelowInit) {
+    proc_.add({.pid = 70, .parent_pid = 1, .start_time = 10, .exe = "/usr/sbin/cron"});
+    proc_.add({.pid = 71,
+               .parent_pid = 70,
+               .start_time = 20,
+               .exe = "/usr/bin/bash",
+               .command_line = {"/bin/sh", "/etc/cron.daily/backup"}});
+    proc_.add({.pid = 72, .parent_pid = 71, .start_time = 30, .exe = "/usr/bin/curl"});
+    auto processes = registry();
+    const auto curl = processes.lookup(72);
+    ASSERT_TRUE(curl.has_value());
+    const auto chain = processes.ancestors(**curl);
+    ASSERT_EQ(chain.size(), 2U);
+    EXPECT_EQ(chain[0]->identity_path, "/etc/cron.daily/backup");
+    EXPECT_EQ(chain[1]->executable, "/usr/sbin/cron");
+    // Cached: asking again loads nothing new.
+    const auto loads = processes.counters().loads;
+    EXPECT_EQ(processes.ancestors(**curl).size(), 2U);
+    EXPECT_EQ(processes.counters().loads, loads);
+}
+
+TEST_F(ProcessRegistryTest, AncestorsStopAtAReusedPidALoopAGoneParentAndTheDepthLimit) {
+    // The "parent" started after its child: the real parent exited and its PID was reused.
+    proc_.add({.pid = 80, .parent_pid = 1, .start_time = 500});
+    proc_.add({.pid = 81, .parent_pid = 80, .start_time = 100});
+    // A loop (impossible in /proc, possible in a racy read).
+    proc_.add({.pid = 82, .parent_pid = 83, .start_time = 5});
+    proc_.add({.pid = 83, .parent_pid = 82, .start_time = 5});
+    // A gone parent.
+    proc_.add({.pid = 84, .parent_pid = 999, .start_time = 5});
+    // A chain deeper than the limit: 100 <- 101 <- ... <- 129.
+    for (int pid = 100; pid < 130; ++pid) {
+        proc_.add({.pid = pid, .parent_pid = pid == 100 ? 1 : pid - 1, .start_time = 7});
+    }
+    auto processes = registry();
+    const auto orphan = processes.lookup(81);
+    const auto looping = processes.lookup(82);
+    const auto gone = processes.lookup(84);
+    const auto deep = processes.lookup(129);
+    ASSERT_TRUE(orphan && looping && gone && deep);
+    EXPECT_TRUE(processes.ancestors(**orphan).empty());
+    const auto loop_chain = processes.ancestors(**looping);
+    ASSERT_EQ(loop_chain.size(), 1U);
+    EXPECT_EQ(loop_chain[0]->pid, 83);
+    EXPECT_TRUE(processes.ancestors(**gone).empty());
+    const auto deep_chain = processes.ancestors(**deep);
+    ASSERT_EQ(deep_chain.size(), ProcessRegistry::kMaxAncestors);
+    EXPECT_EQ(deep_chain.front()->pid, 128);
+    EXPECT_EQ(deep_chain.back()->pid, 113);
+}
+
+TEST_F(ProcessRegistryTest, AncestorsStopAtKernelThreads) {
+    proc_.add({.pid = 2,
+               .comm = "kthreadd",
+               .parent_pid = 0,
+               .flags = kKernelThreadFlag,
+               .exe = "",
+               .command_line = {}});
+    proc_.add({.pid = 90, .parent_pid = 2, .start_time = 9});
+    auto processes = registry();
+    const auto info = processes.lookup(90);
+    ASSERT_TRUE(info.has_value());
+    EXPECT_TRUE(processes.ancestors(**info).empty());
+}
+
 } // namespace
 } // namespace pw::process
