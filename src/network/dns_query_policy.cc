@@ -7,6 +7,7 @@
 
 #include "firewall/decide.h"
 #include "packet/packet_info.h"
+#include "profile/special_profiles.h"
 
 namespace pw::network {
 namespace {
@@ -56,11 +57,6 @@ public:
     profile::Policy policy; // the asker's, for the whole life of the query
 };
 
-// Executables that resolve for other processes (used only without profiles, where no special
-// profile names them): their answers teach everyone.
-constexpr std::array<std::string_view, 3> kSystemResolvers = {"systemd-resolved", "nscd",
-                                                              "dnsmasq"};
-
 } // namespace
 
 std::string_view memory_scope(const firewall::ProfileLabel& profile,
@@ -74,11 +70,9 @@ std::string_view memory_scope(const firewall::ProfileLabel& profile,
         process->identity.empty()) {
         return dns::IpDomainMemory::kGlobalScope;
     }
-    const std::string_view executable = process->executable;
-    const auto slash = executable.rfind('/');
-    const std::string_view name =
-        slash == std::string_view::npos ? executable : executable.substr(slash + 1);
-    if (std::ranges::find(kSystemResolvers, name) != kSystemResolvers.end()) {
+    // The system resolvers (used only here without profiles, where no special profile names
+    // them): their answers teach everyone.
+    if (profile::is_system_resolver(process->executable)) {
         return dns::IpDomainMemory::kGlobalScope;
     }
     return process->identity;

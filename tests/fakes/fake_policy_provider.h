@@ -5,6 +5,7 @@
 #include <string>
 
 #include "profile/policy_provider.h"
+#include "profile/special_profiles.h"
 
 namespace pw::testing {
 
@@ -53,8 +54,7 @@ private:
         return slash == std::string::npos ? path : path.substr(slash + 1);
     }
     static bool is_system_resolver(const firewall::ProcessFacts& process) {
-        const std::string name = basename(process.executable);
-        return name == "systemd-resolved" || name == "nscd" || name == "dnsmasq";
+        return profile::is_system_resolver(process.executable);
     }
     profile::Policy settings_of(const std::string& id, const std::string& name) {
         const auto found = overrides_.find(id);

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "process/process_info.h"
+#include "profile/fingerprint.h"
+
+namespace pw::profile {
+
+// Who made a profile: the matcher for a new application, a person, or portwarden itself.
+enum class ProfileSource { Auto, User, Special };
+
+// "auto", "user", "special": the names the database and the API use.
+[[nodiscard]] std::string_view profile_source_name(ProfileSource source);
+[[nodiscard]] std::optional<ProfileSource> profile_source_named(std::string_view name);
+
+// One application as the firewall knows it: how to recognise its processes, and its own values
+// of the per-application settings. Plain data, owned by the settings store.
+struct Profile {
+    std::string id{};   // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-...
+    std::string name{}; // NOLINT(readability-redundant-member-init): as above
+    ProfileSource source = ProfileSource::Auto;
+    Fingerprints fingerprints{}; // NOLINT(readability-redundant-member-init): as above
+    nlohmann::json settings = nlohmann::json::object(); // per-application keys only
+    std::chrono::system_clock::time_point created{};    // NOLINT(readability-redundant-member-init)
+    std::chrono::system_clock::time_point first_seen{}; // NOLINT(readability-redundant-member-init)
+    std::chrono::system_clock::time_point last_seen{};  // NOLINT(readability-redundant-member-init)
+};
+
+// The readable name of the application a process belongs to: its Flatpak ID, Snap name,
+// AppImage file, script file or executable file name (the same order as auto_fingerprints), with
+// " (container <name>)" for a process in a container. Always valid UTF-8.
+[[nodiscard]] std::string application_name(const process::ProcessInfo& process);
+
+// The profile made for a process that matches none: auto_fingerprints(), the ID derived from
+// them (profile_id_for), application_name(), no settings of its own, created and seen `now`.
+// The systemd unit is not in the name: the fingerprints do not name it, so the next process of
+// the same executable may well run in another unit or in none.
+[[nodiscard]] Profile make_auto_profile(const process::ProcessInfo& process,
+                                        std::chrono::system_clock::time_point now);
+
+} // namespace pw::profile
