@@ -70,8 +70,7 @@ public:
                              const nlohmann::json& value, Respond respond) = 0;
 
     [[nodiscard]] virtual nlohmann::json prompts() = 0;
-    virtual void answer_prompt(std::uint64_t id, const nlohmann::json& answer,
-                               Respond respond) = 0;
+    virtual void answer_prompt(std::uint64_t id, const nlohmann::json& answer, Respond respond) = 0;
 };
 
 } // namespace pw::api
