@@ -31,7 +31,8 @@ std::string slot_of(FingerprintType type, std::string_view key,
 }
 
 // The profiles that scored best, smallest ID first: the assignment and its ties.
-std::optional<ProfileAssignment> best_of(std::vector<std::pair<std::string_view, int>> scored) {
+std::optional<ProfileAssignment> best_of(
+    const std::vector<std::pair<std::string_view, int>>& scored) {
     int best = 0;
     for (const auto& [id, score] : scored) {
         best = std::max(best, score);
@@ -65,7 +66,7 @@ std::optional<ProfileAssignment> best_profile(std::span<const Profile> profiles,
             scored.emplace_back(profile.id, value);
         }
     }
-    return best_of(std::move(scored));
+    return best_of(scored);
 }
 
 void ProfileIndex::Table::add(const Fingerprint& fingerprint, Entry entry) {
@@ -196,7 +197,7 @@ std::optional<ProfileAssignment> ProfileIndex::match(const ProcessInfo& process,
             scored.emplace_back(profile.id, value);
         }
     }
-    return best_of(std::move(scored));
+    return best_of(scored);
 }
 
 } // namespace pw::profile

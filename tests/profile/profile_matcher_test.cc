@@ -133,20 +133,20 @@ public:
         entry["type"] = type;
         std::string value;
         if (type == "path") {
-            value = pick(kPaths);
+            value = pick(paths_);
         } else if (type == "tag") {
             const std::string key = pick({"script", "flatpak", "systemd-unit", "container-name",
                                           "container-id", "user", "snap", "appimage"});
             entry["key"] = key;
             value = key == "user"             ? pick({"alice", "bob"})
-                    : key == "systemd-unit"   ? pick(kUnits)
-                    : key.starts_with("cont") ? pick(kContainers)
-                                              : pick(kPaths);
+                    : key == "systemd-unit"   ? pick(units_)
+                    : key.starts_with("cont") ? pick(containers_)
+                                              : pick(paths_);
         } else if (type == "env") {
             entry["key"] = pick({"A", "B", "C"});
             value = pick({"1", "12", "123", "x"});
         } else {
-            value = pick(kPaths) + pick({"", " -v", " -v x"});
+            value = pick(paths_) + pick({"", " -v", " -v x"});
         }
         const std::string operation = pick({"equals", "equals", "prefix", "regex"});
         entry["operation"] = operation;
@@ -162,7 +162,7 @@ public:
             entry["ancestor"] = true;
         }
         if (chance(20) && !(type == "tag" && entry["key"].get<std::string>().starts_with("cont"))) {
-            entry["container"] = pick(kContainers);
+            entry["container"] = pick(containers_);
         }
         return entry;
     }
@@ -186,26 +186,26 @@ public:
     }
 
     std::shared_ptr<const ProcessInfo> random_process() {
-        ProcessInfo info = process_of(pick(kPaths));
+        ProcessInfo info = process_of(pick(paths_));
         if (chance(30)) {
             info.tags.interpreter = info.executable;
-            info.identity_path = pick(kPaths);
+            info.identity_path = pick(paths_);
         }
         if (chance(20)) {
-            info.tags.flatpak_id = pick(kPaths);
+            info.tags.flatpak_id = pick(paths_);
         }
         if (chance(10)) {
-            info.tags.snap_name = pick(kPaths);
+            info.tags.snap_name = pick(paths_);
         }
         if (chance(10)) {
-            info.tags.appimage = pick(kPaths);
+            info.tags.appimage = pick(paths_);
         }
         if (chance(40)) {
-            info.systemd_unit = pick(kUnits);
+            info.systemd_unit = pick(units_);
         }
         if (chance(30)) {
-            info.container_name = pick(kContainers);
-            info.container_id = pick(kContainers);
+            info.container_name = pick(containers_);
+            info.container_id = pick(containers_);
         }
         info.user = pick({"alice", "bob"});
         for (const char* key : {"A", "B", "C"}) {
@@ -233,17 +233,17 @@ public:
     }
 
 private:
-    const std::vector<std::string> kPaths = {"/usr/bin/curl", "/usr/bin/wget", "/usr/bin/cu",
+    const std::vector<std::string> paths_ = {"/usr/bin/curl", "/usr/bin/wget", "/usr/bin/cu",
                                              "/opt/a.sh",     "/opt/ab.sh",    "org.app.One"};
-    const std::vector<std::string> kUnits = {"apt-daily.service", "cron.service", "a.scope"};
-    const std::vector<std::string> kContainers = {"web-1", "db", "0123456789ab"};
+    const std::vector<std::string> units_ = {"apt-daily.service", "cron.service", "a.scope"};
+    const std::vector<std::string> containers_ = {"web-1", "db", "0123456789ab"};
     std::mt19937 random_;
 };
 
 TEST(ProfileIndex, AgreesWithTheScanOnRandomProfiles) {
     for (std::uint32_t seed = 1; seed <= 30; ++seed) {
         RandomWorld world(seed);
-        const std::vector<Profile> profiles = world.random_profiles(seed * 4);
+        const std::vector<Profile> profiles = world.random_profiles(std::size_t{seed} * 4);
         const ProfileIndex index(profiles);
         for (int round = 0; round < 200; ++round) {
             const auto process = world.random_process();
@@ -441,6 +441,7 @@ TEST(ProfileMatcher, IdsAreStableAcrossRestartsAndUpdates) {
 
 TEST(ProfileMatcher, ManyProfilesStillMatchTheRightOne) {
     std::vector<Profile> profiles;
+    profiles.reserve(1000);
     for (int i = 0; i < 1000; ++i) {
         profiles.push_back(make_auto_profile(process_of("/opt/app" + std::to_string(i)), kNow));
     }
