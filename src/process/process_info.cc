@@ -7,6 +7,7 @@
 #include <string>
 #include <system_error>
 
+#include "common/utf8.h"
 #include "process/proc_files.h"
 
 namespace pw::process {
@@ -288,9 +289,10 @@ std::optional<CgroupFacts> container_of(std::string_view element, std::string_vi
         if (name.empty()) {
             return std::nullopt;
         }
-        return CgroupFacts{.systemd_unit = std::nullopt,
-                           .container_id = std::string(name),
-                           .container_name = std::string(name)};
+        // Names end up in profiles, which are JSON: Unicode text only.
+        std::string text = to_valid_utf8(name);
+        return CgroupFacts{
+            .systemd_unit = std::nullopt, .container_id = text, .container_name = text};
     };
     std::string_view scope = element;
     if (scope.ends_with(".scope")) {

@@ -147,11 +147,56 @@ Status check_key(const Fingerprint& fingerprint) {
     return {};
 }
 
+// libstdc++ 12 reads the numbers of a pattern (back-references, "\0" escapes, repetition
+// counts) into a `long` without checking for overflow: undefined behaviour from 19 digits on.
+// No fingerprint needs more than a few, so longer runs are refused before the compiler sees
+// them. Only digits right after a backslash or between braces are numbers; others are text.
+bool has_huge_number(std::string_view pattern) {
+    constexpr std::size_t kMaxDigits = 6;
+    const auto digits_at = [pattern](std::size_t start) {
+        std::size_t end = start;
+        while (end < pattern.size() && pattern[end] >= '0' && pattern[end] <= '9') {
+            ++end;
+        }
+        return end - start;
+    };
+    bool in_braces = false;
+    for (std::size_t i = 0; i < pattern.size();) {
+        const char c = pattern[i];
+        if (c == '\\') {
+            const std::size_t run = digits_at(i + 1);
+            if (run > kMaxDigits) {
+                return true;
+            }
+            i += 1 + std::max<std::size_t>(run, 1); // the escaped character, or its number
+            continue;
+        }
+        if (c == '{') {
+            in_braces = true;
+        } else if (c == '}') {
+            in_braces = false;
+        } else if (in_braces && c >= '0' && c <= '9') {
+            const std::size_t run = digits_at(i);
+            if (run > kMaxDigits) {
+                return true;
+            }
+            i += run;
+            continue;
+        }
+        ++i;
+    }
+    return false;
+}
+
 Result<std::shared_ptr<const std::regex>> compile_regex(const std::string& pattern) {
     if (pattern.size() > kMaxFingerprintRegex) {
         return std::unexpected(field_error("value", "a regular expression may be at most " +
                                                         std::to_string(kMaxFingerprintRegex) +
                                                         " bytes long"));
+    }
+    if (has_huge_number(pattern)) {
+        return std::unexpected(field_error(
+            "value", "is not a valid regular expression: a number of more than 6 digits"));
     }
     try {
         return std::make_shared<const std::regex>(pattern, kRegexFlags);
@@ -219,8 +264,7 @@ Status read_member(Fingerprint& fingerprint, const std::string& name, const nloh
         }
     } else if (name == "ancestor") {
         if (!value.is_boolean()) {
-            return std::unexpected(
-                field_error(name, "must be true or false, not " + shown(value)));
+            return std::unexpected(field_error(name, "must be true or false, not " + shown(value)));
         }
         fingerprint.ancestor = value.get<bool>();
     } else {

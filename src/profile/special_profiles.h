@@ -29,6 +29,12 @@ struct SpecialProfile {
 // True for the ID of one of special_profiles().
 [[nodiscard]] bool is_special_profile_id(std::string_view id);
 
+// True for every ID that starts with '_': the special profiles' and any future ones. A profile
+// that a person or the matcher makes must not have one.
+[[nodiscard]] constexpr bool is_reserved_profile_id(std::string_view id) {
+    return id.starts_with('_');
+}
+
 // The special profile of a special identity (kernel, unidentified outbound, unsolicited
 // inbound, portwarden); nullopt for an ordinary process.
 [[nodiscard]] std::optional<std::string_view> special_profile_id(process::IdentityKind kind);

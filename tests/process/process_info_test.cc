@@ -187,6 +187,8 @@ TEST(ParseCgroup, LxcByNameWithItsOwnUnits) {
     EXPECT_EQ(facts.container_name, "web-1");
     EXPECT_EQ(facts.systemd_unit, "nginx.service"); // a unit of the container's own systemd
     EXPECT_EQ(parse_cgroup("1:name=systemd:/lxc/db/init.scope\n").container_name, "db");
+    // Names go into JSON profiles: bytes that are not UTF-8 are replaced.
+    EXPECT_EQ(parse_cgroup("0::/lxc.payload.caf\xe9/init.scope\n").container_name, "caf?");
     // The monitor runs on the host.
     EXPECT_EQ(parse_cgroup("0::/lxc.monitor.web-1\n").container_name, std::nullopt);
 }

@@ -188,6 +188,19 @@ TEST(ParseFingerprints, BadRegularExpressionsAreRefused) {
                     .starts_with("fingerprints[0].value: is not a valid regular expression: "));
     // Back-references would need the backtracking executor: refused.
     EXPECT_TRUE(error_of(regex("(a)\\1")).starts_with("fingerprints[0].value: is not a valid"));
+    // Numbers that would overflow libstdc++'s parser (found by fingerprint_fuzz).
+    const std::string huge(30, '3');
+    for (const std::string& pattern :
+         {"a\\" + huge, "[x\\" + huge + "]", "a{" + huge + "}", "a{1," + huge + "}"}) {
+        EXPECT_EQ(error_of(regex(pattern)),
+                  "fingerprints[0].value: is not a valid regular expression: a number of more "
+                  "than 6 digits")
+            << pattern;
+    }
+    // Digits that are text, or follow an escaped backslash, are fine.
+    for (const std::string& pattern : {"/opt/app" + huge, "\\\\" + huge, "a{2}" + huge}) {
+        EXPECT_TRUE(parse_fingerprints(regex(pattern)).has_value()) << pattern;
+    }
     EXPECT_EQ(error_of(regex(std::string(kMaxFingerprintRegex + 1, 'a'))),
               "fingerprints[0].value: a regular expression may be at most 512 bytes long");
 }
@@ -598,6 +611,9 @@ TEST(SpecialProfiles, AreListedAndStartWithAnUnderscore) {
     EXPECT_TRUE(is_special_profile_id(kSystemResolverProfileId));
     EXPECT_FALSE(is_special_profile_id("curl-e4a2f5ac27d23d6bc340"));
     EXPECT_FALSE(is_special_profile_id(""));
+    EXPECT_FALSE(is_special_profile_id("_future"));
+    EXPECT_TRUE(is_reserved_profile_id("_future"));
+    EXPECT_FALSE(is_reserved_profile_id("curl-1a0e8a7f4e0c7d0d8b8c"));
     EXPECT_EQ(special_profile_id(process::IdentityKind::Kernel), kKernelProfileId);
     EXPECT_EQ(special_profile_id(process::IdentityKind::UnsolicitedInbound), kUnsolicitedProfileId);
     EXPECT_EQ(special_profile_id(process::IdentityKind::Process), std::nullopt);
