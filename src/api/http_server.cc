@@ -31,12 +31,11 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
-using tcp = asio::ip::tcp;
 using ErrorCode = boost::system::error_code;
 
 // Room for a request's header and the part of a body read ahead of the parser. Beast reads at
 // most 64 KiB at a time; bodies go to the request's string, bounded by max_body_bytes.
-constexpr std::size_t kReadAhead = 64 * 1024;
+constexpr std::size_t kReadAhead = std::size_t{64} * 1024;
 // How long a closing connection keeps reading (and discarding) what the client still sends, so
 // that its unread data does not turn our last answer (a 413, say) into a reset before the client
 // has read it.
@@ -101,14 +100,14 @@ private:
     struct Listener {
         Listener(asio::io_context& io, ListenEndpoint where)
             : acceptor(io), retry(io), endpoint(where) {}
-        tcp::acceptor acceptor;
+        asio::ip::tcp::acceptor acceptor;
         asio::steady_timer retry;
         ListenEndpoint endpoint;
     };
 
     void accept(Listener& listener);
     void on_accept_error(Listener& listener, const ErrorCode& error);
-    void admit(tcp::socket socket);
+    void admit(asio::ip::tcp::socket socket);
     bool close_longest_idle();
 
     asio::io_context& io_;
@@ -130,8 +129,8 @@ namespace {
 // request) only to notice a client that leaves.
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(std::shared_ptr<HttpServer::Impl> server, tcp::socket socket, ServerAddress local,
-            std::optional<Caller> caller, bool allowed)
+    Session(std::shared_ptr<HttpServer::Impl> server, asio::ip::tcp::socket socket,
+            ServerAddress local, std::optional<Caller> caller, bool allowed)
         : server_(std::move(server)),
           stream_(std::move(socket)),
           buffer_(server_->limits().max_header_bytes + kReadAhead),
@@ -234,6 +233,10 @@ void Session::on_read(const ErrorCode& error) {
 }
 
 void Session::process() {
+    if (!parser_) {
+        close(); // cannot happen: read_request() made it, on_read() saw it complete
+        return;
+    }
     const http::request<http::string_body>& request = parser_->get();
     request_keep_alive_ = request.keep_alive();
     HttpServer::Counters& counters = server_->counters();
@@ -408,7 +411,7 @@ void Session::linger() {
         state_ = State::Closing;
         ErrorCode ignored;
         // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         stream_.expires_after(kLingerTime);
     }
     stream_.async_read_some(
@@ -433,7 +436,7 @@ void Session::close() {
     answer_timer_.cancel();
     ErrorCode ignored;
     // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     stream_.close();
     server_->session_closed(*this);
 }
@@ -443,7 +446,7 @@ void Session::close() {
 Status HttpServer::Impl::bind(const std::vector<ListenEndpoint>& endpoints) {
     for (ListenEndpoint endpoint : endpoints) {
         auto listener = std::make_unique<Listener>(io_, endpoint);
-        const tcp::endpoint where(to_asio(endpoint.address), endpoint.port);
+        const asio::ip::tcp::endpoint where(to_asio(endpoint.address), endpoint.port);
         ErrorCode error;
         // Asio's error_code overloads return the error too: the chain stops at the first.
         if (listener->acceptor.open(where.protocol(), error) ||
@@ -469,18 +472,18 @@ void HttpServer::Impl::serve() {
 }
 
 void HttpServer::Impl::accept(Listener& listener) {
-    listener.acceptor.async_accept(
-        [self = shared_from_this(), &listener](const ErrorCode& error, tcp::socket socket) {
-            if (self->stopped_) {
-                return;
-            }
-            if (error) {
-                self->on_accept_error(listener, error);
-                return;
-            }
-            self->admit(std::move(socket));
-            self->accept(listener);
-        });
+    listener.acceptor.async_accept([self = shared_from_this(), &listener](
+                                       const ErrorCode& error, asio::ip::tcp::socket socket) {
+        if (self->stopped_) {
+            return;
+        }
+        if (error) {
+            self->on_accept_error(listener, error);
+            return;
+        }
+        self->admit(std::move(socket));
+        self->accept(listener);
+    });
 }
 
 void HttpServer::Impl::on_accept_error(Listener& listener, const ErrorCode& error) {
@@ -505,10 +508,11 @@ void HttpServer::Impl::on_accept_error(Listener& listener, const ErrorCode& erro
     });
 }
 
-void HttpServer::Impl::admit(tcp::socket socket) {
+void HttpServer::Impl::admit(asio::ip::tcp::socket socket) {
     ErrorCode error;
-    const tcp::endpoint local = socket.local_endpoint(error);
-    const tcp::endpoint peer = error ? tcp::endpoint() : socket.remote_endpoint(error);
+    const asio::ip::tcp::endpoint local = socket.local_endpoint(error);
+    const asio::ip::tcp::endpoint peer =
+        error ? asio::ip::tcp::endpoint() : socket.remote_endpoint(error);
     if (error) {
         return; // the client is gone already
     }
@@ -607,6 +611,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& io,
 
 HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+// NOLINTNEXTLINE(bugprone-exception-escape): only bad_alloc, which ends the process anyway.
 HttpServer::~HttpServer() {
     stop();
 }

@@ -39,9 +39,9 @@ struct ListenEndpoint {
 // `answer_timeout` gets 503 and its late answer is dropped.
 struct ServerLimits {
     std::size_t max_connections = 64;
-    std::size_t max_body_bytes = 1 << 20;
+    std::size_t max_body_bytes = std::size_t{1} << 20U;
     std::chrono::seconds idle_timeout{30};
-    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_header_bytes = std::size_t{16} * 1024;
     std::chrono::seconds answer_timeout{30};
 };
 

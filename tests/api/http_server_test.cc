@@ -280,7 +280,7 @@ protected:
     }
 
     // One request on a new connection.
-    HttpReply exchange(const std::string& request) {
+    HttpReply exchange(const std::string& request) const {
         Client client(port_);
         client.send(request);
         std::optional<HttpReply> reply = client.receive();
