@@ -38,10 +38,18 @@ enum class Route : std::uint8_t {
 // A route and its parameters, percent-decoded.
 struct Match {
     Route route = Route::Status;
-    std::string profile_id{};
-    std::string key{};
+    std::string profile_id;
+    std::string key;
     std::uint64_t prompt_id = 0;
 };
+
+// A match without parameters (GCC's -Wmissing-field-initializers would flag the designated
+// initializer that leaves them out).
+Match only(Route route) {
+    Match match;
+    match.route = route;
+    return match;
+}
 
 std::string quote(std::string_view text) {
     if (text.size() <= kMaxQuote) {
@@ -92,7 +100,8 @@ std::expected<Match, Reply> match_profile(std::string_view rest,
     if (!id) {
         return std::unexpected(std::move(id.error()));
     }
-    Match match{.route = Route::Profile, .profile_id = std::move(*id)};
+    Match match = only(Route::Profile);
+    match.profile_id = std::move(*id);
     if (segments.size() == 2) {
         return match;
     }
@@ -131,7 +140,9 @@ std::expected<Match, Reply> match_prompt(std::span<const std::string_view> segme
     if (error != std::errc() || stop != end) {
         return refuse(404, "no prompt " + quote(*id) + ": prompt IDs are numbers");
     }
-    return Match{.route = Route::PromptAnswer, .prompt_id = number};
+    Match match = only(Route::PromptAnswer);
+    match.prompt_id = number;
+    return match;
 }
 
 // Finds the route of a path (the target without its query). Literal segments are compared as
@@ -153,19 +164,19 @@ std::expected<Match, Reply> match(std::string_view path) {
     const std::size_t count = segments.size();
     if (count == 1) {
         if (first == "status") {
-            return Match{.route = Route::Status};
+            return only(Route::Status);
         }
         if (first == "profiles") {
-            return Match{.route = Route::Profiles};
+            return only(Route::Profiles);
         }
         if (first == "rules") {
-            return Match{.route = Route::GlobalRules};
+            return only(Route::GlobalRules);
         }
         if (first == "settings") {
-            return Match{.route = Route::Settings};
+            return only(Route::Settings);
         }
         if (first == "prompts") {
-            return Match{.route = Route::Prompts};
+            return only(Route::Prompts);
         }
         return not_found;
     }
@@ -177,7 +188,9 @@ std::expected<Match, Reply> match(std::string_view path) {
         if (!key) {
             return std::unexpected(std::move(key.error()));
         }
-        return Match{.route = Route::Setting, .key = std::move(*key)};
+        Match match = only(Route::Setting);
+        match.key = std::move(*key);
+        return match;
     }
     if (first == "prompts") {
         return match_prompt(segments, not_found);
@@ -274,57 +287,101 @@ const std::string& rules_owner(const Match& match) {
 }
 
 constexpr std::array kEndpoints = {
-    Endpoint{Route::Status, "GET", Body::None,
-             [](Backend& backend, Match&, json&, Respond& respond) {
-                 respond(ok(backend.status()));
-             }},
-    Endpoint{Route::Profiles, "GET", Body::None,
-             [](Backend& backend, Match&, json&, Respond& respond) {
-                 respond(ok(backend.profiles()));
-             }},
-    Endpoint{Route::Profiles, "POST", Body::JsonObject,
-             [](Backend& backend, Match&, json& body, Respond& respond) {
-                 backend.create_profile(body, std::move(respond));
-             }},
-    Endpoint{Route::Profile, "GET", Body::None, get_profile},
-    Endpoint{Route::Profile, "PATCH", Body::JsonObject,
-             [](Backend& backend, Match& match, json& body, Respond& respond) {
-                 backend.update_profile(match.profile_id, body, std::move(respond));
-             }},
-    Endpoint{Route::Profile, "DELETE", Body::None,
-             [](Backend& backend, Match& match, json&, Respond& respond) {
-                 backend.delete_profile(match.profile_id, std::move(respond));
-             }},
-    Endpoint{Route::ProfileRules, "POST", Body::JsonObject,
-             [](Backend& backend, Match& match, json& body, Respond& respond) {
-                 backend.add_rule(rules_owner(match), body, std::move(respond));
-             }},
-    Endpoint{Route::ProfileRules, "DELETE", Body::JsonObject,
-             [](Backend& backend, Match& match, json& body, Respond& respond) {
-                 backend.remove_rule(rules_owner(match), body, std::move(respond));
-             }},
-    Endpoint{Route::GlobalRules, "POST", Body::JsonObject,
-             [](Backend& backend, Match& match, json& body, Respond& respond) {
-                 backend.add_rule(rules_owner(match), body, std::move(respond));
-             }},
-    Endpoint{Route::GlobalRules, "DELETE", Body::JsonObject,
-             [](Backend& backend, Match& match, json& body, Respond& respond) {
-                 backend.remove_rule(rules_owner(match), body, std::move(respond));
-             }},
-    Endpoint{Route::Settings, "GET", Body::None, list_settings},
-    Endpoint{Route::ProfileSettings, "GET", Body::None, list_settings},
-    Endpoint{Route::Setting, "GET", Body::None, get_setting},
-    Endpoint{Route::Setting, "PUT", Body::JsonObject, put_setting},
-    Endpoint{Route::ProfileSetting, "GET", Body::None, get_setting},
-    Endpoint{Route::ProfileSetting, "PUT", Body::JsonObject, put_setting},
-    Endpoint{Route::Prompts, "GET", Body::None,
-             [](Backend& backend, Match&, json&, Respond& respond) {
-                 respond(ok(backend.prompts()));
-             }},
-    Endpoint{Route::PromptAnswer, "POST", Body::JsonObject,
-             [](Backend& backend, Match& match, json& body, Respond& respond) {
-                 backend.answer_prompt(match.prompt_id, body, std::move(respond));
-             }},
+    Endpoint{.route = Route::Status,
+             .method = "GET",
+             .body = Body::None,
+             .handler =
+                 [](Backend& backend, Match&, json&, Respond& respond) {
+                     respond(ok(backend.status()));
+                 }},
+    Endpoint{.route = Route::Profiles,
+             .method = "GET",
+             .body = Body::None,
+             .handler =
+                 [](Backend& backend, Match&, json&, Respond& respond) {
+                     respond(ok(backend.profiles()));
+                 }},
+    Endpoint{.route = Route::Profiles,
+             .method = "POST",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match&, json& body, Respond& respond) {
+                     backend.create_profile(body, std::move(respond));
+                 }},
+    Endpoint{.route = Route::Profile, .method = "GET", .body = Body::None, .handler = get_profile},
+    Endpoint{.route = Route::Profile,
+             .method = "PATCH",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match& match, json& body, Respond& respond) {
+                     backend.update_profile(match.profile_id, body, std::move(respond));
+                 }},
+    Endpoint{.route = Route::Profile,
+             .method = "DELETE",
+             .body = Body::None,
+             .handler =
+                 [](Backend& backend, Match& match, json&, Respond& respond) {
+                     backend.delete_profile(match.profile_id, std::move(respond));
+                 }},
+    Endpoint{.route = Route::ProfileRules,
+             .method = "POST",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match& match, json& body, Respond& respond) {
+                     backend.add_rule(rules_owner(match), body, std::move(respond));
+                 }},
+    Endpoint{.route = Route::ProfileRules,
+             .method = "DELETE",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match& match, json& body, Respond& respond) {
+                     backend.remove_rule(rules_owner(match), body, std::move(respond));
+                 }},
+    Endpoint{.route = Route::GlobalRules,
+             .method = "POST",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match& match, json& body, Respond& respond) {
+                     backend.add_rule(rules_owner(match), body, std::move(respond));
+                 }},
+    Endpoint{.route = Route::GlobalRules,
+             .method = "DELETE",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match& match, json& body, Respond& respond) {
+                     backend.remove_rule(rules_owner(match), body, std::move(respond));
+                 }},
+    Endpoint{
+        .route = Route::Settings, .method = "GET", .body = Body::None, .handler = list_settings},
+    Endpoint{.route = Route::ProfileSettings,
+             .method = "GET",
+             .body = Body::None,
+             .handler = list_settings},
+    Endpoint{.route = Route::Setting, .method = "GET", .body = Body::None, .handler = get_setting},
+    Endpoint{
+        .route = Route::Setting, .method = "PUT", .body = Body::JsonObject, .handler = put_setting},
+    Endpoint{.route = Route::ProfileSetting,
+             .method = "GET",
+             .body = Body::None,
+             .handler = get_setting},
+    Endpoint{.route = Route::ProfileSetting,
+             .method = "PUT",
+             .body = Body::JsonObject,
+             .handler = put_setting},
+    Endpoint{.route = Route::Prompts,
+             .method = "GET",
+             .body = Body::None,
+             .handler =
+                 [](Backend& backend, Match&, json&, Respond& respond) {
+                     respond(ok(backend.prompts()));
+                 }},
+    Endpoint{.route = Route::PromptAnswer,
+             .method = "POST",
+             .body = Body::JsonObject,
+             .handler =
+                 [](Backend& backend, Match& match, json& body, Respond& respond) {
+                     backend.answer_prompt(match.prompt_id, body, std::move(respond));
+                 }},
 };
 
 // The body of a route that takes one: JSON, an object.
@@ -453,9 +510,10 @@ Result<json> parse_json_body(std::string_view body) {
     json parsed;
     try {
         parsed = json::parse(body, limit_depth);
-    } catch (const json::parse_error& error) {
+    } catch (const json::exception& error) {
         // "[json.exception.parse_error.101] parse error at line 1, column 9: ..." without the
-        // library's tag: the position and what was expected are what the client needs.
+        // library's tag: the position and what was expected are what the client needs. A number
+        // too big for a double ("1e999") is out_of_range.406 instead, found by the fuzzer.
         std::string_view text = error.what();
         if (const std::size_t tag_end = text.find("] ");
             text.starts_with("[json.exception") && tag_end != std::string_view::npos) {

@@ -302,6 +302,12 @@ TEST_F(RouterTest, MalformedJsonIs400WithThePosition) {
     EXPECT_TRUE(backend_.calls().empty());
 }
 
+TEST_F(RouterTest, NumbersTooBigForADoubleAre400) {
+    const Reply reply = handle("POST", "/api/v1/profiles", R"({"name": 4444e44488888888})");
+    EXPECT_EQ(reply.status, 400);
+    EXPECT_EQ(error_of(reply), "malformed JSON body: number overflow parsing '4444e44488888888'");
+}
+
 TEST_F(RouterTest, DeeplyNestedJsonIsRefused) {
     const auto nested = [](int depth) {
         return "{\"a\": " + std::string(static_cast<std::size_t>(depth - 1), '[') + "1" +
