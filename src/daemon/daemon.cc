@@ -11,20 +11,27 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "api/access_policy.h"
+#include "api/caller.h"
+#include "api/group_membership.h"
+#include "api/http_server.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "config/config_file.h"
+#include "daemon/api_backend.h"
 #include "dns/ip_domain_memory.h"
 #include "dns/nameserver.h"
 #include "dns/resolv_conf.h"
 #include "dns/resolved_monitor.h"
 #include "dns/resolver.h"
 #include "interception/conntrack.h"
+#include "interception/conntrack_destroy_listener.h"
 #include "interception/nfqueue.h"
 #include "interception/rule_set.h"
 #include "network/attributor.h"
@@ -32,11 +39,15 @@
 #include "network/dns_client_directory.h"
 #include "network/dns_query_policy.h"
 #include "network/event_writer.h"
+#include "network/live_connections.h"
 #include "network/packet_processor.h"
 #include "packet/verdict.h"
 #include "process/inode_pid_index.h"
+#include "process/process_info.h"
 #include "process/process_registry.h"
-#include "profile/policy_provider.h"
+#include "profile/database.h"
+#include "profile/prompts.h"
+#include "profile/settings_store.h"
 #include "state/bpf/socket_owner_records.h"
 #include "state/proc_net_socket_table.h"
 #include "state/sock_diag_socket_table.h"
@@ -68,6 +79,62 @@ constexpr auto kExpiryInterval = std::chrono::seconds(1);
 // DNS clients (full scans): not every second.
 constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
+// Rule statistics and last-seen times go to the database this often (one transaction each).
+constexpr int kStatisticsFlushTicks = 10;
+
+// Whether the process `pid` that started at `start_time` still runs: its /proc entry exists
+// and started then (a reused PID is another process).
+bool process_alive(std::int64_t pid, std::uint64_t start_time) {
+    std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+    std::ostringstream text;
+    text << file.rdbuf();
+    const auto stat = process::parse_stat(text.str());
+    return stat && (start_time == 0 || stat->start_time == start_time);
+}
+
+// Who is on the other end of an API connection: the owner of the peer's socket, which is
+// local (the API listens on loopback only). sock_diag names its UID.
+class SocketCallerLookup final : public api::CallerLookup {
+public:
+    explicit SocketCallerLookup(std::unique_ptr<state::SocketTable> sockets)
+        : sockets_(std::move(sockets)) {}
+
+    [[nodiscard]] std::optional<api::Caller> find_caller(
+        const api::ConnectionEndpoints& endpoints) override {
+        if (!sockets_) {
+            return std::nullopt;
+        }
+        const auto found = sockets_->find({.protocol = packet::protocol::kTcp,
+                                           .local_address = endpoints.peer_address,
+                                           .local_port = endpoints.peer_port,
+                                           .remote_address = endpoints.local_address,
+                                           .remote_port = endpoints.local_port,
+                                           .direction = packet::Direction::Outbound});
+        if (!found || !*found) {
+            return std::nullopt;
+        }
+        return api::Caller{.uid = (*found)->uid, .pid = std::nullopt, .executable = {}};
+    }
+
+private:
+    std::unique_ptr<state::SocketTable> sockets_;
+};
+
+interception::FlowTuple flow_of(const network::ConnectionKey& key) {
+    return {.protocol = key.protocol,
+            .local_address = key.local_address,
+            .local_port = key.local_port,
+            .remote_address = key.remote_address,
+            .remote_port = key.remote_port};
+}
+
+network::ConnectionKey key_of(const interception::FlowTuple& flow) {
+    return {.protocol = flow.protocol,
+            .local_address = flow.local_address,
+            .local_port = flow.local_port,
+            .remote_address = flow.remote_address,
+            .remote_port = flow.remote_port};
+}
 
 std::string read_text_file(const std::filesystem::path& path) {
     std::ifstream file(path);
@@ -100,6 +167,17 @@ public:
           retry_timer_(io_),
           rules_(runner_, redirect_targets(config_)) {}
 
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+    Daemon(Daemon&&) = delete;
+    Daemon& operator=(Daemon&&) = delete;
+    // The store and its database go while the event loop still exists: the database hands the
+    // completions of its last writes to it.
+    ~Daemon() override {
+        store_.reset();
+        database_.reset();
+    }
+
     [[nodiscard]] Status start();
     void serve();
     void stop();
@@ -109,6 +187,14 @@ public:
     void flush() override;
 
 private:
+    [[nodiscard]] Status open_settings();
+    [[nodiscard]] Status start_api();
+    [[nodiscard]] nlohmann::json status_json() const;
+    void set_up_prompts();
+    void set_up_live_connections();
+    void wait_for_conntrack_ends();
+    void settings_changed(const profile::SettingsChange& change);
+    void apply_mark_changes(const std::vector<network::MarkChange>& changes);
     void set_up_attribution();
     [[nodiscard]] Status set_up_dns();
     [[nodiscard]] nlohmann::ordered_json dns_json() const;
@@ -129,7 +215,23 @@ private:
     config::Config config_;
     RunOptions options_;
     SteadyClock clock_;
-    profile::FixedPolicyProvider policies_{config_.filter};
+    // Settings and profiles (issue 9): the database, and the store every component reads
+    // settings through. Created by start(), before anything that asks for a policy.
+    std::unique_ptr<profile::Database> database_;
+    std::unique_ptr<profile::SettingsStore> store_;
+    std::unique_ptr<profile::PromptBroker> prompts_;
+    int ticks_ = 0;
+    // Re-evaluation (issue 9 item 5): the live connections, the kernel's table to cut them
+    // over, and its reports of ended entries. The kernel parts are null when unavailable.
+    network::LiveConnections live_;
+    std::optional<interception::ConntrackTable> conntrack_;
+    std::optional<interception::ConntrackDestroyListener> conntrack_ends_;
+    // The local API (core/listenAddress); null when "off".
+    std::unique_ptr<ApiBackend> api_backend_;
+    std::unique_ptr<SocketCallerLookup> api_callers_;
+    api::SystemGroupMembership api_groups_;
+    std::unique_ptr<api::AccessPolicy> api_access_;
+    std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     network::ConnectionTable table_;
     std::unique_ptr<network::EventSink> events_;
     network::JsonLinesEventWriter* lifecycle_writer_; // nullptr without --events
@@ -152,10 +254,12 @@ private:
     std::unique_ptr<dns::Resolver> resolver_;
     std::unique_ptr<dns::Nameserver> nameserver_;
     std::unique_ptr<dns::ResolvedMonitor> resolved_monitor_;
+    std::unique_ptr<api::HttpServer> api_server_;
     asio::signal_set signals_;
     asio::steady_timer expiry_timer_;
     asio::steady_timer retry_timer_;
     bool retry_timer_armed_ = false;
+    std::unique_ptr<asio::posix::stream_descriptor> conntrack_ends_descriptor_;
     std::vector<bool> queues_with_deferred_verdicts_;
     Clock::TimePoint next_process_expiry_;
     std::vector<QueueBinding> queues_;
@@ -167,9 +271,15 @@ private:
 
 Status Daemon::start() {
     set_up_attribution();
-    processor_ = std::make_unique<network::PacketProcessor>(policies_, table_, *events_, clock_,
+    if (auto opened = open_settings(); !opened) {
+        return opened;
+    }
+    processor_ = std::make_unique<network::PacketProcessor>(*store_, table_, *events_, clock_,
                                                             attributor_.get());
     processor_->set_verdict_sink(*this);
+    set_up_prompts();
+    // Before the queues: the kernel reports only the ends of entries made while we listen.
+    set_up_live_connections();
     // First the queues: once the rules exist, C17 drops every packet that no one answers.
     if (auto bound = bind_queues(); !bound) {
         return bound;
@@ -177,6 +287,9 @@ Status Daemon::start() {
     // Then the nameserver: once the rules exist, every DNS query is sent to it.
     if (auto dns_ready = set_up_dns(); !dns_ready) {
         return dns_ready;
+    }
+    if (auto api_ready = start_api(); !api_ready) {
+        return api_ready;
     }
     forget_remembered_verdicts();
     install_rules();
@@ -198,6 +311,204 @@ Status Daemon::start() {
     write_lifecycle(started.dump());
     log_->info("started queues=17040,17140,17060,17160 ipv6_rules={}", ipv6_rules_);
     return {};
+}
+
+Status Daemon::open_settings() {
+    const std::filesystem::path file = options_.data_directory / "portwarden.db";
+    auto database = profile::Database::open(
+        file, [this](std::function<void()> job) { asio::post(io_, std::move(job)); });
+    if (!database) {
+        // Never replaced or repaired behind the user's back: they decide what to do with it.
+        return fail(database.error().message());
+    }
+    database_ = std::move(*database);
+    auto store = profile::SettingsStore::open(profile::SettingsStore::Dependencies{
+        .database = database_.get(),
+        .file_layer = config_.file_layer,
+        .file_name = options_.config_path ? options_.config_path->string() : std::string(),
+        .processes = [this](const firewall::ProcessFacts& facts)
+            -> std::shared_ptr<const process::ProcessInfo> {
+            if (!processes_ || facts.pid < 0) {
+                return nullptr;
+            }
+            auto found = processes_->lookup_started(static_cast<int>(facts.pid), facts.start_time);
+            return found ? *found : nullptr;
+        },
+        .ancestors = [this](const process::ProcessInfo& process)
+            -> std::vector<std::shared_ptr<const process::ProcessInfo>> {
+            return processes_ ? processes_->ancestors(process)
+                              : std::vector<std::shared_ptr<const process::ProcessInfo>>{};
+        },
+        .process_alive = process_alive,
+        .wall_clock = {}});
+    if (!store) {
+        return fail(store.error().message());
+    }
+    store_ = std::move(*store);
+    store_->subscribe([this](const profile::SettingsChange& change) { settings_changed(change); });
+    log_->info("settings database={} profiles={}", file.string(), store_->profiles().size());
+    return {};
+}
+
+Status Daemon::start_api() {
+    const auto& endpoints = config_.core.api_endpoints;
+    if (endpoints.empty()) {
+        log_->info("api=off (core/listenAddress)");
+        return {};
+    }
+    api_backend_ = std::make_unique<ApiBackend>(*store_, *prompts_,
+                                                [this] { return status_json(); });
+    auto sockets = state::SockDiagSocketTable::open();
+    api_callers_ = std::make_unique<SocketCallerLookup>(
+        sockets ? std::move(*sockets) : std::unique_ptr<state::SockDiagSocketTable>());
+    api_access_ = std::make_unique<api::AccessPolicy>(config_.core.api_groups, api_groups_);
+    std::vector<api::ListenEndpoint> listen;
+    listen.reserve(endpoints.size());
+    for (const firewall::IpEndpoint& endpoint : endpoints) {
+        listen.push_back({.address = endpoint.address, .port = endpoint.port});
+    }
+    auto server =
+        api::HttpServer::start(io_, listen, api::ServerLimits{}, *api_callers_, *api_access_,
+                               *api_backend_);
+    if (!server) {
+        return fail("api: " + server.error().message() +
+                    " (another program may be listening there: stop it, or change "
+                    "core/listenAddress)");
+    }
+    api_server_ = std::move(*server);
+    std::string where;
+    for (const auto& endpoint : api_server_->endpoints()) {
+        where += (where.empty() ? "" : ",") + api::to_string(endpoint);
+    }
+    log_->info("api listen={}", where);
+    return {};
+}
+
+nlohmann::json Daemon::status_json() const {
+    const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::steady_clock::now() - started_at_);
+    const auto& counters = processor_->counters();
+    return {{"version", PW_VERSION},
+            {"uptimeSeconds", uptime.count()},
+            {"paused", false},
+            {"attribution", attribution_json()},
+            {"dns", dns_json()},
+            {"queues", {17040, 17140, 17060, 17160}},
+            {"ipv4Rules", ipv4_rules_},
+            {"ipv6Rules", ipv6_rules_},
+            {"profiles", store_->profiles().size()},
+            {"openPrompts", prompts_->size()},
+            {"counters",
+             {{"packets", counters.packets},
+              {"connections", counters.connections},
+              {"held", counters.held},
+              {"promptsRefused", counters.prompts_refused},
+              {"answered", counters.answered},
+              {"unanswered", counters.unanswered},
+              {"reevaluations", counters.reevaluations},
+              {"cutOver", counters.cut_over}}}};
+}
+
+void Daemon::set_up_prompts() {
+    prompts_ = std::make_unique<profile::PromptBroker>(clock_);
+    // The store first: an answer's rule must be in the settings before the held connections
+    // are decided again (the packet processor listens last).
+    prompts_->subscribe([this](profile::PromptEvent event, const profile::Prompt& prompt,
+                               const profile::PromptAnswer* answer) {
+        if (event == profile::PromptEvent::Answered && answer != nullptr) {
+            store_->prompt_answered(prompt, *answer);
+        }
+    });
+    prompts_->subscribe([this](profile::PromptEvent event, const profile::Prompt& prompt,
+                               const profile::PromptAnswer* answer) {
+        events_->prompt(event, prompt, answer);
+    });
+    processor_->enable_prompts(*prompts_);
+}
+
+void Daemon::set_up_live_connections() {
+    processor_->enable_live_connections(live_);
+    if (auto table = interception::ConntrackTable::open()) {
+        conntrack_.emplace(std::move(*table));
+    } else {
+        log_->warn(
+            "conntrack_unavailable error=\"{}\" (a settings change cannot cut over connections "
+            "that the kernel already passes on its own)",
+            table.error().message());
+    }
+    if (auto listener = interception::ConntrackDestroyListener::open()) {
+        conntrack_ends_.emplace(std::move(*listener));
+        conntrack_ends_descriptor_ =
+            std::make_unique<asio::posix::stream_descriptor>(io_, conntrack_ends_->fd());
+    } else {
+        log_->warn(
+            "conntrack_events_unavailable error=\"{}\" (ended connections stay registered "
+            "until newer ones push them out)",
+            listener.error().message());
+    }
+}
+
+void Daemon::wait_for_conntrack_ends() {
+    if (!conntrack_ends_descriptor_) {
+        return;
+    }
+    conntrack_ends_descriptor_->async_wait(
+        asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& error) {
+            if (error) {
+                return;
+            }
+            const auto drained =
+                conntrack_ends_->drain([this](const interception::ConntrackEntry& entry) {
+                    // The event does not say which side opened the connection: both keys.
+                    processor_->connection_ended(key_of(entry.as_outbound()));
+                    processor_->connection_ended(key_of(entry.as_inbound()));
+                });
+            if (!drained) {
+                log_->error("conntrack_events_failed error=\"{}\" (no longer listening)",
+                            drained.error().message());
+                return;
+            }
+            wait_for_conntrack_ends();
+        });
+}
+
+void Daemon::settings_changed(const profile::SettingsChange& change) {
+    if (!processor_) {
+        return;
+    }
+    const network::LiveFilter filter = change.profile_id
+                                           ? network::LiveFilter::profile(*change.profile_id)
+                                           : network::LiveFilter::all();
+    apply_mark_changes(processor_->reevaluate(filter));
+    events_->flush();
+}
+
+void Daemon::apply_mark_changes(const std::vector<network::MarkChange>& changes) {
+    if (!conntrack_) {
+        return;
+    }
+    for (const network::MarkChange& change : changes) {
+        // Temporary verdicts live in the connection table, which the processor has changed
+        // already: the kernel sends the connection's packets to the queue anyway. A permanent
+        // verdict is in the conntrack entry: replace it (with 0, "ask again", for a temporary
+        // one), or, for a reroute, delete the entry so that the next packet starts afresh.
+        if (change.old_persistence != packet::Persistence::Permanent) {
+            continue;
+        }
+        const interception::FlowTuple flow = flow_of(change.key);
+        const bool reroute = change.old_mark == packet::mark::kRerouteToTunnel ||
+                             change.old_mark == packet::mark::kRerouteToNameserver ||
+                             change.new_mark == packet::mark::kRerouteToTunnel ||
+                             change.new_mark == packet::mark::kRerouteToNameserver;
+        const std::uint32_t mark =
+            change.new_persistence == packet::Persistence::Permanent ? change.new_mark : 0;
+        const auto applied =
+            reroute ? conntrack_->delete_entry(flow) : conntrack_->update_mark(flow, mark);
+        if (!applied) {
+            log_->error("cut_over_failed connection={} error=\"{}\"", change.id,
+                        applied.error().message());
+        }
+    }
 }
 
 void Daemon::set_up_attribution() {
@@ -279,7 +590,7 @@ Status Daemon::set_up_dns() {
     }
     resolver_ = std::move(*resolver);
     dns_policy_ = std::make_unique<network::DnsQueryPolicy>(
-        policies_, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
+        *store_, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
     std::vector<dns::ListenEndpoint> listen;
     listen.reserve(endpoints.size());
     for (const firewall::IpEndpoint& endpoint : endpoints) {
@@ -485,6 +796,7 @@ void Daemon::serve() {
         wait_for_packets(binding);
     }
     schedule_expiry();
+    wait_for_conntrack_ends();
     io_.run();
 }
 
@@ -531,6 +843,11 @@ void Daemon::schedule_expiry() {
             return;
         }
         processor_->expire_connections();
+        prompts_->expire();
+        ticks_ = (ticks_ + 1) % kStatisticsFlushTicks;
+        store_->tick(ticks_ == 0 ? profile::SettingsStore::FlushStatistics::Yes
+                                 : profile::SettingsStore::FlushStatistics::No);
+        events_->flush();
         if (resolver_) {
             resolver_->expire_cache();
         }
@@ -595,6 +912,9 @@ void Daemon::stop() {
         }
     }
     forget_remembered_verdicts();
+    if (api_server_) {
+        api_server_->stop();
+    }
     // The nameserver last: until the rules are gone, DNS queries are sent to it.
     if (nameserver_) {
         nameserver_->stop();
@@ -606,6 +926,12 @@ void Daemon::stop() {
         resolver_->shut_down();
     }
     write_lifecycle(stats_json());
+    // What the store gathered since its last flush (rule statistics, last-seen times).
+    store_->tick(profile::SettingsStore::FlushStatistics::Yes);
+    database_->flush();
+    if (conntrack_ends_descriptor_) {
+        static_cast<void>(conntrack_ends_descriptor_->release());
+    }
     for (QueueBinding& binding : queues_) {
         // The queue owns the fd; the descriptor must not close it a second time.
         static_cast<void>(binding.descriptor->release());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -69,6 +70,7 @@ void append_json_string(std::string& out, std::string_view text);
 
 // "2026-11-22T11:40:00.123Z" for now, UTC.
 [[nodiscard]] std::string utc_timestamp_now();
+[[nodiscard]] std::string utc_timestamp(std::chrono::system_clock::time_point time);
 
 // "tcp", "udp", "icmp", "icmpv6", "udplite", "sctp", "igmp", or the number.
 [[nodiscard]] std::string protocol_name(std::uint8_t protocol);

@@ -74,6 +74,9 @@ def zone_text(serial=1):
         f"blocked IN A {INTERNET_V4_ALT}",
         f"blocked IN AAAA {INTERNET_V6}",
         f"x.tracker IN A {INTERNET_V4_ALT}",
+        # An address of Internet scope (routed to the internet namespace by the tests that
+        # use it), for blockP2P: a direct connection versus one after resolving.
+        "public IN A 203.0.113.5",
         # Any name under wild.pwtest: unique names for cache misses.
         f"*.wild IN A {INTERNET_V4}",
     ]
