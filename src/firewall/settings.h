@@ -120,15 +120,21 @@ struct RuleLayers {
 struct FilterSettings {
     // --- Per application (AppSetting), resolved. ---
     DefaultAction default_action = DefaultAction::Permit;
-    RuleLayers endpoints;           // outbound connections, and DNS-time decisions
-    RuleLayers service_endpoints;   // inbound connections (the service port is the local port)
-    bool block_internet = false;    // remote addresses of Internet scope
-    bool block_lan = false;         // LAN scope: private, link-local, local multicast, broadcast
-    bool block_local = false;       // Localhost scope: loopback
-    bool block_inbound = true;      // inbound connections from other hosts (silently dropped)
-    bool block_p2p = false;         // direct connections: no DNS answer led to the address; STUN
-    bool include_cnames = true;     // domain rules (and lists) also match the CNAME chain
-    bool include_subdomains = true; // lists also match the parents of a listed name
+    RuleLayers endpoints;         // outbound connections, and DNS-time decisions
+    RuleLayers service_endpoints; // inbound connections (the service port is the local port)
+    bool block_internet = false;  // remote addresses of Internet scope
+    bool block_lan = false;       // LAN scope: private, link-local, local multicast, broadcast
+    bool block_local = false;     // Localhost scope: loopback
+    bool block_inbound = true;    // inbound connections from other hosts (silently dropped)
+    bool block_p2p = false;       // direct connections: no DNS answer led to the address; STUN
+    // Domain rules of endpoints/serviceEndpoints (decide(), decide_query(), filter_answer()),
+    // and the filter lists once they exist, also match the CNAME chain that led to the address.
+    // The shipped DoH resolver list always does (bypass prevention is not the user's list).
+    bool include_cnames = true;
+    // Filter lists only (the seam of decide()'s "filter lists" step, issue 14): a listed name
+    // also blocks the names below it. Rules are not affected: ".example.com" is how a rule says
+    // "and its subdomains". Kept, resolved and layered like the others, but no step reads it yet.
+    bool include_subdomains = true;
     bool remove_out_of_scope_dns = true; // a public resolver answering private addresses
     bool remove_blocked_dns = true;      // DNS answers pointing where the app may not connect
     PreventBypassing prevent_bypassing = PreventBypassing::On;
