@@ -192,21 +192,6 @@ std::optional<StepResult> bypass_attempt(const FilterSettings& settings,
     return std::nullopt;
 }
 
-// " (app, profile 'curl')": which layer a setting or rule came from, and whose profile it is.
-std::string layer_note(const FilterSettings& settings, SettingLayer layer) {
-    std::string note = layer == SettingLayer::App ? " (app" : " (global";
-    if (!settings.profile.id.empty()) {
-        note += ", profile '" + settings.profile.name + "'";
-    }
-    note += ')';
-    return note;
-}
-
-// The same for one per-application setting: where its value came from.
-std::string setting_note(const FilterSettings& settings, AppSetting setting) {
-    return layer_note(settings, settings.origins.of(setting));
-}
-
 // What decide() computes once per connection and several steps read.
 struct Remote {
     IpScope scope = IpScope::Invalid;
@@ -265,32 +250,13 @@ std::optional<StepResult> peer_to_peer(const FilterSettings& settings,
 // Step "scope": blockInternet, blockLAN, blockLocal, for both directions. Invalid addresses are
 // in no scope and are left to the "invalid address" step.
 std::optional<StepResult> scope_block(const FilterSettings& settings, const Remote& remote) {
-    const auto scope = network_scope(remote.scope);
-    if (!scope) {
-        return std::nullopt;
-    }
-    bool blocked = false;
-    AppSetting setting = AppSetting::BlockInternet;
-    switch (*scope) {
-        case NetworkScope::Internet:
-            blocked = settings.block_internet;
-            setting = AppSetting::BlockInternet;
-            break;
-        case NetworkScope::Lan:
-            blocked = settings.block_lan;
-            setting = AppSetting::BlockLan;
-            break;
-        case NetworkScope::Localhost:
-            blocked = settings.block_local;
-            setting = AppSetting::BlockLocal;
-            break;
-    }
-    if (!blocked) {
+    const auto setting = blocking_scope_setting(settings, remote.scope);
+    if (!setting) {
         return std::nullopt;
     }
     return StepResult{
         .verdict = Verdict::Block,
-        .reason = std::string(app_setting_name(setting)) + setting_note(settings, setting),
+        .reason = std::string(app_setting_name(*setting)) + setting_note(settings, *setting),
         .remember = Remember::PerSetting};
 }
 
@@ -330,13 +296,12 @@ std::optional<StepResult> resolver_scope(const FilterSettings& settings,
         !is_out_of_scope(*connection.domain->resolver_scope, remote.scope)) {
         return std::nullopt;
     }
-    return StepResult{.verdict = Verdict::Block,
-                      .reason = "removeOutOfScopeDNS: a " +
-                                std::string(ip_scope_name(*connection.domain->resolver_scope)) +
-                                " resolver answered with a " +
-                                std::string(ip_scope_name(remote.scope)) + " address" +
-                                setting_note(settings, AppSetting::RemoveOutOfScopeDns),
-                      .remember = Remember::PerSetting};
+    return StepResult{
+        .verdict = Verdict::Block,
+        .reason = "removeOutOfScopeDNS: " +
+                  out_of_scope_text(*connection.domain->resolver_scope, remote.scope) +
+                  setting_note(settings, AppSetting::RemoveOutOfScopeDns),
+        .remember = Remember::PerSetting};
 }
 
 // Step "filter lists": the seam for issue 14. `settings.lists` names the lists this application

@@ -143,4 +143,9 @@ bool is_out_of_scope(IpScope resolver, IpScope answer) {
     return false;
 }
 
+std::string out_of_scope_text(IpScope resolver, IpScope answer) {
+    return "a " + std::string(ip_scope_name(resolver)) + " resolver answered with a " +
+           std::string(ip_scope_name(answer)) + " address";
+}
+
 } // namespace pw::firewall

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "common/ip_address.h"
@@ -52,5 +53,8 @@ enum class NetworkScope : std::uint8_t {
 // address, or one on the LAN answering with a localhost address, is rebinding names into the
 // network it cannot see (DNS rebinding attacks). A resolver on this host may answer anything.
 [[nodiscard]] bool is_out_of_scope(IpScope resolver, IpScope answer);
+
+// "a global resolver answered with a site-local address": why is_out_of_scope() said so.
+[[nodiscard]] std::string out_of_scope_text(IpScope resolver, IpScope answer);
 
 } // namespace pw::firewall

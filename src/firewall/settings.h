@@ -4,12 +4,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/ip_address.h"
 #include "firewall/endpoint_rule.h"
+#include "firewall/ip_scope.h"
 
 namespace pw::firewall {
 
@@ -152,5 +154,16 @@ struct FilterSettings {
     // --- Whose settings these are. ---
     ProfileLabel profile;
 };
+
+// " (app, profile 'curl')", " (global)": the note that every reason resting on a setting or a
+// rule ends with, naming the layer the value came from and whose profile it is.
+[[nodiscard]] std::string layer_note(const FilterSettings& settings, SettingLayer layer);
+// The same for one per-application setting: the layer its value came from.
+[[nodiscard]] std::string setting_note(const FilterSettings& settings, AppSetting setting);
+
+// The scope setting that blocks addresses of `scope` (blockInternet, blockLAN or blockLocal)
+// when it is on; nullopt when it is off or the scope is Invalid (in no network scope).
+[[nodiscard]] std::optional<AppSetting> blocking_scope_setting(const FilterSettings& settings,
+                                                               IpScope scope);
 
 } // namespace pw::firewall
