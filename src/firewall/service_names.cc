@@ -8,7 +8,7 @@ namespace {
 
 // Port numbers from the IANA Service Name and Transport Protocol Port Number Registry; the
 // names are IANA's where it has one, plus the short forms people write (dns, postgres, mssql).
-// Keep docs/rules.md in step.
+// Sorted by port. Keep docs/rules.md in step.
 constexpr auto kServiceNames = std::to_array<ServiceName>({
     {.name = "ftp-data", .port = 20},      {.name = "ftp", .port = 21},
     {.name = "ssh", .port = 22},           {.name = "telnet", .port = 23},
@@ -26,8 +26,8 @@ constexpr auto kServiceNames = std::to_array<ServiceName>({
     {.name = "smb", .port = 445},          {.name = "smtps", .port = 465},
     {.name = "syslog", .port = 514},       {.name = "submission", .port = 587},
     {.name = "ipp", .port = 631},          {.name = "ldaps", .port = 636},
-    {.name = "rsync", .port = 873},        {.name = "domain-s", .port = 853},
-    {.name = "dot", .port = 853},          {.name = "ftps", .port = 990},
+    {.name = "domain-s", .port = 853},     {.name = "dot", .port = 853},
+    {.name = "rsync", .port = 873},        {.name = "ftps", .port = 990},
     {.name = "imaps", .port = 993},        {.name = "pop3s", .port = 995},
     {.name = "socks", .port = 1080},       {.name = "openvpn", .port = 1194},
     {.name = "ms-sql-s", .port = 1433},    {.name = "mssql", .port = 1433},
