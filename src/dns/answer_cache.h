@@ -24,6 +24,10 @@ struct Answer {
     std::vector<std::string> cname_chain; // see UpstreamAnswer
     CachedAnswer wire;
     std::string upstream; // the URL of the upstream that answered ("dns://10.0.0.1:53")
+    // Its address, for `filter/removeOutOfScopeDNS` (the scope of the resolver); unset (nullopt)
+    // for answers that came from no upstream.
+    std::optional<IpAddress> upstream_address{}; // NOLINT(readability-redundant-member-init):
+                                                 // GCC -Wmissing-field-initializers
 };
 
 struct CacheLimits {

@@ -1,6 +1,7 @@
 #include "dns/message.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <limits>
 #include <memory>
@@ -1016,6 +1017,39 @@ void render_cached_answer(const Query& query, const CachedAnswer& answer, std::u
     if (opt_size != 0) {
         append_opt(out);
     }
+}
+
+CachedAnswer address_only_answer(const CachedAnswer& original, std::uint16_t question_type,
+                                 std::span<const IpAddress> addresses, std::uint32_t ttl) {
+    // The question name right after the 12-byte header (RFC 1035 section 4.1.4).
+    constexpr std::uint16_t kPointerToQuestion = 0xC000U | kHeaderSize;
+    constexpr std::size_t kTtlOffsetInRecord = 6; // pointer, type, class
+    CachedAnswer answer;
+    answer.flags = original.flags;
+    answer.question_size = original.question_size;
+    const bool aaaa = question_type == type::kAaaa;
+    for (const IpAddress& address : addresses) {
+        std::array<std::uint8_t, 16> rdata{};
+        std::span<const std::uint8_t> bytes = address.bytes();
+        if (aaaa && address.is_v4()) {
+            rdata[10] = 0xff;
+            rdata[11] = 0xff;
+            std::ranges::copy(bytes, rdata.begin() + 12);
+            bytes = rdata;
+        } else if (aaaa == address.is_v4()) {
+            continue; // a record of the other type: not part of this answer
+        }
+        const auto ttl_at = static_cast<std::uint32_t>(answer.records.size() + kTtlOffsetInRecord);
+        append_u16(answer.records, kPointerToQuestion);
+        append_u16(answer.records, question_type);
+        append_u16(answer.records, kClassIn);
+        append_u32(answer.records, ttl);
+        append_u16(answer.records, static_cast<std::uint16_t>(bytes.size()));
+        answer.records.insert(answer.records.end(), bytes.begin(), bytes.end());
+        answer.ttl_fields.push_back({.offset = ttl_at, .ttl = ttl});
+        ++answer.answer_count;
+    }
+    return answer;
 }
 
 } // namespace pw::dns

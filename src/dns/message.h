@@ -199,6 +199,18 @@ struct UpstreamAnswer {
 void render_cached_answer(const Query& query, const CachedAnswer& answer, std::uint32_t age_seconds,
                           std::size_t size_limit, std::vector<std::uint8_t>& out);
 
+// An answer made of `addresses` alone, in the form render_cached_answer() takes: one record of
+// `question_type` (A or AAAA) per address, owned by the question name (a compression pointer to
+// it), each with `ttl`; the flags and question size of `original`, the answer it is cut from;
+// no authority or additional records. An IPv4 address in an AAAA answer is written as
+// ::ffff:a.b.c.d (it was folded from that form). Used when the firewall removes some addresses
+// from an answer for one client (answer_filter.h): the CNAME records are left out, the client
+// sees the name resolve to the remaining addresses directly.
+[[nodiscard]] CachedAnswer address_only_answer(const CachedAnswer& original,
+                                               std::uint16_t question_type,
+                                               std::span<const IpAddress> addresses,
+                                               std::uint32_t ttl);
+
 // The UDP payload limit for answering `query`: its EDNS size capped at kMaxUdpPayload, or 512.
 [[nodiscard]] inline std::size_t udp_size_limit(const Query& query) {
     if (!query.edns_udp_size) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <list>
 #include <memory>
 #include <optional>
@@ -29,6 +30,11 @@
 
 namespace pw::dns {
 namespace {
+
+// Whether QueryHandler::review() has anything to look at (see there).
+bool worth_reviewing(const Answer& answer) {
+    return !answer.cname_chain.empty() || !answer.addresses.empty();
+}
 
 namespace asio = boost::asio;
 
@@ -257,6 +263,10 @@ private:
     // Answers from the plan alone (Block, NxDomain, Refuse) and reports it.
     void answer_from_plan(const ClientQuery& client_query, const QueryPlan& plan,
                           std::vector<std::uint8_t>& reply);
+    // Writes `answer` for `query`, without the addresses the plan removed for this client.
+    void render_answer(const Query& query, const Answer& answer, const QueryPlan& plan,
+                       std::uint32_t age_seconds, std::size_t size_limit,
+                       std::vector<std::uint8_t>& reply);
     void wait_udp(UdpListener& listener);
     void on_udp_readable(UdpListener& listener);
     void accept_tcp(TcpListener& listener);
@@ -464,14 +474,14 @@ NameserverImpl::Answered NameserverImpl::answer(
         return Answered::Now;
     }
     if (auto hit = resolver_.cached(query.question)) {
-        if (!hit->answer->cname_chain.empty()) {
+        if (worth_reviewing(*hit->answer)) {
             handler_.review(client_query, plan, *hit->answer);
             if (plan.action != QueryAction::Resolve) {
                 answer_from_plan(client_query, plan, reply);
                 return Answered::Now;
             }
         }
-        render_cached_answer(query, hit->answer->wire, hit->age_seconds, size_limit, reply);
+        render_answer(query, *hit->answer, plan, hit->age_seconds, size_limit, reply);
         ++counters_.cache_answers;
         handler_.answered(client_query, plan,
                           {.rcode = hit->answer->rcode,
@@ -496,6 +506,33 @@ NameserverImpl::Answered NameserverImpl::answer(
         }
     });
     return Answered::Later;
+}
+
+void NameserverImpl::render_answer(const Query& query, const Answer& answer, const QueryPlan& plan,
+                                   std::uint32_t age_seconds, std::size_t size_limit,
+                                   std::vector<std::uint8_t>& reply) {
+    if (plan.removed_addresses.empty()) {
+        render_cached_answer(query, answer.wire, age_seconds, size_limit, reply);
+        return;
+    }
+    // Rare (an address the client may not see): worth an allocation or two.
+    std::vector<IpAddress> kept;
+    for (const IpAddress& address : answer.addresses) {
+        if (std::ranges::find(plan.removed_addresses, address) == plan.removed_addresses.end()) {
+            kept.push_back(address);
+        }
+    }
+    // The records keep the lowest TTL of the original answer (render_cached_answer() ages it).
+    std::uint32_t ttl = std::numeric_limits<std::uint32_t>::max();
+    for (const CachedAnswer::TtlField& field : answer.wire.ttl_fields) {
+        ttl = std::min(ttl, field.ttl);
+    }
+    if (answer.wire.ttl_fields.empty()) {
+        ttl = 0;
+    }
+    const CachedAnswer filtered = address_only_answer(answer.wire, query.question.type, kept, ttl);
+    render_cached_answer(query, filtered, age_seconds, size_limit, reply);
+    ++counters_.filtered_answers;
 }
 
 void NameserverImpl::answer_from_plan(const ClientQuery& client_query, const QueryPlan& plan,
@@ -530,7 +567,7 @@ void NameserverImpl::finish(Pending& pending, const Result<std::shared_ptr<const
                                    .server = pending.server,
                                    .query = query};
     std::vector<std::uint8_t> reply;
-    if (result && !(*result)->cname_chain.empty()) {
+    if (result && worth_reviewing(**result)) {
         handler_.review(client_query, pending.plan, **result);
     }
     if (result && pending.plan.action != QueryAction::Resolve) {
@@ -539,7 +576,7 @@ void NameserverImpl::finish(Pending& pending, const Result<std::shared_ptr<const
         const Answer& answer = **result;
         const std::size_t size_limit =
             pending.transport == ClientTransport::Udp ? udp_size_limit(query) : kTcpSizeLimit;
-        render_cached_answer(query, answer.wire, 0, size_limit, reply);
+        render_answer(query, answer, pending.plan, 0, size_limit, reply);
         ++counters_.upstream_answers;
         handler_.answered(client_query, pending.plan,
                           {.rcode = answer.rcode,

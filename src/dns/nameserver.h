@@ -63,8 +63,12 @@ public:
 
 struct QueryPlan {
     QueryAction action = QueryAction::Resolve;
-    std::string reason;                    // why, for Block / NxDomain / Refuse
+    std::string reason;                    // why, for Block / NxDomain / Refuse (and a filtering)
     std::unique_ptr<QueryContext> context; // handed back to QueryHandler::answered()
+    // Addresses of the answer that this client must not see (set by QueryHandler::review()).
+    // The client then gets the other addresses alone, as records of the question name
+    // (address_only_answer()); a handler that removes every address sets Block instead.
+    std::vector<IpAddress> removed_addresses;
 };
 
 enum class AnswerSource : std::uint8_t {
@@ -90,9 +94,11 @@ public:
     virtual ~QueryHandler() = default;
     // Decides how to answer a well-formed query.
     [[nodiscard]] virtual QueryPlan plan(const ClientQuery& query) = 0;
-    // An answer that went through CNAMEs (from the cache or upstream) before it is sent: the
-    // aliases may show what the name stands for (a tracker behind a first-party alias), and the
-    // handler may change the plan to Block or NxDomain. Not called for answers without CNAMEs.
+    // An answer (from the cache or upstream) before it is sent, when it went through CNAMEs or
+    // has addresses: the aliases may show what the name stands for (a tracker behind a
+    // first-party alias), and the addresses where the client would connect. The handler may
+    // change the plan to Block or NxDomain, or list addresses to leave out
+    // (QueryPlan::removed_addresses). Not called for answers with neither (NXDOMAIN, NODATA).
     virtual void review(const ClientQuery& /*query*/, QueryPlan& /*plan*/,
                         const Answer& /*answer*/) {}
     // The answer went out (or could not be sent: the client is gone).
@@ -149,6 +155,7 @@ public:
         std::uint64_t cache_answers = 0;    // answered from the cache
         std::uint64_t upstream_answers = 0; // answered after asking upstream
         std::uint64_t policy_answers = 0;   // blocked, canary, refused
+        std::uint64_t filtered_answers = 0; // sent with addresses removed for the client
         std::uint64_t servfail = 0;
         std::uint64_t send_errors = 0;
         std::uint64_t tcp_connections = 0;      // accepted and kept

@@ -287,7 +287,8 @@ void UpstreamResolver::on_answer(const std::shared_ptr<Flight>& flight,
                                               .addresses = std::move(result->addresses),
                                               .cname_chain = std::move(result->cname_chain),
                                               .wire = std::move(result->cached),
-                                              .upstream = state.upstream.url});
+                                              .upstream = state.upstream.url,
+                                              .upstream_address = state.upstream.address});
     cache_.insert(flight->question, answer, result->ttl, clock_.now());
     finish(flight, answer);
 }

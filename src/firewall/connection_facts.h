@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/ip_address.h"
+#include "firewall/ip_scope.h"
 #include "packet/packet_info.h"
 
 namespace pw::firewall {
@@ -62,6 +63,13 @@ struct ProcessFacts {
 struct DomainFacts {
     std::string domain;
     std::vector<std::string> cname_chain;
+    // The scope of the resolver that gave the answer (ip_scope() of the upstream's address), for
+    // `filter/removeOutOfScopeDNS` at connection time (decide() step "resolver scope"). nullopt
+    // when unknown, which is always today: the IP -> domain memory does not keep the resolver.
+    // The nameserver already removes out-of-scope addresses from the answers it gives
+    // (answer_filter.h), so this only matters for answers learnt elsewhere (systemd-resolved).
+    std::optional<IpScope> resolver_scope{}; // NOLINT(readability-redundant-member-init): GCC
+                                             // -Wmissing-field-initializers
 };
 
 // The profile a decision is made for: named in reasons, carried by events.
@@ -91,6 +99,16 @@ struct ConnectionFacts {
     // reads the profile of its settings instead).
     ProfileLabel profile{}; // NOLINT(readability-redundant-member-init): GCC
                             // -Wmissing-field-initializers
+    // Inbound only: this connection answers an earlier outbound broadcast or multicast of the
+    // same process, sent from the same local address and port; the value is where that went
+    // (255.255.255.255, 239.255.255.250, ff02::fb ...). Discovery protocols (SSDP, mDNS,
+    // NetBIOS, WS-Discovery) get their answers from each device's own address, which conntrack
+    // does not see as a reply, so without this a blockInbound would drop them. The packet path
+    // fills it by remembering recent outbound broadcasts and multicasts per local endpoint and
+    // process; it does not yet, and nullopt means "not a reply" (decide() step "broadcast
+    // reply").
+    std::optional<IpAddress> answers_broadcast_to{}; // NOLINT(readability-redundant-member-init):
+                                                     // GCC -Wmissing-field-initializers
 
     // The port that names the service: remote for outbound, local for inbound.
     [[nodiscard]] std::uint16_t service_port() const {

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "firewall/dns_bypass_list.h"
+#include "firewall/ip_scope.h"
 
 namespace pw::firewall {
 namespace {
@@ -63,6 +64,10 @@ std::optional<std::string_view> infrastructure_reason(const ConnectionFacts& con
 constexpr std::uint16_t kDnsPort = 53;
 constexpr std::uint16_t kDnsOverTlsPort = 853;
 
+// STUN/TURN (RFC 8489, RFC 8656): how peer-to-peer applications find their way through NAT.
+constexpr std::uint16_t kStunPort = 3478;
+constexpr std::uint16_t kStunOverTlsPort = 5349;
+
 // How long the kernel may remember an outcome (see the shaping notes in decide.h).
 enum class Remember : std::uint8_t {
     PerSetting,             // filter/permanentVerdicts, but never an accept to loopback
@@ -88,8 +93,9 @@ bool is_icmp(const ConnectionFacts& connection) {
     return connection.protocol == protocol::kIcmp || connection.protocol == protocol::kIcmpV6;
 }
 
-// Step 2: the daemon's own sockets. Inbound only from this host: a remote machine reaching a
-// portwarden socket is an ordinary inbound connection (and a nameserver query is step 3).
+// Step "own connection": the daemon's own sockets. Inbound only from this host: a remote machine
+// reaching a portwarden socket is an ordinary inbound connection (and a nameserver query is step
+// 3).
 std::optional<StepResult> own_connection(const ConnectionFacts& connection) {
     if (!connection.process || connection.process->kind != ProcessKind::Portwarden) {
         return std::nullopt;
@@ -103,7 +109,7 @@ std::optional<StepResult> own_connection(const ConnectionFacts& connection) {
                       .remember = Remember::PerSetting};
 }
 
-// Steps 3 and 4: DNS to our nameserver and DNS that went astray.
+// Steps "nameserver" and "astray DNS": DNS to our nameserver and DNS that went astray.
 std::optional<StepResult> dns_interception(const FilterSettings& settings,
                                            const ConnectionFacts& connection) {
     const auto& endpoints = settings.dns.nameserver_endpoints;
@@ -148,7 +154,8 @@ std::optional<StepResult> dns_interception(const FilterSettings& settings,
                       .remember = Remember::Always};
 }
 
-// Step 5: 0.0.0.17 and ::17 are what our nameserver answers for a blocked name.
+// Step "blocked DNS answer": 0.0.0.17 and ::17 are what our nameserver answers for a blocked
+// name.
 std::optional<StepResult> blocked_dns_answer(const ConnectionFacts& connection) {
     static constexpr std::array<std::uint8_t, 4> kBlockedV4 = {0, 0, 0, 17};
     // "::17" is hexadecimal: the last byte is 0x17.
@@ -164,7 +171,7 @@ std::optional<StepResult> blocked_dns_answer(const ConnectionFacts& connection) 
         .verdict = Verdict::Block, .reason = "blocked by DNS answer", .remember = Remember::Always};
 }
 
-// Step 6: `filter/preventBypassing`.
+// Step "bypass prevention": `filter/preventBypassing`.
 std::optional<StepResult> bypass_attempt(const FilterSettings& settings,
                                          const ConnectionFacts& connection) {
     if (settings.prevent_bypassing == PreventBypassing::Off ||
@@ -185,14 +192,126 @@ std::optional<StepResult> bypass_attempt(const FilterSettings& settings,
     return std::nullopt;
 }
 
-// " (app, profile 'curl')": which layer a setting or rule came from, and whose profile it is.
-std::string layer_note(const FilterSettings& settings, SettingLayer layer) {
-    std::string note = layer == SettingLayer::App ? " (app" : " (global";
-    if (!settings.profile.id.empty()) {
-        note += ", profile '" + settings.profile.name + "'";
+// What decide() computes once per connection and several steps read.
+struct Remote {
+    IpScope scope = IpScope::Invalid;
+    // Loopback, or this host's own address (the kernel routes both over lo).
+    bool is_this_host = false;
+};
+
+Remote classify_remote(const ConnectionFacts& connection) {
+    const IpScope scope = ip_scope(connection.remote_address);
+    return Remote{.scope = scope,
+                  .is_this_host = scope == IpScope::Localhost ||
+                                  connection.remote_address == connection.local_address};
+}
+
+// Step "broadcast reply": an answer to a discovery broadcast or multicast that this very
+// process sent (connection_facts.h, answers_broadcast_to), from a device on the local network.
+std::optional<StepResult> broadcast_reply(const ConnectionFacts& connection, const Remote& remote) {
+    if (connection.direction != Direction::Inbound || !connection.answers_broadcast_to ||
+        !connection.process || connection.process->kind != ProcessKind::Process ||
+        network_scope(remote.scope) != NetworkScope::Lan) {
+        return std::nullopt;
     }
-    note += ')';
-    return note;
+    return StepResult{.verdict = Verdict::Accept,
+                      .reason = "reply to this process's broadcast to " +
+                                connection.answers_broadcast_to->to_string(),
+                      .remember = Remember::PerSetting};
+}
+
+// Step "connection type", outbound half: `filter/blockP2P`. A peer-to-peer application finds
+// its peers by address (from a tracker, a DHT, a STUN exchange), not by name: a global address
+// that no DNS answer of this process led to, or a STUN/TURN server, gives it away. (The inbound
+// half, blockInbound, comes after the endpoint lists: see inbound_block().)
+std::optional<StepResult> peer_to_peer(const FilterSettings& settings,
+                                       const ConnectionFacts& connection, const Remote& remote) {
+    if (!settings.block_p2p || connection.direction != Direction::Outbound) {
+        return std::nullopt;
+    }
+    if (is_udp_or_tcp(connection) &&
+        (connection.remote_port == kStunPort || connection.remote_port == kStunOverTlsPort)) {
+        return StepResult{.verdict = Verdict::Block,
+                          .reason = "blockP2P: STUN/TURN port " +
+                                    std::to_string(connection.remote_port) +
+                                    setting_note(settings, AppSetting::BlockP2p),
+                          .remember = Remember::PerSetting};
+    }
+    if (remote.scope == IpScope::Global && !connection.domain) {
+        return StepResult{.verdict = Verdict::Block,
+                          .reason = "blockP2P: no DNS answer led to " +
+                                    connection.remote_address.to_string() +
+                                    setting_note(settings, AppSetting::BlockP2p),
+                          .remember = Remember::PerSetting};
+    }
+    return std::nullopt;
+}
+
+// Step "scope": blockInternet, blockLAN, blockLocal, for both directions. Invalid addresses are
+// in no scope and are left to the "invalid address" step.
+std::optional<StepResult> scope_block(const FilterSettings& settings, const Remote& remote) {
+    const auto setting = blocking_scope_setting(settings, remote.scope);
+    if (!setting) {
+        return std::nullopt;
+    }
+    return StepResult{
+        .verdict = Verdict::Block,
+        .reason = std::string(app_setting_name(*setting)) + setting_note(settings, *setting),
+        .remember = Remember::PerSetting};
+}
+
+// Step "connection type", inbound half: `filter/blockInbound` drops inbound connections from
+// other hosts. Unlike Portmaster (facts 6.4, where it comes before the endpoint lists and no
+// rule can overrule it), it comes right after them: with the default blockInbound on, a
+// serviceEndpoints permit ("+ * tcp/8080") is the way to open a port to the network, and a
+// serviceEndpoints block names its own rule (and counts its match).
+std::optional<StepResult> inbound_block(const FilterSettings& settings,
+                                        const ConnectionFacts& connection, const Remote& remote) {
+    if (!settings.block_inbound || connection.direction != Direction::Inbound ||
+        remote.is_this_host) {
+        return std::nullopt;
+    }
+    return StepResult{.verdict = Verdict::Block,
+                      .reason = "blockInbound" + setting_note(settings, AppSetting::BlockInbound),
+                      .remember = Remember::PerSetting};
+}
+
+// Step "invalid address": an address that cannot be a peer (ip_scope.h, IpScope::Invalid).
+std::optional<StepResult> invalid_address(const ConnectionFacts& connection, const Remote& remote) {
+    if (remote.scope != IpScope::Invalid) {
+        return std::nullopt;
+    }
+    return StepResult{.verdict = Verdict::Block,
+                      .reason = "invalid remote address " + connection.remote_address.to_string(),
+                      .remember = Remember::PerSetting};
+}
+
+// Step "resolver scope": `filter/removeOutOfScopeDNS` at connection time, for a name whose
+// resolver is known (DomainFacts::resolver_scope). The nameserver's own answers never get here
+// with such an address: filter_answer() removed it before the application saw it.
+std::optional<StepResult> resolver_scope(const FilterSettings& settings,
+                                         const ConnectionFacts& connection, const Remote& remote) {
+    if (!settings.remove_out_of_scope_dns || !connection.domain ||
+        !connection.domain->resolver_scope ||
+        !is_out_of_scope(*connection.domain->resolver_scope, remote.scope)) {
+        return std::nullopt;
+    }
+    return StepResult{
+        .verdict = Verdict::Block,
+        .reason = "removeOutOfScopeDNS: " +
+                  out_of_scope_text(*connection.domain->resolver_scope, remote.scope) +
+                  setting_note(settings, AppSetting::RemoveOutOfScopeDns),
+        .remember = Remember::PerSetting};
+}
+
+// Step "filter lists": the seam for issue 14. `settings.lists` names the lists this application
+// uses; no list is loaded yet, so nothing is ever on one and the step never decides. Issue 14
+// looks the remote address and domain (with its CNAMEs when includeCNAMEs is on, and the parent
+// names when includeSubdomains is on) up in the lists here and blocks what it finds.
+std::optional<StepResult> filter_lists(const FilterSettings& settings,
+                                       const ConnectionFacts& /*connection*/) {
+    static_cast<void>(settings.lists); // what issue 14 looks in
+    return std::nullopt;
 }
 
 // The first rule of `layers` (the profile's own, then the global ones) that `matches`.
@@ -224,28 +343,40 @@ const EndpointRule& rule_at(const FilterSettings& settings, const RuleMatch& mat
 
 namespace {
 
-// Steps 7 and 8: the rules of the connection's direction, then the default action.
-StepResult apply_rules(const FilterSettings& settings, const ConnectionFacts& connection) {
+IncludeCnames include_cnames(const FilterSettings& settings) {
+    return settings.include_cnames ? IncludeCnames::Yes : IncludeCnames::No;
+}
+
+// Step "endpoint lists": the first matching rule of the connection's direction.
+std::optional<StepResult> endpoint_rules(const FilterSettings& settings,
+                                         const ConnectionFacts& connection) {
     const EndpointQuery query{
         .remote_address = connection.remote_address,
         .protocol = connection.protocol,
         .service_port = connection.service_port(),
         .domain = connection.domain ? &*connection.domain : nullptr,
+        .cnames = include_cnames(settings),
     };
     const bool inbound = connection.direction == Direction::Inbound;
     const RuleListKind list = inbound ? RuleListKind::ServiceEndpoints : RuleListKind::Endpoints;
     const auto match =
         first_match_in(inbound ? settings.service_endpoints : settings.endpoints, list,
                        [&query](const EndpointRule& rule) { return matches(rule, query); });
-    if (match) {
-        const EndpointRule& rule = rule_at(settings, *match);
-        return {.verdict = rule.action == RuleAction::Permit ? Verdict::Accept : Verdict::Block,
-                .reason = "rule '" + rule.text + "'" + layer_note(settings, match->layer),
-                .remember = Remember::PerSetting,
-                .outcome = Outcome::Decided,
-                .rule = match};
+    if (!match) {
+        return std::nullopt;
     }
-    const std::string note = layer_note(settings, settings.origins.of(AppSetting::DefaultAction));
+    const EndpointRule& rule = rule_at(settings, *match);
+    return StepResult{
+        .verdict = rule.action == RuleAction::Permit ? Verdict::Accept : Verdict::Block,
+        .reason = "rule '" + rule.text + "'" + layer_note(settings, match->layer),
+        .remember = Remember::PerSetting,
+        .outcome = Outcome::Decided,
+        .rule = match};
+}
+
+// Step "default action": `filter/defaultAction`, when no step before decided.
+StepResult default_action(const FilterSettings& settings) {
+    const std::string note = setting_note(settings, AppSetting::DefaultAction);
     switch (settings.default_action) {
         case DefaultAction::Permit:
             return {.verdict = Verdict::Accept,
@@ -264,8 +395,9 @@ StepResult apply_rules(const FilterSettings& settings, const ConnectionFacts& co
             .remember = Remember::PerSetting};
 }
 
-// Steps 2 to 8, the first that has an answer.
+// The steps after the fast-track (decide.h), the first that has an answer.
 StepResult decide_steps(const FilterSettings& settings, const ConnectionFacts& connection) {
+    // Before the profile's settings: what portwarden itself must let through or stop.
     if (auto outcome = own_connection(connection)) {
         return std::move(*outcome);
     }
@@ -275,10 +407,36 @@ StepResult decide_steps(const FilterSettings& settings, const ConnectionFacts& c
     if (auto outcome = blocked_dns_answer(connection)) {
         return std::move(*outcome);
     }
+    // The deciders, in Portmaster's order (facts 6.4) but for blockInbound.
+    const Remote remote = classify_remote(connection);
+    if (auto outcome = broadcast_reply(connection, remote)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = peer_to_peer(settings, connection, remote)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = scope_block(settings, remote)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = endpoint_rules(settings, connection)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = inbound_block(settings, connection, remote)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = invalid_address(connection, remote)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = resolver_scope(settings, connection, remote)) {
+        return std::move(*outcome);
+    }
     if (auto outcome = bypass_attempt(settings, connection)) {
         return std::move(*outcome);
     }
-    return apply_rules(settings, connection);
+    if (auto outcome = filter_lists(settings, connection)) {
+        return std::move(*outcome);
+    }
+    return default_action(settings);
 }
 
 // Why a block must be a silent drop rather than a reject, or nullopt to reject.
@@ -329,10 +487,6 @@ QueryDecision decide_names(const FilterSettings& settings, std::string_view name
             return {.action = QueryAction::NxDomain,
                     .reason = "prevent bypassing: Firefox DNS-over-HTTPS canary"};
         }
-        if (listed) {
-            return {.action = QueryAction::Block,
-                    .reason = "prevent bypassing: known DNS-over-HTTPS resolver"};
-        }
     }
     // A rule that needs the connection (an address, `*`, a port) and blocks can be passed over:
     // a connection it matches is blocked anyway, so a later blocking name rule still means
@@ -366,6 +520,13 @@ QueryDecision decide_names(const FilterSettings& settings, std::string_view name
                                                                : QueryAction::Resolve,
                     .reason = "rule '" + rule.text + "'" + layer_note(settings, layer)};
         }
+    }
+    // After the rules, as bypass prevention comes after the endpoint lists in decide(): a rule
+    // that permits the resolver's name has decided above. `listed` is only true with
+    // preventBypassing on.
+    if (listed) {
+        return {.action = QueryAction::Block,
+                .reason = "prevent bypassing: known DNS-over-HTTPS resolver"};
     }
     if (per_connection_block != nullptr) {
         return {.action = QueryAction::Resolve,
@@ -436,9 +597,11 @@ QueryDecision decide_query(const FilterSettings& settings, std::string_view name
 QueryDecision decide_query(const FilterSettings& settings, const DomainFacts& domain) {
     const bool listed =
         settings.prevent_bypassing == PreventBypassing::On && is_known_resolver_name(domain);
-    return decide_names(settings, domain.domain, listed, [&domain](const DomainPattern& pattern) {
-        return pattern.matches(domain);
-    });
+    const IncludeCnames cnames = include_cnames(settings);
+    return decide_names(settings, domain.domain, listed,
+                        [&domain, cnames](const DomainPattern& pattern) {
+                            return pattern.matches(domain, cnames);
+                        });
 }
 
 } // namespace pw::firewall

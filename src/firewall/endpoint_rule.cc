@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "firewall/service_names.h"
 #include "packet/packet_info.h"
 
 namespace pw::firewall {
@@ -118,10 +119,43 @@ std::string lower_case(std::string_view text) {
 constexpr std::size_t kMaxLabelLength = 63;
 constexpr std::size_t kMaxNameLength = 253;
 
-// The names of the scopes that Portmaster-style rules know ("- LAN"). They would otherwise parse
-// as single-label domains and silently match nothing; a domain of that name is written with its
-// trailing dot ("lan.").
-constexpr std::array<std::string_view, 3> kScopeNames = {"localhost", "lan", "internet"};
+// The scope keywords of Portmaster-style rules ("- LAN"), in lower case. A domain of that name
+// is written with its trailing dot ("lan.").
+struct ScopeKeyword {
+    std::string_view name;
+    NetworkScope scope;
+};
+constexpr std::array<ScopeKeyword, 3> kScopeKeywords = {{
+    {.name = "localhost", .scope = NetworkScope::Localhost},
+    {.name = "lan", .scope = NetworkScope::Lan},
+    {.name = "internet", .scope = NetworkScope::Internet},
+}};
+
+// The scope a token names (compared case-insensitively), or nullopt.
+std::optional<NetworkScope> scope_keyword(std::string_view token) {
+    constexpr std::size_t kLongestKeyword = 9; // "localhost"
+    if (token.size() > kLongestKeyword) {
+        return std::nullopt;
+    }
+    const std::string lower = lower_case(token);
+    for (const auto& [name, scope] : kScopeKeywords) {
+        if (lower == name) {
+            return scope;
+        }
+    }
+    return std::nullopt;
+}
+
+// Whether `token` is meant as an IP range: FIRST-LAST where FIRST looks like an address and is
+// more than a bare number ("123-reg.co.uk" is a domain, "10.0.0.5-10.0.0.9" a range).
+bool looks_like_range(std::string_view token) {
+    const std::size_t dash = token.find('-');
+    if (dash == std::string_view::npos) {
+        return false;
+    }
+    const std::string_view first = token.substr(0, dash);
+    return first.find_first_of(".:") != std::string_view::npos && looks_like_address(first);
+}
 
 bool is_domain_character(char character) {
     return (character >= 'a' && character <= 'z') || (character >= '0' && character <= '9') ||
@@ -210,6 +244,16 @@ Result<Entity> parse_entity(std::string_view token) {
     if (token == "*") {
         return AnyEntity{};
     }
+    if (const auto scope = scope_keyword(token)) {
+        return ScopeEntity{.scope = *scope};
+    }
+    if (looks_like_range(token)) {
+        auto range = IpRange::parse(token);
+        if (!range) {
+            return std::unexpected(range.error());
+        }
+        return *range;
+    }
     if (!looks_like_address(token)) {
         auto domain = parse_domain_pattern(token);
         if (!domain) {
@@ -250,14 +294,23 @@ Result<std::optional<std::uint8_t>> parse_protocol(std::string_view token) {
                 "' (expected tcp, udp, icmp, icmpv6, udplite, sctp, igmp, * or 0-255)");
 }
 
+bool is_digits(std::string_view text) {
+    return std::ranges::all_of(text,
+                               [](char character) { return character >= '0' && character <= '9'; });
+}
+
 // `service` is the whole PROTO/PORT token, quoted in errors so the user sees where it went wrong.
 Result<std::uint16_t> parse_port(std::string_view token, std::string_view service) {
     if (token.empty()) {
-        return fail("missing port number in '" + std::string(service) + "'");
+        return fail("missing port in '" + std::string(service) + "'");
     }
-    if (!std::ranges::all_of(token,
-                             [](char character) { return character >= '0' && character <= '9'; })) {
-        return fail("invalid port '" + std::string(token) + "' (expected a number 0-65535)");
+    if (!is_digits(token)) {
+        if (const auto port = service_port(token)) {
+            return *port;
+        }
+        return fail("invalid port '" + std::string(token) +
+                    "' (expected a number 0-65535 or a service name such as http, https, ssh, "
+                    "domain, ntp; see docs/rules.md for the list)");
     }
     const auto number = parse_decimal<unsigned long>(token);
     if (!number || *number > 65535) {
@@ -272,6 +325,10 @@ struct PortRange {
 };
 
 Result<PortRange> parse_port_range(std::string_view text, std::string_view service) {
+    // Some service names have a dash of their own ("ftp-data"): the whole text first.
+    if (const auto port = service_port(text)) {
+        return PortRange{.low = *port, .high = *port};
+    }
     const std::size_t dash = text.find('-');
     const auto low = parse_port(text.substr(0, dash), service);
     if (!low) {
@@ -285,7 +342,8 @@ Result<PortRange> parse_port_range(std::string_view text, std::string_view servi
         return std::unexpected(high.error());
     }
     if (*low > *high) {
-        return fail("port range " + std::string(text) + " is reversed");
+        return fail("port range " + std::string(text) + " is reversed (" + std::to_string(*low) +
+                    " is above " + std::to_string(*high) + ")");
     }
     return PortRange{.low = *low, .high = *high};
 }
@@ -321,10 +379,10 @@ Result<DomainPattern> parse_domain_pattern(std::string_view token) {
     if (name.size() > 1 && name.back() == '.') {
         name.pop_back();
     }
-    if (std::ranges::find(kScopeNames, name) != kScopeNames.end() && token.back() != '.') {
-        return fail("unsupported entity '" + std::string(token) +
-                    "': scopes (Localhost, LAN, Internet) come in a later version; for the "
-                    "domain of that name write '" +
+    if (scope_keyword(name) && token.back() != '.') {
+        return fail("'" + std::string(token) +
+                    "' is a scope (Localhost, LAN, Internet), not a domain; for the domain of "
+                    "that name write '" +
                     name + ".'");
     }
     DomainPattern domain;
@@ -369,10 +427,51 @@ bool DomainPattern::matches(std::string_view name) const {
     return false;
 }
 
-bool DomainPattern::matches(const DomainFacts& domain) const {
-    return matches(domain.domain) ||
+bool DomainPattern::matches(const DomainFacts& domain, IncludeCnames cnames) const {
+    if (matches(domain.domain)) {
+        return true;
+    }
+    return cnames == IncludeCnames::Yes &&
            std::ranges::any_of(domain.cname_chain,
                                [this](const std::string& name) { return matches(name); });
+}
+
+Result<IpRange> IpRange::parse(std::string_view text) {
+    const std::size_t dash = text.find('-');
+    if (dash == std::string_view::npos) {
+        return fail("IP range '" + std::string(text) +
+                    "' needs two addresses joined by '-' (such as 10.0.0.5-10.0.0.9)");
+    }
+    const std::string_view first_text = text.substr(0, dash);
+    const std::string_view last_text = text.substr(dash + 1);
+    if (text.find('/') != std::string_view::npos) {
+        return fail("IP range '" + std::string(text) +
+                    "' takes two addresses, not networks (write a CIDR such as 10.0.0.0/24 on "
+                    "its own)");
+    }
+    const auto first = IpAddress::parse(first_text);
+    const auto last = IpAddress::parse(last_text);
+    for (const auto& [parsed, part] :
+         {std::pair{&first, first_text}, std::pair{&last, last_text}}) {
+        if (!*parsed) {
+            return fail("IP range '" + std::string(text) + "': '" + std::string(part) +
+                        "' is not an IP address");
+        }
+    }
+    if (first->family() != last->family()) {
+        return fail("IP range '" + std::string(text) + "' mixes IPv4 and IPv6");
+    }
+    if (*last < *first) {
+        return fail("IP range '" + std::string(text) + "' is reversed (" + std::string(first_text) +
+                    " is above " + std::string(last_text) + ")");
+    }
+    return IpRange{.first = *first, .last = *last};
+}
+
+bool IpRange::contains(const IpAddress& address) const {
+    // IpAddress orders by family first, then bytes in network order: numerically within one
+    // family, and an address of the other family is outside the range.
+    return address.family() == first.family() && first <= address && address <= last;
 }
 
 bool EndpointRule::is_name_only() const {
@@ -399,7 +498,8 @@ Result<EndpointRule> parse_endpoint_rule(std::string_view line) {
 
     if (tokens.size() < 2) {
         return fail("missing entity after '" + std::string(tokens[0]) +
-                    "' (expected *, an IP address, a CIDR or a domain)");
+                    "' (expected *, Localhost, LAN, Internet, an IP address, a CIDR, an IP "
+                    "range or a domain)");
     }
     auto entity = parse_entity(tokens[1]);
     if (!entity) {
@@ -422,13 +522,24 @@ Result<EndpointRule> parse_endpoint_rule(std::string_view line) {
     return rule;
 }
 
-bool matches(const EndpointRule& rule, const EndpointQuery& query) {
-    if (const auto* cidr = std::get_if<Cidr>(&rule.entity);
-        cidr != nullptr && !cidr->contains(query.remote_address)) {
-        return false;
+bool entity_matches(const Entity& entity, const EndpointQuery& query) {
+    if (const auto* cidr = std::get_if<Cidr>(&entity)) {
+        return cidr->contains(query.remote_address);
     }
-    if (const auto* domain = std::get_if<DomainPattern>(&rule.entity);
-        domain != nullptr && (query.domain == nullptr || !domain->matches(*query.domain))) {
+    if (const auto* domain = std::get_if<DomainPattern>(&entity)) {
+        return query.domain != nullptr && domain->matches(*query.domain, query.cnames);
+    }
+    if (const auto* scope = std::get_if<ScopeEntity>(&entity)) {
+        return network_scope(ip_scope(query.remote_address)) == scope->scope;
+    }
+    if (const auto* range = std::get_if<IpRange>(&entity)) {
+        return range->contains(query.remote_address);
+    }
+    return true; // AnyEntity
+}
+
+bool matches(const EndpointRule& rule, const EndpointQuery& query) {
+    if (!entity_matches(rule.entity, query)) {
         return false;
     }
     if (rule.protocol && *rule.protocol != query.protocol) {

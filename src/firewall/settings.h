@@ -4,12 +4,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/ip_address.h"
 #include "firewall/endpoint_rule.h"
+#include "firewall/ip_scope.h"
 
 namespace pw::firewall {
 
@@ -120,15 +122,21 @@ struct RuleLayers {
 struct FilterSettings {
     // --- Per application (AppSetting), resolved. ---
     DefaultAction default_action = DefaultAction::Permit;
-    RuleLayers endpoints;           // outbound connections, and DNS-time decisions
-    RuleLayers service_endpoints;   // inbound connections (the service port is the local port)
-    bool block_internet = false;    // remote addresses of Internet scope
-    bool block_lan = false;         // LAN scope: private, link-local, local multicast, broadcast
-    bool block_local = false;       // Localhost scope: loopback
-    bool block_inbound = true;      // inbound connections from other hosts (silently dropped)
-    bool block_p2p = false;         // direct connections: no DNS answer led to the address; STUN
-    bool include_cnames = true;     // domain rules (and lists) also match the CNAME chain
-    bool include_subdomains = true; // lists also match the parents of a listed name
+    RuleLayers endpoints;         // outbound connections, and DNS-time decisions
+    RuleLayers service_endpoints; // inbound connections (the service port is the local port)
+    bool block_internet = false;  // remote addresses of Internet scope
+    bool block_lan = false;       // LAN scope: private, link-local, local multicast, broadcast
+    bool block_local = false;     // Localhost scope: loopback
+    bool block_inbound = true;    // inbound connections from other hosts (silently dropped)
+    bool block_p2p = false;       // direct connections: no DNS answer led to the address; STUN
+    // Domain rules of endpoints/serviceEndpoints (decide(), decide_query(), filter_answer()),
+    // and the filter lists once they exist, also match the CNAME chain that led to the address.
+    // The shipped DoH resolver list always does (bypass prevention is not the user's list).
+    bool include_cnames = true;
+    // Filter lists only (the seam of decide()'s "filter lists" step, issue 14): a listed name
+    // also blocks the names below it. Rules are not affected: ".example.com" is how a rule says
+    // "and its subdomains". Kept, resolved and layered like the others, but no step reads it yet.
+    bool include_subdomains = true;
     bool remove_out_of_scope_dns = true; // a public resolver answering private addresses
     bool remove_blocked_dns = true;      // DNS answers pointing where the app may not connect
     PreventBypassing prevent_bypassing = PreventBypassing::On;
@@ -146,5 +154,16 @@ struct FilterSettings {
     // --- Whose settings these are. ---
     ProfileLabel profile;
 };
+
+// " (app, profile 'curl')", " (global)": the note that every reason resting on a setting or a
+// rule ends with, naming the layer the value came from and whose profile it is.
+[[nodiscard]] std::string layer_note(const FilterSettings& settings, SettingLayer layer);
+// The same for one per-application setting: the layer its value came from.
+[[nodiscard]] std::string setting_note(const FilterSettings& settings, AppSetting setting);
+
+// The scope setting that blocks addresses of `scope` (blockInternet, blockLAN or blockLocal)
+// when it is on; nullopt when it is off or the scope is Invalid (in no network scope).
+[[nodiscard]] std::optional<AppSetting> blocking_scope_setting(const FilterSettings& settings,
+                                                               IpScope scope);
 
 } // namespace pw::firewall

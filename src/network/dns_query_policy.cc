@@ -3,9 +3,15 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <iterator>
 #include <limits>
+#include <optional>
+#include <span>
+#include <vector>
 
+#include "firewall/answer_filter.h"
 #include "firewall/decide.h"
+#include "firewall/ip_scope.h"
 #include "packet/packet_info.h"
 #include "profile/special_profiles.h"
 
@@ -153,22 +159,59 @@ dns::QueryPlan DnsQueryPolicy::plan(const dns::ClientQuery& query) {
 
 void DnsQueryPolicy::review(const dns::ClientQuery& query, dns::QueryPlan& plan,
                             const dns::Answer& answer) {
-    const firewall::DomainFacts domain{.domain = query.query.question.name,
-                                       .cname_chain = answer.cname_chain};
     // Every context is ours: plan() made it.
     const auto* context = static_cast<const AskerContext*>(plan.context.get());
     if (context == nullptr) {
         return;
     }
-    const firewall::QueryDecision decision =
-        firewall::decide_query(*context->policy.settings, domain);
-    const dns::QueryAction action = nameserver_action(decision.action);
-    if (action == dns::QueryAction::Resolve) {
+    const firewall::FilterSettings& settings = *context->policy.settings;
+    if (!answer.cname_chain.empty()) {
+        const firewall::DomainFacts domain{.domain = query.query.question.name,
+                                           .cname_chain = answer.cname_chain};
+        const firewall::QueryDecision decision = firewall::decide_query(settings, domain);
+        const dns::QueryAction action = nameserver_action(decision.action);
+        if (action != dns::QueryAction::Resolve) {
+            ++counters_.blocked;
+            plan.action = action;
+            plan.reason = decision.reason;
+            return;
+        }
+    }
+    const std::uint16_t type = query.query.question.type;
+    if (answer.addresses.empty() || (type != dns::type::kA && type != dns::type::kAaaa)) {
         return;
     }
-    ++counters_.blocked;
-    plan.action = action;
-    plan.reason = decision.reason;
+    // An asker whose answers teach everyone (the system DNS client) resolves for applications
+    // whose settings are not its own (answer_filter.h, AnswerAudience).
+    const bool for_everyone =
+        memory_scope(settings.profile, context->process.get()) == dns::IpDomainMemory::kGlobalScope;
+    const firewall::AnswerFilterResult filtered = firewall::filter_answer(
+        settings,
+        firewall::AnswerFacts{
+            .name = query.query.question.name,
+            .cname_chain = answer.cname_chain,
+            .addresses = answer.addresses,
+            .resolver_scope = answer.upstream_address
+                                  ? std::optional(firewall::ip_scope(*answer.upstream_address))
+                                  : std::nullopt,
+            .audience = for_everyone ? firewall::AnswerAudience::Everyone
+                                     : firewall::AnswerAudience::Asker});
+    if (filtered.removed.empty()) {
+        return;
+    }
+    if (filtered.nothing_left) {
+        ++counters_.blocked;
+        plan.action = dns::QueryAction::Block;
+        plan.reason = filtered.removed.front().reason;
+        return;
+    }
+    ++counters_.filtered;
+    plan.reason.clear();
+    for (const firewall::RemovedAddress& removed : filtered.removed) {
+        plan.removed_addresses.push_back(removed.address);
+        plan.reason += (plan.reason.empty() ? "removed " : "; removed ") +
+                       removed.address.to_string() + " (" + removed.reason + ")";
+    }
 }
 
 void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,
@@ -182,13 +225,27 @@ void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPla
     const std::string_view scope = memory_scope(profile, process);
     const dns::Answer* answer = outcome.answer;
     const Clock::TimePoint now = clock_.now();
-    if (answer != nullptr && !answer->addresses.empty()) {
+    // What the client got: the answer's addresses without those removed for it (rare).
+    std::span<const IpAddress> addresses;
+    std::vector<IpAddress> kept;
+    if (answer != nullptr) {
+        addresses = answer->addresses;
+        if (!plan.removed_addresses.empty()) {
+            std::ranges::copy_if(answer->addresses, std::back_inserter(kept),
+                                 [&plan](const IpAddress& address) {
+                                     return std::ranges::find(plan.removed_addresses, address) ==
+                                            plan.removed_addresses.end();
+                                 });
+            addresses = kept;
+        }
+    }
+    if (!addresses.empty()) {
         const std::chrono::seconds ttl = remaining_ttl(*answer, outcome.age_seconds);
-        for (const IpAddress& address : answer->addresses) {
+        for (const IpAddress& address : addresses) {
             memory_.record(scope, address, query.query.question.name, answer->cname_chain, ttl,
                            now);
         }
-        counters_.recorded += answer->addresses.size();
+        counters_.recorded += addresses.size();
     }
     DnsQueryEvent event{
         .protocol = query.transport == dns::ClientTransport::Udp ? "udp" : "tcp",
@@ -208,7 +265,7 @@ void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPla
         .profile = profile.id.empty() ? nullptr : &profile,
     };
     if (answer != nullptr) {
-        event.answers = answer->addresses;
+        event.answers = addresses;
         event.cnames = answer->cname_chain;
         event.upstream = answer->upstream;
     } else if (plan.action == dns::QueryAction::Block &&

@@ -28,8 +28,9 @@ public:
     struct Counters {
         std::uint64_t by_directory = 0; // asker found from the flow the firewall decided
         std::uint64_t by_lookup = 0;    // asker found by a socket lookup
-        std::uint64_t blocked = 0;
-        std::uint64_t recorded = 0; // addresses written to the IP -> domain memory
+        std::uint64_t blocked = 0;      // answered as blocked (by name, CNAME, or every address)
+        std::uint64_t filtered = 0;     // answered with some addresses removed (answer_filter.h)
+        std::uint64_t recorded = 0;     // addresses written to the IP -> domain memory
     };
 
     // `attributor` may be null (attribution off): queries then count as unidentified.
@@ -45,7 +46,9 @@ public:
 
     // dns::QueryHandler
     [[nodiscard]] dns::QueryPlan plan(const dns::ClientQuery& query) override;
-    // Applies the domain rules to the CNAMEs of the answer as well (decide_query with the chain).
+    // Applies the domain rules to the CNAMEs of the answer as well (decide_query with the chain),
+    // then removes the addresses the asker may not see (filter_answer(), with the asker's
+    // settings); an answer left without addresses is answered as blocked.
     void review(const dns::ClientQuery& query, dns::QueryPlan& plan,
                 const dns::Answer& answer) override;
     void answered(const dns::ClientQuery& query, const dns::QueryPlan& plan,

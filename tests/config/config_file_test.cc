@@ -255,15 +255,15 @@ TEST(ConfigFile, BadRuleNamesItsLineIndexAndReason) {
 TEST(ConfigFile, EveryBadRuleIsReportedInFileOrder) {
     const std::string text =
         "{\"filter/endpoints\": [\n\"+ exa$mple.com\",\n\"- * tcp/9-1\",\n"
-        "\"+ LAN\"\n]}";
+        "\"+ 10.0.0.9-10.0.0.1\"\n]}";
     EXPECT_EQ(parse_error(text),
               "config.json:2: filter/endpoints[0] '+ exa$mple.com': invalid character '$' in "
               "domain 'exa$mple.com' (expected letters, digits, '-', '_', dots, and '*' in a "
               "glob)\n"
-              "config.json:3: filter/endpoints[1] '- * tcp/9-1': port range 9-1 is reversed\n"
-              "config.json:4: filter/endpoints[2] '+ LAN': unsupported entity 'LAN': scopes "
-              "(Localhost, LAN, Internet) come in a later version; for the domain of that name "
-              "write 'lan.'");
+              "config.json:3: filter/endpoints[1] '- * tcp/9-1': port range 9-1 is reversed (9 "
+              "is above 1)\n"
+              "config.json:4: filter/endpoints[2] '+ 10.0.0.9-10.0.0.1': IP range "
+              "'10.0.0.9-10.0.0.1' is reversed (10.0.0.9 is above 10.0.0.1)");
 }
 
 TEST(ConfigFile, DomainRulesAreAccepted) {

@@ -1088,6 +1088,57 @@ TEST_F(RenderCachedAnswer, AQuestionOfAnotherSizeGetsServfailNotBrokenPointers) 
     EXPECT_EQ(out_.size(), 12U + query.question_wire.size());
 }
 
+// --- address_only_answer: an answer cut down for one client ------------------------------------
+
+TEST_F(RenderCachedAnswer, AddressOnlyAnswerKeepsTheGivenAddressesAsRecordsOfTheQuestion) {
+    const UpstreamAnswer answer = upstream_answer();
+    const std::vector<IpAddress> kept = {IpAddress::parse("192.0.2.7").value(),
+                                         IpAddress::parse("192.0.2.9").value()};
+    const CachedAnswer cut = address_only_answer(answer.cached, type::kA, kept, 60);
+    Wire client;
+    client.header(0x0bad, 0x0100, 1, 0, 0, 0).name("WWW.example.COM").u16(1).u16(1);
+    const Query query = parsed(client.bytes());
+    render_cached_answer(query, cut, 10, udp_size_limit(query), out_);
+    const LdnsPacket packet = ldns_parse(out_);
+    ASSERT_TRUE(packet);
+    EXPECT_EQ(ldns_pkt_id(packet.get()), 0x0bad);
+    EXPECT_TRUE(ldns_pkt_ra(packet.get()));
+    EXPECT_EQ(ldns_pkt_get_rcode(packet.get()), LDNS_RCODE_NOERROR);
+    EXPECT_EQ(section_text(ldns_pkt_answer(packet.get())),
+              (std::vector<std::string>{"WWW.example.COM. 50 IN A 192.0.2.7",
+                                        "WWW.example.COM. 50 IN A 192.0.2.9"}));
+    EXPECT_EQ(ldns_pkt_nscount(packet.get()), 0);
+    EXPECT_EQ(ldns_pkt_arcount(packet.get()), 0);
+}
+
+TEST_F(RenderCachedAnswer, AddressOnlyAaaaAnswerWritesFoldedIpv4AsMapped) {
+    const UpstreamAnswer answer =
+        analyzed(Response("www.example.com", LDNS_RR_TYPE_AAAA)
+                     .answer("www.example.com. 300 IN AAAA 2001:db8::1")
+                     .answer("www.example.com. 300 IN AAAA ::ffff:192.0.2.1")
+                     .wire(),
+                 kWwwAaaa);
+    ASSERT_EQ(answer.addresses.size(), 2U);
+    EXPECT_TRUE(answer.addresses[1].is_v4()); // folded on parsing
+    const CachedAnswer cut = address_only_answer(answer.cached, type::kAaaa, answer.addresses, 300);
+    const ClientQuery client = client_query(simple_query("www.example.com", type::kAaaa));
+    render_cached_answer(client.query, cut, 0, 65535, out_);
+    const LdnsPacket packet = ldns_parse(out_);
+    ASSERT_TRUE(packet);
+    EXPECT_EQ(section_text(ldns_pkt_answer(packet.get())),
+              (std::vector<std::string>{"www.example.com. 300 IN AAAA 2001:db8::1",
+                                        "www.example.com. 300 IN AAAA ::ffff:192.0.2.1"}));
+}
+
+TEST_F(RenderCachedAnswer, AddressOnlyAnswerSkipsAddressesOfTheOtherType) {
+    const std::vector<IpAddress> mixed = {IpAddress::parse("2001:db8::1").value(),
+                                          IpAddress::parse("192.0.2.1").value()};
+    const CachedAnswer cut = address_only_answer(upstream_answer().cached, type::kA, mixed, 60);
+    EXPECT_EQ(cut.answer_count, 1);
+    EXPECT_EQ(cut.ttl_fields.size(), 1U);
+    EXPECT_EQ(cut.authority_count, 0);
+}
+
 // --- normalize_name: the one normal form of a name ----------------------------------------------
 
 TEST(NormalizeName, LowerCaseWithoutTheTrailingDot) {

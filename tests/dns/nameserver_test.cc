@@ -164,11 +164,15 @@ public:
         }
         return plan;
     }
-    void review(const ClientQuery& /*query*/, QueryPlan& plan, const Answer& answer) override {
+    void review(const ClientQuery& query, QueryPlan& plan, const Answer& answer) override {
         ++reviews;
         if (std::ranges::find(answer.cname_chain, "x.tracker.example") !=
             answer.cname_chain.end()) {
             plan.action = QueryAction::Block;
+        }
+        // "filtered..." names lose their first address, as an answer filter would.
+        if (query.query.question.name.starts_with("filtered") && !answer.addresses.empty()) {
+            plan.removed_addresses.push_back(answer.addresses.front());
         }
     }
     void answered(const ClientQuery& query, const QueryPlan& /*plan*/,
@@ -416,11 +420,68 @@ TEST_F(NameserverTest, AnswersThroughCnamesAreReviewedBeforeTheyGoOut) {
     ASSERT_EQ(answer_count(*blocked), 1);
     EXPECT_EQ(last_rdata(*blocked, 4), (Bytes{0, 0, 0, 17}));
     EXPECT_EQ(handler_.outcomes.back().source, AnswerSource::Policy);
-    // Without CNAMEs nothing is reviewed.
+    // Answers with addresses are reviewed too (for the answer filter).
     const auto plain = udp_exchange(make_query(2, "www.example.com", type::kA));
     ASSERT_TRUE(plain.has_value());
     EXPECT_EQ(last_rdata(*plain, 4), (Bytes{192, 0, 2, 1}));
-    EXPECT_EQ(handler_.reviews, 1);
+    EXPECT_EQ(handler_.reviews, 2);
+    // Answers with neither are not.
+    resolver_.cache["empty.example"] = make_answer("empty.example", 0);
+    expect_answer(udp_exchange(make_query(3, "empty.example", type::kA)), 3, Rcode::NoError, 0);
+    EXPECT_EQ(handler_.reviews, 2);
+}
+
+// The records of an answer after the header and the question of `query`, as (rdata, TTL).
+std::vector<std::pair<Bytes, std::uint32_t>> a_records(const Bytes& answer, const Bytes& query) {
+    std::vector<std::pair<Bytes, std::uint32_t>> records;
+    std::size_t at = query.size(); // header + question: the same bytes in the answer
+    for (std::uint16_t index = 0; index < answer_count(answer); ++index) {
+        EXPECT_EQ(answer.at(at), 0xC0); // owner: a pointer to the question name
+        EXPECT_EQ(answer.at(at + 1), 12);
+        const std::uint32_t ttl = (std::uint32_t{answer.at(at + 6)} << 24U) |
+                                  (std::uint32_t{answer.at(at + 7)} << 16U) |
+                                  (std::uint32_t{answer.at(at + 8)} << 8U) | answer.at(at + 9);
+        const std::size_t length = (std::size_t{answer.at(at + 10)} << 8U) | answer.at(at + 11);
+        records.emplace_back(Bytes(answer.begin() + static_cast<std::ptrdiff_t>(at + 12),
+                                   answer.begin() + static_cast<std::ptrdiff_t>(at + 12 + length)),
+                             ttl);
+        at += 12 + length;
+    }
+    EXPECT_EQ(at, answer.size());
+    return records;
+}
+
+TEST_F(NameserverTest, RemovedAddressesAreLeftOutOfACachedAnswer) {
+    resolver_.cache["filtered.example"] = make_answer("filtered.example", 3);
+    const Bytes query = make_query(0x0102, "Filtered.Example", type::kA);
+    const auto answer = udp_exchange(query);
+    expect_answer(answer, 0x0102, Rcode::NoError, 2);
+    // The client's question as it wrote it, then the remaining addresses, TTL aged by 100 s.
+    EXPECT_TRUE(std::equal(query.begin() + 12, query.end(), answer->begin() + 12));
+    const auto records = a_records(*answer, query);
+    ASSERT_EQ(records.size(), 2U);
+    EXPECT_EQ(records[0].first, (Bytes{192, 0, 2, 2}));
+    EXPECT_EQ(records[0].second, 200U);
+    EXPECT_EQ(records[1].first, (Bytes{192, 0, 2, 3}));
+    EXPECT_EQ(server_->counters().filtered_answers, 1U);
+    EXPECT_EQ(handler_.outcomes.back().source, AnswerSource::Cache);
+    // The cache keeps the whole answer for the next client.
+    EXPECT_EQ(resolver_.cache["filtered.example"]->addresses.size(), 3U);
+}
+
+TEST_F(NameserverTest, RemovedAddressesAreLeftOutOfAnUpstreamAnswer) {
+    UniqueFd client = udp_client();
+    const Bytes query = make_query(9, "filtered.example", type::kA);
+    ::send(client.get(), query.data(), query.size(), 0);
+    run_until([&] { return !resolver_.waiting.empty(); });
+    ASSERT_EQ(resolver_.waiting.size(), 1U);
+    resolver_.waiting[0](make_answer("filtered.example", 2));
+    const auto answer = udp_receive(client.get());
+    expect_answer(answer, 9, Rcode::NoError, 1);
+    const auto records = a_records(*answer, query);
+    ASSERT_EQ(records.size(), 1U);
+    EXPECT_EQ(records[0].first, (Bytes{192, 0, 2, 2}));
+    EXPECT_EQ(records[0].second, 300U);
 }
 
 TEST_F(NameserverTest, MissesWaitForTheResolver) {

@@ -129,7 +129,7 @@ TEST(DecideOwnConnection, DnsOverTlsToAListedResolverIsAccepted) {
 
 TEST(DecideOwnConnection, OtherProcessesAreNotExempt) {
     const Decision decision =
-        decide(block_everything(),
+        decide(settings_with(),
                by_process(outbound(protocol::kTcp, "1.1.1.1", 853), ProcessKind::Process));
     EXPECT_EQ(decision.verdict, Verdict::Block);
     EXPECT_EQ(decision.reason, "prevent bypassing: DNS over TLS");
@@ -338,10 +338,10 @@ TEST(DecideBlockedAnswer, ShapedLikeOtherBlocks) {
     EXPECT_EQ(decide(settings_with(), ping("0.0.0.17")).verdict, Verdict::Drop);
 }
 
-// --- Step 6: bypass prevention -----------------------------------------------------------------
+// --- Step 13: bypass prevention -----------------------------------------------------------------
 
 TEST(DecideBypass, DnsOverTlsIsBlockedToAnyAddress) {
-    const FilterSettings settings = settings_with({"+ *"});
+    const FilterSettings settings = settings_with({"+ 10.0.0.0/8"});
     for (const auto& [proto, remote] :
          std::vector<std::pair<std::uint8_t, std::string_view>>{{protocol::kTcp, "203.0.113.5"},
                                                                 {protocol::kUdp, "203.0.113.5"},
@@ -354,7 +354,7 @@ TEST(DecideBypass, DnsOverTlsIsBlockedToAnyAddress) {
 }
 
 TEST(DecideBypass, KnownResolverAddressIsBlocked) {
-    const FilterSettings settings = settings_with({"+ *"});
+    const FilterSettings settings = settings_with();
     for (const std::string_view remote : {"1.1.1.1", "8.8.4.4", "9.9.9.9", "2606:4700:4700::1111",
                                           "2001:4860:4860::8888", "45.90.30.1"}) {
         const Decision decision = decide(settings, outbound(protocol::kTcp, remote, 443));
@@ -364,7 +364,7 @@ TEST(DecideBypass, KnownResolverAddressIsBlocked) {
 }
 
 TEST(DecideBypass, KnownResolverNameOrCnameIsBlocked) {
-    const FilterSettings settings = settings_with({"+ *"});
+    const FilterSettings settings = settings_with({"+ .example.org"});
     const Decision by_name =
         decide(settings, with_domain(outbound(protocol::kTcp, "203.0.113.5", 443), "dns.google"));
     EXPECT_EQ(by_name.verdict, Verdict::Block);
@@ -380,7 +380,8 @@ TEST(DecideBypass, KnownResolverNameOrCnameIsBlocked) {
 }
 
 TEST(DecideBypass, NotForInboundOrIcmp) {
-    const FilterSettings settings = settings_with();
+    FilterSettings settings = settings_with();
+    settings.block_inbound = false;
     EXPECT_EQ(decide(settings, inbound(protocol::kTcp, "192.168.1.10", 853, "1.1.1.1")).verdict,
               Verdict::Accept);
     const Decision icmp = decide(settings, ping("1.1.1.1"));
@@ -399,15 +400,29 @@ TEST(DecideBypass, OffLetsTheRulesDecide) {
         Verdict::Accept);
 }
 
-TEST(DecideBypass, ComesAfterTheBlockedAnswerAndBeforeRules) {
-    const FilterSettings settings = settings_with({"+ 1.1.1.1"});
-    EXPECT_EQ(decide(settings, outbound(protocol::kTcp, "1.1.1.1", 443)).reason,
-              "prevent bypassing: known DNS-over-HTTPS resolver");
+TEST(DecideBypass, ComesAfterTheBlockedAnswerAndTheRules) {
+    // An explicit rule overrules bypass prevention, as in Portmaster: the user asked for it.
+    const FilterSettings settings = settings_with({"+ 1.1.1.1", "+ dns.google tcp/443"});
+    const Decision by_address = decide(settings, outbound(protocol::kTcp, "1.1.1.1", 443));
+    EXPECT_EQ(by_address.verdict, Verdict::Accept);
+    EXPECT_EQ(by_address.reason, "rule '+ 1.1.1.1' (global)");
+    EXPECT_EQ(
+        decide(settings, with_domain(outbound(protocol::kTcp, "203.0.113.5", 443), "dns.google"))
+            .reason,
+        "rule '+ dns.google tcp/443' (global)");
+    // A rule that does not match leaves it to bypass prevention.
+    EXPECT_EQ(
+        decide(settings, with_domain(outbound(protocol::kTcp, "203.0.113.5", 853), "dns.google"))
+            .reason,
+        "prevent bypassing: DNS over TLS");
     EXPECT_EQ(decide(settings, outbound(protocol::kTcp, "0.0.0.17", 853)).reason,
               "blocked by DNS answer");
+    // A blocking rule decides before it, and names itself.
+    EXPECT_EQ(decide(settings_with({"- *"}), outbound(protocol::kTcp, "1.1.1.1", 853)).reason,
+              "rule '- *' (global)");
 }
 
-// --- Step 7: domain rules ----------------------------------------------------------------------
+// --- Step 9: domain rules ----------------------------------------------------------------------
 
 TEST(DecideDomainRules, ZoneRuleBlocksAConnectionResolvedFromTheZone) {
     const FilterSettings settings = settings_with({"- .example.com"});

@@ -60,11 +60,23 @@ TEST(DecideQuery, CanaryComesBeforeRules) {
 TEST(DecideQuery, KnownResolverNamesAreBlocked) {
     for (const std::string_view name :
          {"dns.google", "DNS.GOOGLE.", "mozilla.cloudflare-dns.com", "dns.quad9.net"}) {
-        const QueryDecision decision = decide_query(settings_with({"+ *"}), name);
+        const QueryDecision decision = decide_query(settings_with({"+ .example.com"}), name);
         EXPECT_EQ(decision.action, QueryAction::Block) << name;
         EXPECT_EQ(decision.reason, "prevent bypassing: known DNS-over-HTTPS resolver") << name;
     }
     EXPECT_EQ(decide_query(FilterSettings{}, "www.google.com").action, QueryAction::Resolve);
+}
+
+TEST(DecideQuery, RulesComeBeforeTheResolverList) {
+    // As in decide(): a rule that permits the resolver overrules bypass prevention.
+    const QueryDecision by_name = decide_query(settings_with({"+ dns.google"}), "dns.google");
+    EXPECT_EQ(by_name.action, QueryAction::Resolve);
+    EXPECT_EQ(by_name.reason, "rule '+ dns.google' (global)");
+    EXPECT_EQ(decide_query(settings_with({"+ *"}), "dns.google").action, QueryAction::Resolve);
+    // A blocking rule that needs the connection is passed over: the list still blocks.
+    const QueryDecision passed = decide_query(settings_with({"- * tcp/80"}), "dns.google");
+    EXPECT_EQ(passed.action, QueryAction::Block);
+    EXPECT_EQ(passed.reason, "prevent bypassing: known DNS-over-HTTPS resolver");
 }
 
 TEST(DecideQuery, PreventBypassingOffResolvesBoth) {
@@ -177,6 +189,26 @@ TEST(DecideQuery, CnameOfTheAnswerMatchesDomainRules) {
     EXPECT_EQ(decision.action, QueryAction::Block);
     EXPECT_EQ(decision.reason, "rule '- .tracker.example' (global)");
     EXPECT_EQ(decide_query(settings, "shop.example").action, QueryAction::Resolve);
+}
+
+TEST(DecideQuery, IncludeCnamesOffMatchesTheAskedNameOnly) {
+    FilterSettings settings = settings_with({"- .tracker.example", "- shop.example tcp/80"});
+    settings.include_cnames = false;
+    const DomainFacts aliased{.domain = "shop.example", .cname_chain = {"x.tracker.example"}};
+    EXPECT_EQ(decide_query(settings, aliased).action, QueryAction::Resolve);
+    EXPECT_EQ(decide_query(settings, DomainFacts{.domain = "a.tracker.example", .cname_chain = {}})
+                  .action,
+              QueryAction::Block);
+}
+
+TEST(DecideQuery, IncludeCnamesOffStillChecksTheResolverListThroughCnames) {
+    // Bypass prevention is not a rule list: an alias of a DoH resolver is one.
+    FilterSettings settings;
+    settings.include_cnames = false;
+    EXPECT_EQ(
+        decide_query(settings, DomainFacts{.domain = "doh.example", .cname_chain = {"dns.google"}})
+            .action,
+        QueryAction::Block);
 }
 
 TEST(DecideQuery, CnameOfTheAnswerMatchesTheResolverList) {

@@ -165,7 +165,9 @@ TEST(Decide, InboundBlockIsASilentDrop) {
 }
 
 TEST(Decide, InboundDefaultBlockIsASilentDrop) {
-    const Decision decision = decide(settings_with({}, DefaultAction::Block), inbound_tcp(22));
+    FilterSettings settings = settings_with({}, DefaultAction::Block);
+    settings.block_inbound = false;
+    const Decision decision = decide(settings, inbound_tcp(22));
     EXPECT_EQ(decision.verdict, Verdict::Drop);
     EXPECT_EQ(decision.reason, "default action: block (global) (silent drop: inbound)");
 }

@@ -1,5 +1,6 @@
 #include "firewall/endpoint_rule.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -7,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "firewall/service_names.h"
 #include "packet/packet_info.h"
 
 namespace pw::firewall {
@@ -30,6 +32,10 @@ IpAddress address(std::string_view text) {
     auto parsed = IpAddress::parse(text);
     EXPECT_TRUE(parsed.has_value()) << text;
     return parsed.value_or(IpAddress{});
+}
+
+Entity range(std::string_view first, std::string_view last) {
+    return IpRange{.first = address(first), .last = address(last)};
 }
 
 Cidr cidr(std::string_view text) {
@@ -182,12 +188,76 @@ TEST(EndpointRuleParse, MissingEntityIsAnError) {
     EXPECT_NE(parse_error("+").find("missing entity"), std::string::npos);
 }
 
-TEST(EndpointRuleParse, ScopeIsAnUnsupportedEntity) {
-    EXPECT_EQ(parse_error("- LAN"),
-              "unsupported entity 'LAN': scopes (Localhost, LAN, Internet) come in a later "
-              "version; for the domain of that name write 'lan.'");
-    EXPECT_NE(parse_error("- localhost").find("unsupported entity 'localhost'"), std::string::npos);
-    EXPECT_NE(parse_error("- Internet").find("unsupported entity 'Internet'"), std::string::npos);
+// --- Scopes and ranges ------------------------------------------------------------------------
+
+TEST(EndpointRuleParse, ScopeKeywordsAreScopesInAnyCase) {
+    EXPECT_EQ(parse_ok("- LAN").entity, Entity{ScopeEntity{.scope = NetworkScope::Lan}});
+    EXPECT_EQ(parse_ok("- lan").entity, Entity{ScopeEntity{.scope = NetworkScope::Lan}});
+    EXPECT_EQ(parse_ok("+ Localhost").entity,
+              Entity{ScopeEntity{.scope = NetworkScope::Localhost}});
+    EXPECT_EQ(parse_ok("+ LOCALHOST tcp/8080").entity,
+              Entity{ScopeEntity{.scope = NetworkScope::Localhost}});
+    EXPECT_EQ(parse_ok("- internet udp").entity,
+              Entity{ScopeEntity{.scope = NetworkScope::Internet}});
+}
+
+TEST(EndpointRuleParse, ScopeKeywordIsNotADomainPattern) {
+    EXPECT_EQ(parse_domain_pattern("LAN").error().what,
+              "'LAN' is a scope (Localhost, LAN, Internet), not a domain; for the domain of that "
+              "name write 'lan.'");
+    // Only the bare keyword: a zone or a longer name is a domain.
+    EXPECT_TRUE(parse_domain_pattern("lan.example").has_value());
+    EXPECT_EQ(parse_ok("- .lan").entity, Entity{domain(DomainMatch::Zone, "lan")});
+    EXPECT_EQ(parse_ok("- Internets").entity, Entity{domain(DomainMatch::Exact, "internets")});
+}
+
+TEST(EndpointRuleParse, Ipv4RangeIsARange) {
+    const EndpointRule rule = parse_ok("- 10.0.0.5-10.0.0.9 tcp/22");
+    EXPECT_EQ(rule.entity, range("10.0.0.5", "10.0.0.9"));
+    EXPECT_EQ(rule.port_low, 22);
+}
+
+TEST(EndpointRuleParse, Ipv6RangeIsARange) {
+    EXPECT_EQ(parse_ok("+ 2001:db8::1-2001:db8::1:0").entity,
+              range("2001:db8::1", "2001:db8::1:0"));
+}
+
+TEST(EndpointRuleParse, SingleAddressRangeIsAllowed) {
+    EXPECT_EQ(parse_ok("+ 10.0.0.5-10.0.0.5").entity, range("10.0.0.5", "10.0.0.5"));
+}
+
+TEST(EndpointRuleParse, ReversedIpRangeIsAnError) {
+    EXPECT_EQ(parse_error("- 10.0.0.9-10.0.0.5"),
+              "IP range '10.0.0.9-10.0.0.5' is reversed (10.0.0.9 is above 10.0.0.5)");
+    EXPECT_NE(parse_error("- 2001:db8::2-2001:db8::1").find("is reversed"), std::string::npos);
+    // Compared as numbers, not as text: 10.0.0.10 is above 10.0.0.9.
+    EXPECT_TRUE(parse_endpoint_rule("- 10.0.0.9-10.0.0.10").has_value());
+}
+
+TEST(EndpointRuleParse, MixedFamilyRangeIsAnError) {
+    EXPECT_EQ(parse_error("- 10.0.0.1-2001:db8::1"),
+              "IP range '10.0.0.1-2001:db8::1' mixes IPv4 and IPv6");
+}
+
+TEST(EndpointRuleParse, MalformedRangesAreErrors) {
+    EXPECT_EQ(parse_error("- 10.0.0.1-10.0.0"),
+              "IP range '10.0.0.1-10.0.0': '10.0.0' is not an IP address");
+    EXPECT_EQ(parse_error("- 10.0.0.1-"), "IP range '10.0.0.1-': '' is not an IP address");
+    EXPECT_EQ(parse_error("- 10.0.0.300-10.0.0.301"),
+              "IP range '10.0.0.300-10.0.0.301': '10.0.0.300' is not an IP address");
+    EXPECT_NE(parse_error("- 10.0.0.1-10.0.0.5-10.0.0.9").find("'10.0.0.5-10.0.0.9' is not"),
+              std::string::npos);
+    EXPECT_NE(parse_error("- 10.0.0.0/24-10.0.1.0").find("takes two addresses, not networks"),
+              std::string::npos);
+    EXPECT_NE(parse_error("- 10.0.0.0-10.0.1.0/24").find("takes two addresses, not networks"),
+              std::string::npos);
+}
+
+TEST(EndpointRuleParse, DashedNamesStartingWithANumberAreDomains) {
+    EXPECT_EQ(parse_ok("- 123-reg.co.uk").entity,
+              Entity{domain(DomainMatch::Exact, "123-reg.co.uk")});
+    EXPECT_EQ(parse_ok("- a-10.0.0.1.example").entity,
+              Entity{domain(DomainMatch::Exact, "a-10.0.0.1.example")});
 }
 
 TEST(EndpointRuleParse, ScopeNameWithTrailingDotIsADomain) {
@@ -353,7 +423,9 @@ TEST(EndpointRuleParse, PortsWithoutAPortProtocolAreAnError) {
 }
 
 TEST(EndpointRuleParse, ReversedPortRangeIsAnError) {
-    EXPECT_EQ(parse_error("+ * tcp/600-500"), "port range 600-500 is reversed");
+    EXPECT_EQ(parse_error("+ * tcp/600-500"), "port range 600-500 is reversed (600 is above 500)");
+    EXPECT_EQ(parse_error("+ * tcp/https-http"),
+              "port range https-http is reversed (443 is above 80)");
 }
 
 TEST(EndpointRuleParse, PortAbove65535IsAnError) {
@@ -362,12 +434,78 @@ TEST(EndpointRuleParse, PortAbove65535IsAnError) {
 }
 
 TEST(EndpointRuleParse, MalformedPortsAreErrors) {
-    EXPECT_NE(parse_error("+ * tcp/").find("missing port number in 'tcp/'"), std::string::npos);
-    EXPECT_NE(parse_error("+ * tcp/80-").find("missing port number"), std::string::npos);
-    EXPECT_NE(parse_error("+ * tcp/-80").find("missing port number"), std::string::npos);
-    EXPECT_NE(parse_error("+ * tcp/http").find("invalid port 'http'"), std::string::npos);
+    EXPECT_NE(parse_error("+ * tcp/").find("missing port in 'tcp/'"), std::string::npos);
+    EXPECT_NE(parse_error("+ * tcp/80-").find("missing port"), std::string::npos);
+    EXPECT_NE(parse_error("+ * tcp/-80").find("missing port"), std::string::npos);
+    EXPECT_EQ(parse_error("+ * tcp/htps"),
+              "invalid port 'htps' (expected a number 0-65535 or a service name such as http, "
+              "https, ssh, domain, ntp; see docs/rules.md for the list)");
     EXPECT_NE(parse_error("+ * tcp/+80").find("invalid port"), std::string::npos);
     EXPECT_NE(parse_error("+ * tcp/1-2-3").find("invalid port '2-3'"), std::string::npos);
+}
+
+// --- Service names ----------------------------------------------------------------------------
+
+TEST(EndpointRuleParse, ServiceNamesArePorts) {
+    const EndpointRule https = parse_ok("+ * tcp/https");
+    EXPECT_EQ(https.port_low, 443);
+    EXPECT_EQ(https.port_high, 443);
+    EXPECT_EQ(parse_ok("+ * udp/domain").port_low, 53);
+    EXPECT_EQ(parse_ok("+ * udp/DNS").port_low, 53);
+    EXPECT_EQ(parse_ok("+ * TCP/SSH").port_low, 22);
+    EXPECT_EQ(parse_ok("+ * udp/ntp").port_low, 123);
+    EXPECT_EQ(parse_ok("+ * udp/https").port_low, 443); // QUIC: one name, every protocol
+}
+
+TEST(EndpointRuleParse, ServiceNamesWithADashAreOnePort) {
+    const EndpointRule ftp_data = parse_ok("+ * tcp/ftp-data");
+    EXPECT_EQ(ftp_data.port_low, 20);
+    EXPECT_EQ(ftp_data.port_high, 20);
+    EXPECT_EQ(parse_ok("+ * tcp/http-alt").port_low, 8080);
+}
+
+TEST(EndpointRuleParse, RangeEndsMayBeServiceNames) {
+    const EndpointRule web = parse_ok("+ * tcp/http-https");
+    EXPECT_EQ(web.port_low, 80);
+    EXPECT_EQ(web.port_high, 443);
+    const EndpointRule mixed = parse_ok("+ * tcp/1024-http-alt");
+    EXPECT_EQ(mixed.port_low, 1024);
+    EXPECT_EQ(mixed.port_high, 8080);
+}
+
+TEST(EndpointRuleParse, ServiceNameNeedsAProtocolWithPorts) {
+    EXPECT_NE(parse_error("+ * icmp/https").find("ports need tcp, udp"), std::string::npos);
+}
+
+TEST(ServiceNames, TableHasTheCommonNamesWithIanaPorts) {
+    const std::vector<std::pair<std::string_view, std::uint16_t>> expected = {
+        {"http", 80},    {"https", 443},       {"ssh", 22},       {"domain", 53},  {"dns", 53},
+        {"ntp", 123},    {"smtp", 25},         {"imap", 143},     {"imaps", 993},  {"pop3", 110},
+        {"pop3s", 995},  {"submission", 587},  {"ftp", 21},       {"telnet", 23},  {"ldap", 389},
+        {"ldaps", 636},  {"mdns", 5353},       {"stun", 3478},    {"rdp", 3389},   {"vnc", 5900},
+        {"mysql", 3306}, {"postgresql", 5432}, {"domain-s", 853}, {"stuns", 5349},
+    };
+    for (const auto& [name, port] : expected) {
+        EXPECT_EQ(service_port(name), port) << name;
+    }
+    EXPECT_EQ(service_port(""), std::nullopt);
+    EXPECT_EQ(service_port("no-such-service"), std::nullopt);
+}
+
+TEST(ServiceNames, NamesAreUniqueLowerCaseAndNeverNumbers) {
+    std::vector<std::string_view> names;
+    for (const ServiceName& service : service_names()) {
+        names.push_back(service.name);
+        EXPECT_FALSE(service.name.empty());
+        EXPECT_TRUE(std::ranges::none_of(service.name, [](char c) { return c >= 'A' && c <= 'Z'; }))
+            << service.name;
+        // A name made of digits would shadow a port number.
+        EXPECT_FALSE(std::ranges::all_of(service.name, [](char c) { return c >= '0' && c <= '9'; }))
+            << service.name;
+        EXPECT_NE(service.port, 0) << service.name;
+    }
+    std::ranges::sort(names);
+    EXPECT_EQ(std::ranges::adjacent_find(names), names.end());
 }
 
 TEST(EndpointRuleParse, ExtraTokensAreAnError) {
@@ -560,6 +698,76 @@ TEST(EndpointRuleMatch, FirstMatchSkipsDomainRulesThatDoNotMatch) {
     EXPECT_EQ(first_match(rules, named_query(plain)), &rules[1]);
     EXPECT_EQ(first_match(rules, named_query(tracked)), &rules[0]);
     EXPECT_EQ(first_match(rules, query("203.0.113.5")), &rules[2]);
+}
+
+TEST(EndpointRuleMatch, DomainRuleIgnoresTheCnameChainWithoutIncludeCnames) {
+    const DomainFacts aliased = facts("shop.example", {"x.tracker.example"});
+    EndpointQuery endpoint_query = named_query(aliased);
+    EXPECT_TRUE(rule_matches("- .tracker.example", endpoint_query));
+    endpoint_query.cnames = IncludeCnames::No;
+    EXPECT_FALSE(rule_matches("- .tracker.example", endpoint_query));
+    EXPECT_TRUE(rule_matches("- shop.example", endpoint_query)); // the asked name still matches
+}
+
+TEST(EndpointRuleMatch, ScopeRulesMatchTheirScopes) {
+    EXPECT_TRUE(rule_matches("- Localhost", query("127.0.0.1")));
+    EXPECT_TRUE(rule_matches("- Localhost", query("::1")));
+    EXPECT_FALSE(rule_matches("- Localhost", query("192.168.1.1")));
+    for (const std::string_view lan :
+         {"10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.1.1", "100.64.0.1", "fd00::1",
+          "fe80::1", "224.0.0.251", "239.255.255.250", "255.255.255.255", "ff02::fb"}) {
+        EXPECT_TRUE(rule_matches("- LAN", query(lan))) << lan;
+        EXPECT_FALSE(rule_matches("- Internet", query(lan))) << lan;
+        EXPECT_FALSE(rule_matches("- Localhost", query(lan))) << lan;
+    }
+    for (const std::string_view internet :
+         {"8.8.8.8", "203.0.113.5", "2001:db8::1", "2606:4700::1", "232.1.1.1", "ff0e::1"}) {
+        EXPECT_TRUE(rule_matches("- Internet", query(internet))) << internet;
+        EXPECT_FALSE(rule_matches("- LAN", query(internet))) << internet;
+    }
+}
+
+TEST(EndpointRuleMatch, InvalidAddressesMatchNoScope) {
+    for (const std::string_view invalid : {"0.1.2.3", "240.0.0.1", "::"}) {
+        for (const std::string_view rule : {"- Localhost", "- LAN", "- Internet"}) {
+            EXPECT_FALSE(rule_matches(rule, query(invalid))) << rule << " " << invalid;
+        }
+        EXPECT_TRUE(rule_matches("- *", query(invalid))) << invalid;
+    }
+}
+
+TEST(EndpointRuleMatch, ScopeRuleWithPortChecksThePort) {
+    EXPECT_TRUE(rule_matches("+ LAN tcp/https", query("192.168.1.1", protocol::kTcp, 443)));
+    EXPECT_FALSE(rule_matches("+ LAN tcp/https", query("192.168.1.1", protocol::kTcp, 80)));
+    EXPECT_FALSE(rule_matches("+ LAN tcp/https", query("192.168.1.1", protocol::kUdp, 443)));
+}
+
+TEST(EndpointRuleMatch, RangeBoundsAreInclusive) {
+    const EndpointRule rule = parse_ok("- 10.0.0.5-10.0.0.9");
+    EXPECT_FALSE(matches(rule, query("10.0.0.4")));
+    EXPECT_TRUE(matches(rule, query("10.0.0.5")));
+    EXPECT_TRUE(matches(rule, query("10.0.0.7")));
+    EXPECT_TRUE(matches(rule, query("10.0.0.9")));
+    EXPECT_FALSE(matches(rule, query("10.0.0.10")));
+    EXPECT_FALSE(matches(rule, query("10.0.1.6"))); // numerically above, not by text
+}
+
+TEST(EndpointRuleMatch, RangeSpansOctetBoundaries) {
+    const EndpointRule rule = parse_ok("- 10.0.0.250-10.0.1.5");
+    EXPECT_TRUE(matches(rule, query("10.0.0.255")));
+    EXPECT_TRUE(matches(rule, query("10.0.1.0")));
+    EXPECT_FALSE(matches(rule, query("10.0.1.6")));
+}
+
+TEST(EndpointRuleMatch, Ipv6RangeMatchesOnlyItsFamily) {
+    const EndpointRule rule = parse_ok("- ::1-::ffff:ffff");
+    EXPECT_TRUE(matches(rule, query("::1")));
+    EXPECT_TRUE(matches(rule, query("::fffe:1")));
+    // ::ffff:a.b.c.d is folded to IPv4 and so outside an IPv6 range; IPv4 never matches.
+    EXPECT_FALSE(matches(rule, query("10.0.0.1")));
+    const EndpointRule v4 = parse_ok("- 0.0.0.1-255.255.255.255");
+    EXPECT_FALSE(matches(v4, query("2001:db8::1")));
+    EXPECT_TRUE(matches(v4, query("::ffff:10.0.0.1")));
 }
 
 TEST(EndpointRuleMatch, FirstMatchIsNullWithoutAMatch) {

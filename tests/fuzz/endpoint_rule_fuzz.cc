@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "firewall/decide.h"
@@ -34,6 +35,8 @@ std::vector<EndpointQuery> make_queries() {
     add("192.0.2.255", pw::packet::protocol::kUdp, 65535);
     add("2001:db8::1", pw::packet::protocol::kIcmpV6, 0);
     add("::1", pw::packet::protocol::kSctp, 0);
+    add("127.0.0.1", pw::packet::protocol::kUdp, 53);
+    add("0.0.0.1", pw::packet::protocol::kTcp, 443); // an invalid address: in no scope
     return queries;
 }
 
@@ -67,6 +70,11 @@ void fuzz_rule(std::string_view line) {
     }
     // Invariants the parser promises; a violation aborts so that libFuzzer reports it.
     if (rule->port_low > rule->port_high || rule->text.empty() || rule->text.size() > line.size()) {
+        __builtin_trap();
+    }
+    if (const auto* range = std::get_if<pw::firewall::IpRange>(&rule->entity);
+        range != nullptr &&
+        (range->first.family() != range->last.family() || range->last < range->first)) {
         __builtin_trap();
     }
     for (EndpointQuery query : kQueries) {

@@ -241,5 +241,88 @@ TEST_F(DnsQueryPolicyTest, FailuresAreReportedWithWhatTheUpstreamsDid) {
     EXPECT_EQ(memory_.size(), 0U);
 }
 
+// --- The answer filter (firewall/answer_filter.h) with the asker's settings ----------------------
+
+TEST_F(DnsQueryPolicyTest, AddressesTheAskerMayNotReachAreRemovedAndNotRemembered) {
+    settings_.block_lan = true;
+    const IpAddress lan = IpAddress::parse("192.168.1.5").value();
+    const dns::Query query = query_for("mixed.example");
+    dns::QueryPlan plan = policy_.plan(client_query(query));
+    dns::Answer answer = answer_with({lan, web_});
+    answer.upstream_address = IpAddress::parse("192.168.1.1").value(); // a LAN resolver
+    policy_.review(client_query(query), plan, answer);
+    EXPECT_EQ(plan.action, dns::QueryAction::Resolve);
+    EXPECT_EQ(plan.removed_addresses, std::vector<IpAddress>{lan});
+    EXPECT_EQ(plan.reason,
+              "removed 192.168.1.5 (removeBlockedDNS: blockLAN (global, profile 'host'))");
+    EXPECT_EQ(policy_.counters().filtered, 1U);
+
+    policy_.answered(client_query(query), plan,
+                     {.rcode = dns::Rcode::NoError,
+                      .source = dns::AnswerSource::Upstream,
+                      .answer = &answer,
+                      .age_seconds = 0,
+                      .failure = {}});
+    EXPECT_TRUE(memory_.lookup("/usr/bin/host", web_, clock_.now()).has_value());
+    EXPECT_FALSE(memory_.lookup("/usr/bin/host", lan, clock_.now()).has_value());
+    ASSERT_EQ(events_.answers.size(), 1U);
+    EXPECT_EQ(events_.answers[0], 1U);
+}
+
+TEST_F(DnsQueryPolicyTest, AnAnswerWithoutAnyAllowedAddressIsBlocked) {
+    settings_.block_internet = true;
+    const dns::Query query = query_for("www.example.com");
+    dns::QueryPlan plan = policy_.plan(client_query(query));
+    policy_.review(client_query(query), plan, answer_with({web_}));
+    EXPECT_EQ(plan.action, dns::QueryAction::Block);
+    EXPECT_EQ(plan.reason, "removeBlockedDNS: blockInternet (global, profile 'host')");
+    EXPECT_EQ(policy_.counters().blocked, 1U);
+}
+
+TEST_F(DnsQueryPolicyTest, AGlobalResolverMayNotAnswerWithPrivateAddresses) {
+    const IpAddress lan = IpAddress::parse("10.1.2.3").value();
+    const dns::Query query = query_for("rebind.example");
+    dns::QueryPlan plan = policy_.plan(client_query(query));
+    dns::Answer answer = answer_with({web_, lan});
+    answer.upstream_address = IpAddress::parse("203.0.113.53").value();
+    policy_.review(client_query(query), plan, answer);
+    EXPECT_EQ(plan.removed_addresses, std::vector<IpAddress>{lan});
+    EXPECT_NE(plan.reason.find("removeOutOfScopeDNS: a global resolver answered with a "
+                               "site-local address"),
+              std::string::npos);
+    // Without a known upstream (an answer of no resolver), nothing is out of scope.
+    dns::QueryPlan unknown = policy_.plan(client_query(query));
+    policy_.review(client_query(query), unknown, answer_with({web_, lan}));
+    EXPECT_TRUE(unknown.removed_addresses.empty());
+}
+
+TEST_F(DnsQueryPolicyTest, TheSystemResolversAnswersKeepWhatOnlySomeApplicationsMayNotReach) {
+    settings_.block_lan = true;
+    attributor_.answer = process_named("/usr/lib/systemd/systemd-resolved");
+    const IpAddress lan = IpAddress::parse("192.168.1.5").value();
+    const dns::Query query = query_for("nas.example");
+    dns::QueryPlan plan = policy_.plan(client_query(query));
+    dns::Answer answer = answer_with({lan});
+    answer.upstream_address = IpAddress::parse("192.168.1.1").value();
+    policy_.review(client_query(query), plan, answer);
+    EXPECT_EQ(plan.action, dns::QueryAction::Resolve);
+    EXPECT_TRUE(plan.removed_addresses.empty());
+    // Out of scope is about the resolver, not the application: removed for everyone.
+    answer.upstream_address = IpAddress::parse("203.0.113.53").value();
+    dns::QueryPlan global = policy_.plan(client_query(query));
+    policy_.review(client_query(query), global, answer);
+    EXPECT_EQ(global.action, dns::QueryAction::Block);
+}
+
+TEST_F(DnsQueryPolicyTest, OnlyAddressQuestionsAreFiltered) {
+    settings_.block_internet = true;
+    dns::Query query = query_for("www.example.com");
+    query.question.type = dns::type::kTxt;
+    dns::QueryPlan plan = policy_.plan(client_query(query));
+    policy_.review(client_query(query), plan, answer_with({web_}));
+    EXPECT_EQ(plan.action, dns::QueryAction::Resolve);
+    EXPECT_TRUE(plan.removed_addresses.empty());
+}
+
 } // namespace
 } // namespace pw::network

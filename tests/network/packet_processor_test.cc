@@ -119,6 +119,7 @@ TEST_F(PacketProcessorTest, RulesDecideByRemoteAddressAndServicePort) {
 }
 
 TEST_F(PacketProcessorTest, InboundConnectionsAreKeyedFromTheLocalSide) {
+    settings_.block_inbound = false; // the keying is under test, not the default inbound drop
     const testing::PacketBuilder in("10.0.0.2", "10.0.0.1");
     EXPECT_EQ(processor_.handle(packet::Direction::Inbound, in.tcp(50000, 22)),
               packet::mark::kPermanentAccept);
