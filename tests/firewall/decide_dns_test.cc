@@ -1,5 +1,5 @@
-// decide() steps 2-7 (decide.h): portwarden's own connections, DNS to and around our nameserver,
-// the blocked-DNS answer address, bypass prevention and domain rules.
+// decide() steps 2-5, 9 and 13 (decide.h): portwarden's own connections, DNS to and around our
+// nameserver, the blocked-DNS answer address, domain rules and bypass prevention.
 #include <string>
 #include <string_view>
 #include <tuple>
