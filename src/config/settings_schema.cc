@@ -618,6 +618,8 @@ firewall::FilterSettings resolve_filter_settings(const CompiledSettings& global,
     settings.dns.nameserver_endpoints = global.dns_listen_endpoints
                                             ? *global.dns_listen_endpoints
                                             : localhost_listen_endpoints(kDnsPort);
+    settings.api_endpoints = global.api_listen_endpoints ? *global.api_listen_endpoints
+                                                         : localhost_api_endpoints(kApiPort);
     settings.profile = std::move(profile);
     return settings;
 }

@@ -109,6 +109,31 @@ std::optional<StepResult> own_connection(const ConnectionFacts& connection) {
                       .remember = Remember::PerSetting};
 }
 
+// Step "API": TCP between a local process and portwarden's own API (both sides of the loopback
+// connection).
+std::optional<StepResult> api_connection(const FilterSettings& settings,
+                                         const ConnectionFacts& connection) {
+    if (connection.protocol != packet::protocol::kTcp) {
+        return std::nullopt;
+    }
+    const bool outbound = connection.direction == Direction::Outbound;
+    const IpAddress& address = outbound ? connection.remote_address : connection.local_address;
+    const std::uint16_t port = outbound ? connection.remote_port : connection.local_port;
+    const bool is_api =
+        std::ranges::any_of(settings.api_endpoints, [&](const IpEndpoint& endpoint) {
+            return endpoint.address == address && endpoint.port == port;
+        });
+    // Inbound only from this host: the API listens on loopback, but a listen address may be
+    // any of the host's.
+    if (!is_api || (!outbound && !connection.remote_address.is_loopback() &&
+                    connection.remote_address != connection.local_address)) {
+        return std::nullopt;
+    }
+    return StepResult{.verdict = Verdict::Accept,
+                      .reason = "connection to portwarden's API",
+                      .remember = Remember::PerSettingEvenLoopback};
+}
+
 // Steps "nameserver" and "astray DNS": DNS to our nameserver and DNS that went astray.
 std::optional<StepResult> dns_interception(const FilterSettings& settings,
                                            const ConnectionFacts& connection) {
@@ -399,6 +424,9 @@ StepResult default_action(const FilterSettings& settings) {
 StepResult decide_steps(const FilterSettings& settings, const ConnectionFacts& connection) {
     // Before the profile's settings: what portwarden itself must let through or stop.
     if (auto outcome = own_connection(connection)) {
+        return std::move(*outcome);
+    }
+    if (auto outcome = api_connection(settings, connection)) {
         return std::move(*outcome);
     }
     if (auto outcome = dns_interception(settings, connection)) {

@@ -55,6 +55,8 @@ struct Decision {
 //   2. Own connection: portwarden's own connections are accepted: its resolver's upstream
 //      queries (also DNS over TLS to a resolver on the bypass list) must never be redirected to
 //      itself or blocked. Inbound, only from this host.
+//   2b. API: TCP between a local process and portwarden's API (`api_endpoints`) is accepted, so
+//      that the CLI and the web UI work under any default action.
 //   3. Nameserver: DNS (UDP or TCP) to one of `dns.nameserver_endpoints` is accepted, and so is
 //      the server side of it (inbound to that endpoint).
 //   4. Astray DNS: other outbound DNS (UDP or TCP to remote port 53) is rerouted to our

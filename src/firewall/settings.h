@@ -150,6 +150,10 @@ struct FilterSettings {
     // --- Global only. ---
     OutboundBlockAction outbound_block_action = OutboundBlockAction::Reject;
     DnsInterception dns;
+    // Where portwarden's local API listens (`core/listenAddress`): connections to it from this
+    // host are accepted before any setting, so that the CLI and the web UI reach the firewall
+    // even under `defaultAction: block` or `ask` (the API checks who may use it).
+    std::vector<IpEndpoint> api_endpoints;
 
     // --- Whose settings these are. ---
     ProfileLabel profile;

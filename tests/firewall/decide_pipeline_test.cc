@@ -532,3 +532,46 @@ TEST(DecideOrder, BypassPreventionComesAfterTheScopeSettings) {
 
 } // namespace
 } // namespace pw::firewall
+
+// --- portwarden's API -------------------------------------------------------------------------
+
+namespace pw::firewall {
+namespace {
+
+FilterSettings api_settings(DefaultAction action) {
+    FilterSettings settings = curl_settings();
+    settings.default_action = action;
+    settings.block_local = true;
+    settings.api_endpoints = {IpEndpoint{.address = address("127.0.0.1"), .port = 817},
+                              IpEndpoint{.address = address("::1"), .port = 817}};
+    return settings;
+}
+
+TEST(DecideApi, LocalClientsReachTheApiUnderAnyDefaultActionAndScope) {
+    for (const DefaultAction action :
+         {DefaultAction::Permit, DefaultAction::Block, DefaultAction::Ask}) {
+        const FilterSettings settings = api_settings(action);
+        for (const std::string_view remote : {"127.0.0.1", "::1"}) {
+            const Decision outbound = decide(settings, outbound_tcp(remote, 817));
+            EXPECT_EQ(outbound.verdict, packet::Verdict::Accept) << remote;
+            EXPECT_EQ(outbound.outcome, Outcome::Decided) << remote;
+            EXPECT_EQ(outbound.reason, "connection to portwarden's API");
+            ConnectionFacts server_side = inbound_tcp(817, remote);
+            server_side.local_address = address(remote);
+            EXPECT_EQ(decide(settings, server_side).verdict, packet::Verdict::Accept) << remote;
+        }
+    }
+}
+
+TEST(DecideApi, OtherPortsProtocolsAndRemoteCallersAreOrdinaryConnections) {
+    const FilterSettings settings = api_settings(DefaultAction::Block);
+    EXPECT_EQ(decide(settings, outbound_tcp("127.0.0.1", 818)).verdict, packet::Verdict::Block);
+    EXPECT_EQ(decide(settings, outbound(protocol::kUdp, "127.0.0.1", 817)).verdict,
+              packet::Verdict::Block);
+    ConnectionFacts from_the_lan = inbound_tcp(817, "192.168.1.20");
+    from_the_lan.local_address = address("127.0.0.1");
+    EXPECT_NE(decide(settings, from_the_lan).verdict, packet::Verdict::Accept);
+}
+
+} // namespace
+} // namespace pw::firewall
