@@ -317,7 +317,7 @@ def daemon_args(mode):
 
 def start_daemon(world, mode):
     try:
-        return w.start_daemon_seeing_host_mounts(world, {"filter": {"defaultAction": "permit"}},
+        return w.start_daemon_seeing_host_mounts(world, {"filter": {"defaultAction": "permit", "blockInbound": False}},
                                                  daemon_args(mode))
     except w.DaemonError as error:
         hint = ("" if _HELP_HAS_ATTRIBUTION else
@@ -783,7 +783,7 @@ class BadOptionsTest(unittest.TestCase):
         with w.World() as world:
             before = world.rules()
             daemon = w.start_daemon_seeing_host_mounts(
-                world, {"filter": {"defaultAction": "permit"}},
+                world, {"filter": {"defaultAction": "permit", "blockInbound": False}},
                 ["--attribution", "auto", "--bpf-cgroup", "/nonexistent/pwt-cgroup"], wait=False)
             try:
                 code = daemon.process.wait(timeout=10)

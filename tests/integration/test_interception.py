@@ -72,9 +72,11 @@ def same_ip(left, right):
 
 def endpoint_config(default_action="permit", outbound_block_action="reject", permanent=True,
                     endpoints=()):
+    # blockInbound (on by default since profiles) off: these cases test the default action and
+    # the rules on inbound connections; test_profiles.py tests blockInbound itself.
     return {"filter": {"defaultAction": default_action, "endpoints": list(endpoints),
                        "permanentVerdicts": permanent,
-                       "outboundBlockAction": outbound_block_action}}
+                       "outboundBlockAction": outbound_block_action, "blockInbound": False}}
 
 
 # The blocks of the outbound matrix: port 9001 for TCP and UDP, the second internet address
