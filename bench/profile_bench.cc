@@ -79,7 +79,8 @@ struct Percentiles {
 Percentiles percentiles(std::vector<double>& samples) {
     std::ranges::sort(samples);
     const auto at = [&](double fraction) {
-        return samples[static_cast<std::size_t>(fraction * static_cast<double>(samples.size() - 1))];
+        return samples[static_cast<std::size_t>(fraction *
+                                                static_cast<double>(samples.size() - 1))];
     };
     return {.p50 = at(0.50), .p99 = at(0.99), .max = samples.back()};
 }
@@ -190,10 +191,10 @@ int main(int argc, char** argv) {
         const auto process = facts_of(index % profiles, next_pid++);
         const auto connection = connection_of(process);
         const auto started = BenchClock::now();
-        const profile::Policy policy =
-            (*store)->policy_for(&process, packet::Direction::Outbound);
+        const profile::Policy policy = (*store)->policy_for(&process, packet::Direction::Outbound);
         const firewall::Decision decision = firewall::decide(*policy.settings, connection);
-        first.push_back(std::chrono::duration<double, std::micro>(BenchClock::now() - started).count());
+        first.push_back(
+            std::chrono::duration<double, std::micro>(BenchClock::now() - started).count());
         accepted += decision.verdict == packet::Verdict::Accept ? 1 : 0;
     }
 
@@ -210,8 +211,7 @@ int main(int argc, char** argv) {
         const auto& process = known[static_cast<std::size_t>(index) % known.size()];
         const auto connection = connection_of(process);
         const auto started = BenchClock::now();
-        const profile::Policy policy =
-            (*store)->policy_for(&process, packet::Direction::Outbound);
+        const profile::Policy policy = (*store)->policy_for(&process, packet::Direction::Outbound);
         const firewall::Decision decision = firewall::decide(*policy.settings, connection);
         repeat.push_back(
             std::chrono::duration<double, std::micro>(BenchClock::now() - started).count());
@@ -222,16 +222,19 @@ int main(int argc, char** argv) {
     const Percentiles warm = percentiles(repeat);
     fmt::print("profiles {} x rules {} (loaded and stored in {:.1f} s)\n", profiles, rules,
                loading_seconds);
-    fmt::print("decision, process seen before (cache hit, all {} rules read): p50 {:.2f} us, "
-               "p99 {:.2f} us, max {:.1f} us ({} samples)\n",
-               rules, warm.p50, warm.p99, warm.max, repeat.size());
-    fmt::print("decision, first connection of a new process (fingerprint index): p50 {:.2f} us, "
-               "p99 {:.2f} us, max {:.1f} us ({} samples)\n",
-               cold.p50, cold.p99, cold.max, first.size());
-    fmt::print("resident memory: {} KiB before the store, {} KiB with the store open, {} KiB "
-               "with {} profiles: {:.1f} MiB for the profiles\n",
-               rss_empty, rss_store, rss_loaded, profiles,
-               static_cast<double>(rss_loaded - rss_store) / 1024.0);
+    fmt::print(
+        "decision, process seen before (cache hit, all {} rules read): p50 {:.2f} us, "
+        "p99 {:.2f} us, max {:.1f} us ({} samples)\n",
+        rules, warm.p50, warm.p99, warm.max, repeat.size());
+    fmt::print(
+        "decision, first connection of a new process (fingerprint index): p50 {:.2f} us, "
+        "p99 {:.2f} us, max {:.1f} us ({} samples)\n",
+        cold.p50, cold.p99, cold.max, first.size());
+    fmt::print(
+        "resident memory: {} KiB before the store, {} KiB with the store open, {} KiB "
+        "with {} profiles: {:.1f} MiB for the profiles\n",
+        rss_empty, rss_store, rss_loaded, profiles,
+        static_cast<double>(rss_loaded - rss_store) / 1024.0);
     fmt::print("(accepted {} of {}: every decision ran)\n", accepted, first.size() + repeat.size());
     store->reset();
     database->reset();

@@ -64,9 +64,9 @@ ATTRIBUTED_WARNING_FRACTION = 0.99
 # Length of each load in the attribution check run that follows a measured daemon run.
 CHECK_SECONDS = 1.0
 
-CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "portwarden-tables",
-           "portwarden-off", "portwarden-attribution-off", "portwarden-dns-off",
-           "portwarden-events-off", "opensnitchd")
+CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "portwarden-profiles",
+           "portwarden-tables", "portwarden-off", "portwarden-attribution-off",
+           "portwarden-dns-off", "portwarden-events-off", "opensnitchd")
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class DaemonVariant:
     attribution: str
     dns: bool
     events: bool | None
+    profiles: int = 0  # > 0: default-block, and this many profiles (the load generator's permits)
 
 
 # `portwarden` is the daemon with every feature on (attribution auto, its nameserver, an event
@@ -86,6 +87,10 @@ class DaemonVariant:
 # before (the daemon's default): `portwarden-off` is the interception core alone.
 PORTWARDEN_VARIANTS = {
     "portwarden": DaemonVariant("auto", dns=True, events=True),
+    # Issue 9: `filter/defaultAction: block` and 100 profiles, created through the API before
+    # the measurement; the load generator's own profile permits the server, so every connection
+    # is matched to a profile and decided by its rules (target: >= 0.9x `portwarden`).
+    "portwarden-profiles": DaemonVariant("auto", dns=True, events=True, profiles=100),
     "portwarden-tables": DaemonVariant("tables", dns=True, events=None),
     "portwarden-off": DaemonVariant("off", dns=True, events=None),
     "portwarden-attribution-off": DaemonVariant("off", dns=True, events=True),
@@ -98,6 +103,33 @@ PORTWARDEN_MODES = {name: variant.attribution for name, variant in PORTWARDEN_VA
 # setting yet refuses the config (exit status 2): the configuration is then skipped.
 DNS_OFF_CONFIG = {"dns": {"listenAddress": "off"}}
 CONFIG_REFUSED_EXIT = 2
+
+# Creates the profiles of `portwarden-profiles` through the API on 127.0.0.1:817 (run in the
+# client namespace; exits 1 while the API does not answer yet).
+PROFILES_SCRIPT = """
+import http.client, json, sys
+def post(body):
+    connection = http.client.HTTPConnection("127.0.0.1", 817, timeout=10)
+    connection.request("POST", "/api/v1/profiles", body=json.dumps(body),
+                       headers={{"Content-Type": "application/json"}})
+    response = connection.getresponse()
+    text = response.read()
+    if response.status not in (200, 201):
+        sys.exit(f"{{response.status}} {{text!r}}")
+def path(value):
+    return [{{"type": "path", "operation": "equals", "value": value}}]
+try:
+    post({{"name": "pw_loadgen", "fingerprints": path("{loadgen}"),
+          "settings": {{"filter/endpoints": ["- 192.0.2.0/24", "- .tracker.example",
+                                             "+ {server_v4}", "+ {server_v6}"]}}}})
+    for index in range({count} - 1):
+        rules = [f"- host{{index}}-{{rule}}.example.com" for rule in range(8)]
+        rules += [f"+ 198.18.{{index % 250}}.0/24 tcp/443", "+ .example.org"]
+        post({{"name": f"app{{index}}", "fingerprints": path(f"/opt/app{{index}}/bin/app"),
+              "settings": {{"filter/endpoints": rules}}}})
+except OSError as error:
+    sys.exit(str(error))
+"""
 
 # New flows in flight per client thread while the rates are measured (pw_loadgen --inflight):
 # enough to keep the minimal verdict program busy on a 2-vCPU machine (see the sweep in
@@ -696,8 +728,9 @@ class Portwarden(Config):
 
     def __init__(self, name: str, binary: Path, attribution: str | None,
                  cgroup: Path | None, events_while_measuring: bool = False,
-                 dns: bool = True) -> None:
+                 dns: bool = True, profiles: int = 0) -> None:
         super().__init__()
+        self.profiles = profiles
         self.name = name
         self.binary = binary
         self.attribution = attribution  # None: a daemon without --attribution (older build)
@@ -718,7 +751,7 @@ class Portwarden(Config):
         config = world.workdir / f"{self.name}.json"
         # An upstream of the benchmark's own, so that the nameserver never depends on the
         # host's /etc/resolv.conf (nothing here resolves names).
-        settings = {"filter": {"defaultAction": "permit"},
+        settings = {"filter": {"defaultAction": "block" if self.profiles else "permit"},
                     **({"dns": {"nameservers": [f"dns://{SERVER_V4}"]}} if self.dns
                        else DNS_OFF_CONFIG)}
         config.write_text(json.dumps(settings) + "\n")
@@ -752,7 +785,24 @@ class Portwarden(Config):
             raise
         if events:
             self.check_started(events_path)
+        if self.profiles:
+            self.create_profiles(world)
         return Firewall(process)
+
+    def create_profiles(self, world: World) -> None:
+        """`self.profiles` profiles through the daemon's API: the load generator's, whose rules
+        permit the server, and others for executables that do not run, with ten rules each."""
+        script = PROFILES_SCRIPT.format(count=self.profiles, loadgen=str(Path(world.loadgen).resolve()),
+                                        server_v4=SERVER_V4, server_v6=SERVER_V6)
+        deadline = time.monotonic() + 10
+        while True:
+            result = world.in_client([sys.executable, "-c", script])
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.name}: creating the profiles failed: "
+                                 f"{result.stdout}{result.stderr}\n{world.log_tail(self.name)}")
+            time.sleep(0.2)
 
     def check_started(self, events: Path) -> None:
         """Says so when mode auto runs without its eBPF records (it then falls back to the
@@ -1363,7 +1413,8 @@ def make_config(name: str, arguments: argparse.Namespace, ruleset: Ruleset,
                   else variant.events)
         return Portwarden(name, arguments.portwarden, mode,
                           cgroup.path if cgroup is not None else None,
-                          events_while_measuring=events, dns=variant.dns)
+                          events_while_measuring=events, dns=variant.dns,
+                          profiles=variant.profiles)
     return OpenSnitch(arguments.opensnitchd)
 
 

@@ -138,15 +138,14 @@ void ApiBackend::create_profile(const nlohmann::json& body, api::Respond respond
         body.value("settings", nlohmann::json::object()),
         [this, respond, created_id](Status status) {
             if (!status) {
-                respond(api::error_reply(500, "the profile could not be saved: " +
-                                                  status.error().message()));
+                respond(api::error_reply(
+                    500, "the profile could not be saved: " + status.error().message()));
                 return;
             }
             const profile::ProfileState* state = store_.find_profile(*created_id);
-            respond(state != nullptr ? api::Reply{.status = 201,
-                                                  .body = profile_json(*state),
-                                                  .allow = {}}
-                                     : api::error_reply(404, "the profile is gone again"));
+            respond(state != nullptr
+                        ? api::Reply{.status = 201, .body = profile_json(*state), .allow = {}}
+                        : api::error_reply(404, "the profile is gone again"));
         });
     if (!created) {
         respond(refusal(created.error()));
@@ -164,16 +163,18 @@ void ApiBackend::update_profile(std::string_view id, const nlohmann::json& body,
     }
     const profile::Profile& current = state->profile;
     const std::string name = body.value("name", current.name);
-    const nlohmann::json fingerprints =
-        body.contains("fingerprints") ? body["fingerprints"] : profile::to_json(current.fingerprints);
+    const nlohmann::json fingerprints = body.contains("fingerprints")
+                                            ? body["fingerprints"]
+                                            : profile::to_json(current.fingerprints);
     const nlohmann::json settings = body.contains("settings") ? body["settings"] : current.settings;
     const std::string key(id);
-    auto updated = store_.put_profile(
-        key, name, fingerprints, settings, [this, respond, key](Status status) {
+    auto updated =
+        store_.put_profile(key, name, fingerprints, settings, [this, respond, key](Status status) {
             const profile::ProfileState* now = store_.find_profile(key);
             if (!status || now == nullptr) {
-                respond(api::error_reply(500, "the profile could not be saved: " +
-                                                  (status ? "it is gone" : status.error().message())));
+                respond(
+                    api::error_reply(500, "the profile could not be saved: " +
+                                              (status ? "it is gone" : status.error().message())));
                 return;
             }
             respond(api::Reply{.status = 200, .body = profile_json(*now), .allow = {}});
@@ -228,8 +229,8 @@ void ApiBackend::remove_rule(std::string_view profile_id, const nlohmann::json& 
         std::move(respond));
 }
 
-void ApiBackend::edit_rules(std::string_view profile_id, std::string_view key,
-                            const ListEdit& edit, api::Respond respond) {
+void ApiBackend::edit_rules(std::string_view profile_id, std::string_view key, const ListEdit& edit,
+                            api::Respond respond) {
     nlohmann::json list = nlohmann::json::array();
     if (profile_id.empty()) {
         if (store_.file_layer().contains(key)) {
@@ -297,8 +298,8 @@ void ApiBackend::set_setting(std::optional<std::string_view> profile_id, std::st
     // The reply is built when the change is committed, from the store's state then.
     auto done = [this, respond, profile, setting](Status status) {
         if (!status) {
-            respond(api::error_reply(500, "the change applies now but could not be saved: " +
-                                              status.error().message()));
+            respond(api::error_reply(
+                500, "the change applies now but could not be saved: " + status.error().message()));
             return;
         }
         auto view = setting_view(setting, profile);
@@ -326,7 +327,8 @@ nlohmann::json ApiBackend::prompts() {
               subject.direction == packet::Direction::Outbound ? "outbound" : "inbound"},
              {"protocol", network::protocol_name(subject.protocol)},
              {"domain", subject.domain},
-             {"remote", {{"ip", subject.remote_address.to_string()}, {"port", subject.remote_port}}},
+             {"remote",
+              {{"ip", subject.remote_address.to_string()}, {"port", subject.remote_port}}},
              {"localPort", subject.local_port},
              {"connections", prompt.connections},
              {"opened", network::utc_timestamp(prompt.opened)}});
@@ -338,8 +340,8 @@ void ApiBackend::answer_prompt(std::uint64_t id, const nlohmann::json& answer,
                                api::Respond respond) {
     const profile::Prompt* prompt = prompts_.find(id);
     if (prompt == nullptr) {
-        respond(api::error_reply(404, "no open prompt " + std::to_string(id) +
-                                          " (answered, expired, or never opened)"));
+        respond(api::error_reply(
+            404, "no open prompt " + std::to_string(id) + " (answered, expired, or never opened)"));
         return;
     }
     auto parsed = profile::parse_prompt_answer(answer, prompt->subject);
@@ -352,14 +354,14 @@ void ApiBackend::answer_prompt(std::uint64_t id, const nlohmann::json& answer,
         respond(api::error_reply(400, answered.error().message()));
         return;
     }
-    respond(api::Reply{.status = 200,
-                       .body = {{"id", id},
-                                {"verdict", parsed->verdict == profile::PromptVerdict::Permit
-                                                ? "permit"
-                                                : "block"},
-                                {"for", profile::duration_text(*parsed)},
-                                {"connections", answered->connections}},
-                       .allow = {}});
+    respond(api::Reply{
+        .status = 200,
+        .body = {{"id", id},
+                 {"verdict",
+                  parsed->verdict == profile::PromptVerdict::Permit ? "permit" : "block"},
+                 {"for", profile::duration_text(*parsed)},
+                 {"connections", answered->connections}},
+        .allow = {}});
 }
 
 } // namespace pw::daemon

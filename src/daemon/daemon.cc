@@ -11,8 +11,8 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -356,8 +356,8 @@ Status Daemon::start_api() {
         log_->info("api=off (core/listenAddress)");
         return {};
     }
-    api_backend_ = std::make_unique<ApiBackend>(*store_, *prompts_,
-                                                [this] { return status_json(); });
+    api_backend_ =
+        std::make_unique<ApiBackend>(*store_, *prompts_, [this] { return status_json(); });
     auto sockets = state::SockDiagSocketTable::open();
     api_callers_ = std::make_unique<SocketCallerLookup>(
         sockets ? std::move(*sockets) : std::unique_ptr<state::SockDiagSocketTable>());
@@ -367,9 +367,8 @@ Status Daemon::start_api() {
     for (const firewall::IpEndpoint& endpoint : endpoints) {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }
-    auto server =
-        api::HttpServer::start(io_, listen, api::ServerLimits{}, *api_callers_, *api_access_,
-                               *api_backend_);
+    auto server = api::HttpServer::start(io_, listen, api::ServerLimits{}, *api_callers_,
+                                         *api_access_, *api_backend_);
     if (!server) {
         return fail("api: " + server.error().message() +
                     " (another program may be listening there: stop it, or change "
@@ -419,10 +418,9 @@ void Daemon::set_up_prompts() {
             store_->prompt_answered(prompt, *answer);
         }
     });
-    prompts_->subscribe([this](profile::PromptEvent event, const profile::Prompt& prompt,
-                               const profile::PromptAnswer* answer) {
-        events_->prompt(event, prompt, answer);
-    });
+    prompts_->subscribe(
+        [this](profile::PromptEvent event, const profile::Prompt& prompt,
+               const profile::PromptAnswer* answer) { events_->prompt(event, prompt, answer); });
     processor_->enable_prompts(*prompts_);
 }
 

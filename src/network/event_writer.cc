@@ -299,7 +299,9 @@ void append_json_string(std::string& out, std::string_view text) {
     out += '"';
 }
 
-std::string utc_timestamp_now() { return utc_timestamp(std::chrono::system_clock::now()); }
+std::string utc_timestamp_now() {
+    return utc_timestamp(std::chrono::system_clock::now());
+}
 
 std::string utc_timestamp(std::chrono::system_clock::time_point now) {
     const std::time_t seconds = std::chrono::system_clock::to_time_t(now);

@@ -97,7 +97,10 @@ protected:
             .ancestors = {},
             .process_alive = [this](std::int64_t pid,
                                     std::uint64_t /*start*/) { return !exited_.contains(pid); },
-            .wall_clock = [this] { return now_; }});
+            .wall_clock =
+                [this] {
+                    return now_;
+                }});
         ASSERT_TRUE(store.has_value()) << store.error().message();
         store_ = std::move(*store);
         store_->subscribe([this](const SettingsChange& change) { changes_.push_back(change); });
@@ -348,14 +351,13 @@ TEST_F(SettingsStoreTest, AStoredValueThatNoLongerValidatesIsAnErrorNamingTheFil
     auto database = Database::open(directory_ / "portwarden.db", loop_.poster());
     ASSERT_TRUE(database.has_value());
     auto config = config::parse_config("{}", "test.json");
-    auto store = SettingsStore::open(
-        SettingsStore::Dependencies{.database = database->get(),
-                                    .file_layer = config->file_layer,
-                                    .file_name = "test.json",
-                                    .processes = {},
-                                    .ancestors = {},
-                                    .process_alive = {},
-                                    .wall_clock = {}});
+    auto store = SettingsStore::open(SettingsStore::Dependencies{.database = database->get(),
+                                                                 .file_layer = config->file_layer,
+                                                                 .file_name = "test.json",
+                                                                 .processes = {},
+                                                                 .ancestors = {},
+                                                                 .process_alive = {},
+                                                                 .wall_clock = {}});
     ASSERT_FALSE(store.has_value());
     EXPECT_NE(store.error().message().find("portwarden.db"), std::string::npos)
         << store.error().message();
@@ -398,8 +400,9 @@ TEST_F(SettingsStoreTest, APersonsProfileTakesOverTheProcessesItMatches) {
     const Policy policy = store_->policy_for(&curl, packet::Direction::Outbound);
     EXPECT_EQ(policy.settings->profile.id, *id);
     EXPECT_EQ(decide(outbound_to("203.0.113.5", 443, curl)).verdict, packet::Verdict::Block);
-    EXPECT_FALSE(store_->put_profile("", "Bad", nlohmann::json::parse(R"([{"type": "x"}])"),
-                                     nlohmann::json::object())
+    EXPECT_FALSE(store_
+                     ->put_profile("", "Bad", nlohmann::json::parse(R"([{"type": "x"}])"),
+                                   nlohmann::json::object())
                      .has_value());
 }
 
