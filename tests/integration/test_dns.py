@@ -200,6 +200,16 @@ def start_daemon(world, config, wait=True):
                             "4's nameserver refuses the dns/ settings)") from None
 
 
+def assert_scope_is_profile_of(case, event, program_name, context):
+    """Answers are remembered under the asking application's profile (issue 9): the event's
+    scope is the ID of the profile portwarden made for the program, named after it."""
+    profile = event.get("profile") or {}
+    case.assertEqual(profile.get("name"), program_name, context)
+    case.assertTrue(profile.get("id"), context)
+    case.assertEqual(event.get("scope"), profile.get("id"),
+                     f"answers are remembered under the asker's profile\n{context}")
+
+
 def normalize(name):
     return (name or "").rstrip(".").lower()
 
@@ -347,8 +357,7 @@ class DnsCase(unittest.TestCase):
         self.assertEqual(process.get("kind"), "process", context)
         self.assertEqual(process.get("pid"), result.pid, context)
         self.assertEqual(process.get("executable"), executable("dig"), context)
-        self.assertEqual(event.get("scope"), executable("dig"),
-                         f"dig's answers are remembered under its executable\n{context}")
+        assert_scope_is_profile_of(self, event, "dig", context)
 
     def assert_event(self, event, protocol, rcode, answers, sources, cnames=(), client=None):
         context = f"event: {json.dumps(event)}"
@@ -553,8 +562,7 @@ class NameserverTest(DnsCase):
                 (other, _PROGRAMS.other, f"other.{d.ZONE}")):
             with self.subTest(program=program.name):
                 events = self.dns_events(name, "A", pid=resolved["pid"])
-                self.assertEqual(events[0].get("scope"), str(program),
-                                 f"answers remembered under the asking executable: {events[0]}")
+                assert_scope_is_profile_of(self, events[0], program.name, f"{events[0]}")
                 connected = self.go(process, reader)
                 decided = self.decided_event(connected["localPort"], INTERNET_V4,
                                              what=f"{program.name}'s connection")
@@ -1165,7 +1173,7 @@ class ResolvedMonitorTest(DnsCase):
         self.assertEqual(resolved.get("outcome"), "ok", f"{resolved}\n{self.daemon.describe()}")
         self.assertEqual(resolved.get("addresses"), [INTERNET_V4_ALT], f"{resolved}")
         events = self.dns_events(f"alt.{d.ZONE}", "A", pid=resolved["pid"])
-        self.assertEqual(events[0].get("scope"), str(program), f"{events[0]}")
+        assert_scope_is_profile_of(self, events[0], program.name, f"{events[0]}")
 
         name = f"newer.resolved.{d.ZONE}"
         self.push(fr.query_result(name, [INTERNET_V4_ALT]))
