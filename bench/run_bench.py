@@ -65,7 +65,7 @@ ATTRIBUTED_WARNING_FRACTION = 0.99
 CHECK_SECONDS = 1.0
 
 CONFIGS = ("none", "kernel-only", "minimal-verdict", "portwarden", "portwarden-profiles",
-           "portwarden-tables", "portwarden-off", "portwarden-attribution-off",
+           "portwarden-1000-profiles", "portwarden-tables", "portwarden-off", "portwarden-attribution-off",
            "portwarden-dns-off", "portwarden-events-off", "opensnitchd")
 
 
@@ -91,6 +91,8 @@ PORTWARDEN_VARIANTS = {
     # the measurement; the load generator's own profile permits the server, so every connection
     # is matched to a profile and decided by its rules (target: >= 0.9x `portwarden`).
     "portwarden-profiles": DaemonVariant("auto", dns=True, events=True, profiles=100),
+    # The same with 1,000 profiles: its resident memory is issue 9's (target <= 16 MiB).
+    "portwarden-1000-profiles": DaemonVariant("auto", dns=True, events=True, profiles=1000),
     "portwarden-tables": DaemonVariant("tables", dns=True, events=None),
     "portwarden-off": DaemonVariant("off", dns=True, events=None),
     "portwarden-attribution-off": DaemonVariant("off", dns=True, events=True),
@@ -119,10 +121,11 @@ def post(body):
 def path(value):
     return [{{"type": "path", "operation": "equals", "value": value}}]
 try:
-    post({{"name": "pw_loadgen", "fingerprints": path("{loadgen}"),
-          "settings": {{"filter/endpoints": ["- 192.0.2.0/24", "- .tracker.example",
-                                             "+ {server_v4}", "+ {server_v6}"]}}}})
-    for index in range({count} - 1):
+    for name, executable in (("pw_loadgen", "{loadgen}"), ("iperf3", "{iperf3}")):
+        post({{"name": name, "fingerprints": path(executable),
+              "settings": {{"filter/endpoints": ["- 192.0.2.0/24", "- .tracker.example",
+                                                 "+ {server_v4}", "+ {server_v6}"]}}}})
+    for index in range({count} - 2):
         rules = [f"- host{{index}}-{{rule}}.example.com" for rule in range(8)]
         rules += [f"+ 198.18.{{index % 250}}.0/24 tcp/443", "+ .example.org"]
         post({{"name": f"app{{index}}", "fingerprints": path(f"/opt/app{{index}}/bin/app"),
@@ -793,6 +796,7 @@ class Portwarden(Config):
         """`self.profiles` profiles through the daemon's API: the load generator's, whose rules
         permit the server, and others for executables that do not run, with ten rules each."""
         script = PROFILES_SCRIPT.format(count=self.profiles, loadgen=str(Path(world.loadgen).resolve()),
+                                        iperf3=os.path.realpath(shutil.which("iperf3") or "iperf3"),
                                         server_v4=SERVER_V4, server_v6=SERVER_V6)
         deadline = time.monotonic() + 10
         while True:

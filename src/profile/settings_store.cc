@@ -84,7 +84,13 @@ Result<config::CompiledSettings> compile_own(const nlohmann::json& settings) {
     for (const auto& [key, value] : settings.items()) {
         layer.emplace(key, value);
     }
-    return config::compile_layer(layer, config::SettingScope::Application);
+    auto compiled = config::compile_layer(layer, config::SettingScope::Application);
+    if (compiled) {
+        // The values as written stay in Profile::settings alone: with many profiles of many
+        // rules a second copy would be the larger part of the store's memory.
+        compiled->values.clear();
+    }
+    return compiled;
 }
 
 // The process as attribution described it, for matching when /proc no longer has it.
@@ -377,7 +383,13 @@ Result<config::EffectiveSetting> SettingsStore::effective_setting(
         if (state == nullptr) {
             return fail(fmt::format("unknown profile '{}'", profile_id));
         }
-        layers.app = &state->own.values;
+        // The profile's values as written: kept once, in the profile (own.values is dropped).
+        config::SettingsLayer app;
+        for (const auto& [name, value] : state->profile.settings.items()) {
+            app.emplace(name, value);
+        }
+        layers.app = &app;
+        return config::effective_setting(key, layers);
     }
     return config::effective_setting(key, layers);
 }
@@ -664,7 +676,15 @@ void SettingsStore::rebuild_index(CachedPolicies cached) {
     std::vector<Profile> profiles;
     profiles.reserve(profiles_.size());
     for (const auto& [id, state] : profiles_) {
-        profiles.push_back(state.profile);
+        // The index reads the ID and the fingerprints only: no copy of the settings.
+        profiles.push_back(Profile{.id = state.profile.id,
+                                   .name = {},
+                                   .source = state.profile.source,
+                                   .fingerprints = state.profile.fingerprints,
+                                   .settings = {},
+                                   .created = {},
+                                   .first_seen = {},
+                                   .last_seen = {}});
     }
     matcher_.set_index(std::make_shared<const ProfileIndex>(profiles));
     if (cached == CachedPolicies::Drop) {
