@@ -69,7 +69,23 @@ std::string_view until_name(profile::TemporaryRule::Until until) {
     return "restart";
 }
 
-nlohmann::json profile_json(const profile::ProfileState& state) {
+nlohmann::json statistics_json(const std::vector<profile::RuleStatistics>& statistics) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const profile::RuleStatistics& stat : statistics) {
+        list.push_back(
+            {{"list", stat.list == firewall::RuleListKind::ServiceEndpoints ? "serviceEndpoints"
+                                                                            : "endpoints"},
+             {"rule", stat.rule},
+             {"matches", stat.matches},
+             {"lastMatch", stat.last_match.time_since_epoch().count() == 0
+                               ? nlohmann::json(nullptr)
+                               : nlohmann::json(network::utc_timestamp(stat.last_match))}});
+    }
+    return list;
+}
+
+nlohmann::json profile_json(const profile::ProfileState& state,
+                            const std::vector<profile::RuleStatistics>& statistics) {
     const profile::Profile& profile = state.profile;
     nlohmann::json temporary = nlohmann::json::array();
     for (const profile::TemporaryRule& rule : state.temporary) {
@@ -92,6 +108,7 @@ nlohmann::json profile_json(const profile::ProfileState& state) {
             {"fingerprints", profile::to_json(profile.fingerprints)},
             {"settings", profile.settings},
             {"temporaryRules", std::move(temporary)},
+            {"ruleStatistics", statistics_json(statistics)},
             {"created", network::utc_timestamp(profile.created)},
             {"firstSeen", network::utc_timestamp(profile.first_seen)},
             {"lastSeen", network::utc_timestamp(profile.last_seen)}};
@@ -108,7 +125,7 @@ std::string_view list_key(const nlohmann::json& body) {
 nlohmann::json ApiBackend::profiles() {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& [id, state] : store_.profiles()) {
-        list.push_back(profile_json(state));
+        list.push_back(profile_json(state, store_.rule_statistics(id)));
     }
     return list;
 }
@@ -118,7 +135,7 @@ std::optional<nlohmann::json> ApiBackend::profile(std::string_view id) {
     if (state == nullptr) {
         return std::nullopt;
     }
-    return profile_json(*state);
+    return profile_json(*state, store_.rule_statistics(state->profile.id));
 }
 
 void ApiBackend::create_profile(const nlohmann::json& body, api::Respond respond) {
@@ -144,7 +161,10 @@ void ApiBackend::create_profile(const nlohmann::json& body, api::Respond respond
             }
             const profile::ProfileState* state = store_.find_profile(*created_id);
             respond(state != nullptr
-                        ? api::Reply{.status = 201, .body = profile_json(*state), .allow = {}}
+                        ? api::Reply{.status = 201,
+                                     .body = profile_json(
+                                         *state, store_.rule_statistics(state->profile.id)),
+                                     .allow = {}}
                         : api::error_reply(404, "the profile is gone again"));
         });
     if (!created) {
@@ -177,7 +197,9 @@ void ApiBackend::update_profile(std::string_view id, const nlohmann::json& body,
                                               (status ? "it is gone" : status.error().message())));
                 return;
             }
-            respond(api::Reply{.status = 200, .body = profile_json(*now), .allow = {}});
+            respond(api::Reply{.status = 200,
+                               .body = profile_json(*now, store_.rule_statistics(now->profile.id)),
+                               .allow = {}});
         });
     if (!updated) {
         respond(refusal(updated.error()));

@@ -210,6 +210,11 @@ Status SettingsStore::load(const StoredState& state) {
         persist_profile(entry, checked({}, "special profile"));
         profiles_.insert_or_assign(std::string(special.id), std::move(entry));
     }
+    for (const StoredRuleStat& row : state.rule_stats) {
+        rule_stats_.insert_or_assign(
+            StatKey{.profile_id = row.profile_id, .list = row.list, .rule = row.rule},
+            StatDelta{.matches = row.matches, .last_match_ms = row.last_match_ms});
+    }
     for (const StoredTimedRule& row : state.timed_rules) {
         next_timed_rule_id_ = std::max(next_timed_rule_id_, row.id + 1);
         auto found = profiles_.find(row.profile_id);
@@ -363,9 +368,23 @@ void SettingsStore::rule_matched(const firewall::FilterSettings& settings,
                                                                          : std::string(),
                 .list = match.list,
                 .rule = rule.text};
+    ++rule_stats_[key].matches; // its time is set when flushed (no clock on the packet path)
     StatDelta& delta = pending_stats_[std::move(key)];
     ++delta.matches;
-    delta.last_match_ms = 0; // the time is taken when flushed (no clock on the packet path)
+    delta.last_match_ms = 0; // the time is taken when flushed
+}
+
+std::vector<RuleStatistics> SettingsStore::rule_statistics(std::string_view profile_id) const {
+    std::vector<RuleStatistics> found;
+    for (const auto& [key, stat] : rule_stats_) {
+        if (key.profile_id == profile_id) {
+            found.push_back({.list = key.list,
+                             .rule = key.rule,
+                             .matches = stat.matches,
+                             .last_match = from_ms(stat.last_match_ms)});
+        }
+    }
+    return found;
 }
 
 // --- Reading -----------------------------------------------------------------------------------
@@ -626,6 +645,7 @@ void SettingsStore::tick(FlushStatistics flush) {
         std::vector<StoredRuleStat> deltas;
         deltas.reserve(pending_stats_.size());
         for (auto& [key, delta] : pending_stats_) {
+            rule_stats_[key].last_match_ms = stamp;
             deltas.push_back(StoredRuleStat{.profile_id = key.profile_id,
                                             .list = key.list,
                                             .rule = key.rule,

@@ -65,6 +65,16 @@ struct ProfileState {
     bool seen = false; // a process of it connected since the last flush of last-seen times
 };
 
+// How often one rule matched, and when last (the time of the flush after the match, to the
+// second: the packet path reads no clock). Kept with its profile, so that a person sees which
+// rules are used and which are dead.
+struct RuleStatistics {
+    firewall::RuleListKind list = firewall::RuleListKind::Endpoints;
+    std::string rule;
+    std::int64_t matches = 0;
+    std::chrono::system_clock::time_point last_match{};
+};
+
 struct StoreCounters {
     std::uint64_t policy_lookups = 0;
     std::uint64_t policy_cache_hits = 0;
@@ -144,6 +154,9 @@ public:
     [[nodiscard]] const config::SettingsLayer& store_layer() const { return store_values_; }
     [[nodiscard]] const config::SettingsLayer& file_layer() const { return file_layer_.values; }
     [[nodiscard]] const StoreCounters& counters() const { return counters_; }
+    // The statistics of the rules of one profile (empty ID: the global rules), stored and
+    // recent ones together, by list and rule text.
+    [[nodiscard]] std::vector<RuleStatistics> rule_statistics(std::string_view profile_id) const;
 
     // --- Changing (each change is validated whole first: an error changes nothing) ---
     // Memory changes at once (the next connection sees it, listeners hear it); `done` hears the
@@ -238,7 +251,8 @@ private:
         ProfileState* state = nullptr; // for last-seen; null: no profile
     };
     std::unordered_map<ProcessKey, CachedPolicy, ProcessKeyHash> policy_cache_;
-    std::map<StatKey, StatDelta> pending_stats_;
+    std::map<StatKey, StatDelta> pending_stats_; // not yet in the database
+    std::map<StatKey, StatDelta> rule_stats_;    // everything, for reading
     std::int64_t next_timed_rule_id_ = 1;
     std::vector<Listener> listeners_;
     StoreCounters counters_;

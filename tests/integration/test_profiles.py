@@ -278,6 +278,10 @@ class ApplicationRulesTest(ProfilesCase):
         # The rule counts its match, kept with the profile.
         shown = self.api_ok("GET", f"/api/v1/profiles/{encoded(beta['id'])}")
         self.assertTrue(shown["lastSeen"], shown)
+        statistics = [s for s in shown["ruleStatistics"] if s["rule"] == f"- {INTERNET_V4}"]
+        self.assertEqual(len(statistics), 1, shown)
+        self.assertGreaterEqual(statistics[0]["matches"], 1, shown)
+        self.assertEqual(statistics[0]["list"], "endpoints", shown)
 
     def test_unknown_application_gets_its_own_profile(self):
         self.start()

@@ -382,6 +382,20 @@ TEST_F(SettingsStoreTest, RuleMatchesAreCountedAndWrittenWhenFlushed) {
     EXPECT_EQ(state->rule_stats[0].profile_id, "");
     EXPECT_EQ(state->rule_stats[0].rule, "+ 203.0.113.5");
     EXPECT_EQ(state->rule_stats[0].matches, 2);
+
+    // Readable from the store, with the time of the flush; and again after a restart.
+    for (int round = 0; round < 2; ++round) {
+        const std::vector<RuleStatistics> statistics = store_->rule_statistics("");
+        ASSERT_EQ(statistics.size(), 1U) << round;
+        EXPECT_EQ(statistics[0].rule, "+ 203.0.113.5");
+        EXPECT_EQ(statistics[0].matches, 2);
+        EXPECT_NE(statistics[0].last_match.time_since_epoch().count(), 0);
+        EXPECT_TRUE(store_->rule_statistics("some-profile").empty());
+        if (round == 0) {
+            settle();
+            open(R"({"filter": {"endpoints": ["+ 203.0.113.5"]}})");
+        }
+    }
 }
 
 TEST_F(SettingsStoreTest, APersonsProfileTakesOverTheProcessesItMatches) {
