@@ -140,7 +140,7 @@ std::optional<nlohmann::json> ApiBackend::profile(std::string_view id) {
 
 void ApiBackend::create_profile(const nlohmann::json& body, api::Respond respond) {
     if (!body.contains("name") || !body["name"].is_string() || !body.contains("fingerprints")) {
-        respond(api::error_reply(400, "a new profile needs \"name\" and \"fingerprints\""));
+        respond(api::error_reply(400, R"(a new profile needs "name" and "fingerprints")"));
         return;
     }
     const std::string id = body.value("id", std::string());

@@ -110,10 +110,14 @@ public:
                                            .remote_address = endpoints.local_address,
                                            .remote_port = endpoints.local_port,
                                            .direction = packet::Direction::Outbound});
-        if (!found || !*found) {
+        if (!found) {
             return std::nullopt;
         }
-        return api::Caller{.uid = (*found)->uid, .pid = std::nullopt, .executable = {}};
+        const auto& owner = *found;
+        if (!owner) {
+            return std::nullopt;
+        }
+        return api::Caller{.uid = owner->uid, .pid = std::nullopt, .executable = {}};
     }
 
 private:

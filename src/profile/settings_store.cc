@@ -314,6 +314,9 @@ Policy SettingsStore::process_policy(const firewall::ProcessFacts& process) {
     if (outcome.create && !profiles_.contains(outcome.create->id)) {
         add_new_profile(*outcome.create);
     }
+    if (!outcome.assignment) { // the matcher always assigns; the global settings otherwise
+        return {.settings = global_settings_, .tie = {}};
+    }
     const ProfileAssignment& assignment = *outcome.assignment;
     std::string tie;
     if (!assignment.tied_with.empty()) {
@@ -567,7 +570,7 @@ void SettingsStore::prompt_answered(const Prompt& prompt, const PromptAnswer& an
     const AnswerRule answer_rule = rule_for(prompt.subject, answer);
     auto rule = firewall::parse_endpoint_rule(answer_rule.text);
     if (!rule) {
-        log::get("profile")->error("prompt_rule_invalid rule=\"{}\" error=\"{}\"", answer_rule.text,
+        log::get("profile")->error(R"(prompt_rule_invalid rule="{}" error="{}")", answer_rule.text,
                                    rule.error().message());
         return;
     }
@@ -579,7 +582,7 @@ void SettingsStore::prompt_answered(const Prompt& prompt, const PromptAnswer& an
         // In front: the newest answer wins over older rules of the profile.
         list.insert(list.begin(), answer_rule.text);
         if (auto set = set_profile_setting(state.profile.id, key, std::move(list)); !set) {
-            log::get("profile")->error("prompt_rule_refused rule=\"{}\" error=\"{}\"",
+            log::get("profile")->error(R"(prompt_rule_refused rule="{}" error="{}")",
                                        answer_rule.text, set.error().message());
         }
         return;
@@ -728,7 +731,7 @@ SettingsStore::Completion SettingsStore::checked(Completion done, std::string wh
     return [this, done = std::move(done), what = std::move(what)](Status status) {
         if (!status) {
             ++counters_.write_failures;
-            log::get("profile")->error("settings_write_failed what=\"{}\" error=\"{}\"", what,
+            log::get("profile")->error(R"(settings_write_failed what="{}" error="{}")", what,
                                        status.error().message());
         }
         if (done) {

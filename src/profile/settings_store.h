@@ -72,7 +72,7 @@ struct RuleStatistics {
     firewall::RuleListKind list = firewall::RuleListKind::Endpoints;
     std::string rule;
     std::int64_t matches = 0;
-    std::chrono::system_clock::time_point last_match{};
+    std::chrono::system_clock::time_point last_match;
 };
 
 struct StoreCounters {
