@@ -88,6 +88,18 @@ class DnsServerError(RuntimeError):
     pass
 
 
+def missing_tools(tools, skip_message):
+    """Why a suite that needs `tools` and nsd cannot run here (`skip_message`: ...), or None."""
+    for tool in tools:
+        if shutil.which(tool) is None:
+            return f"{skip_message}: `{tool}` not found in PATH"
+    try:
+        tool_path("nsd")
+    except DnsServerError as error:
+        return f"{skip_message}: {error}"
+    return None
+
+
 def _run(argv, timeout=60):
     completed = subprocess.run([str(arg) for arg in argv], capture_output=True, text=True,
                                timeout=timeout, check=False)

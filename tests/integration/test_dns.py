@@ -88,14 +88,7 @@ def unique_name(label):
 
 
 def missing_tools():
-    for tool in ("cc", "nsenter", "dig", "openssl", "getent"):
-        if shutil.which(tool) is None:
-            return f"{w.SKIP_MESSAGE}: `{tool}` not found in PATH"
-    try:
-        d.tool_path("nsd")
-    except d.DnsServerError as error:
-        return f"{w.SKIP_MESSAGE}: {error}"
-    return None
+    return d.missing_tools(("cc", "nsenter", "dig", "openssl", "getent"), w.SKIP_MESSAGE)
 
 
 def setUpModule():

@@ -60,14 +60,7 @@ _PROGRAMS = {}
 
 
 def missing_tools():
-    for tool in ("cc", "nsenter", "dig"):
-        if shutil.which(tool) is None:
-            return f"{w.SKIP_MESSAGE}: `{tool}` not found in PATH"
-    try:
-        d.tool_path("nsd")
-    except d.DnsServerError as error:
-        return f"{w.SKIP_MESSAGE}: {error}"
-    return None
+    return d.missing_tools(("cc", "nsenter", "dig"), w.SKIP_MESSAGE)
 
 
 def setUpModule():

@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "common/guarded.h"
+#include "fakes/test_loop.h"
 
 namespace pw::profile {
 namespace {
@@ -83,24 +84,18 @@ void write_bytes(const fs::path& file, std::string_view bytes) {
     stream.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// The owner's event loop in miniature: the worker posts completions here, the test runs them.
-class TestLoop {
-public:
-    Database::Poster poster() {
-        return [this](std::function<void()> call) {
-            pending_.with_lock([&](auto& calls) { calls.push_back(std::move(call)); });
-        };
+using pw::testing::TestLoop;
+}
+// Runs every completion posted so far, on the test's thread.
+void run() {
+    auto calls = pending_.with_lock([](auto& pending) { return std::exchange(pending, {}); });
+    for (auto& call : calls) {
+        call();
     }
-    // Runs every completion posted so far, on the test's thread.
-    void run() {
-        auto calls = pending_.with_lock([](auto& pending) { return std::exchange(pending, {}); });
-        for (auto& call : calls) {
-            call();
-        }
-    }
+}
 
 private:
-    Guarded<std::deque<std::function<void()>>> pending_;
+Guarded<std::deque<std::function<void()>>> pending_;
 };
 
 StoredRuleStat stat(std::string profile_id, std::string rule, std::int64_t matches,

@@ -14,6 +14,7 @@
 
 #include "common/guarded.h"
 #include "config/config_file.h"
+#include "fakes/test_loop.h"
 #include "firewall/decide.h"
 #include "profile/special_profiles.h"
 
@@ -23,23 +24,17 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-// The owner's event loop in miniature: the database posts completions here, the test runs them.
-class TestLoop {
-public:
-    Database::Poster poster() {
-        return [this](std::function<void()> call) {
-            pending_.with_lock([&](auto& calls) { calls.push_back(std::move(call)); });
-        };
+using pw::testing::TestLoop;
+}
+void run() {
+    auto calls = pending_.with_lock([](auto& pending) { return std::exchange(pending, {}); });
+    for (auto& call : calls) {
+        call();
     }
-    void run() {
-        auto calls = pending_.with_lock([](auto& pending) { return std::exchange(pending, {}); });
-        for (auto& call : calls) {
-            call();
-        }
-    }
+}
 
 private:
-    Guarded<std::deque<std::function<void()>>> pending_;
+Guarded<std::deque<std::function<void()>>> pending_;
 };
 
 firewall::ProcessFacts process(std::string executable, std::int64_t pid) {
