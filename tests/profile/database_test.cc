@@ -85,18 +85,6 @@ void write_bytes(const fs::path& file, std::string_view bytes) {
 }
 
 using pw::testing::TestLoop;
-}
-// Runs every completion posted so far, on the test's thread.
-void run() {
-    auto calls = pending_.with_lock([](auto& pending) { return std::exchange(pending, {}); });
-    for (auto& call : calls) {
-        call();
-    }
-}
-
-private:
-Guarded<std::deque<std::function<void()>>> pending_;
-};
 
 StoredRuleStat stat(std::string profile_id, std::string rule, std::int64_t matches,
                     std::int64_t last_match_ms, RuleListKind list = RuleListKind::Endpoints) {

@@ -25,17 +25,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 using pw::testing::TestLoop;
-}
-void run() {
-    auto calls = pending_.with_lock([](auto& pending) { return std::exchange(pending, {}); });
-    for (auto& call : calls) {
-        call();
-    }
-}
-
-private:
-Guarded<std::deque<std::function<void()>>> pending_;
-};
 
 firewall::ProcessFacts process(std::string executable, std::int64_t pid) {
     firewall::ProcessFacts facts;
