@@ -8,7 +8,6 @@
 #include <array>
 #include <csignal>
 #include <cstdlib>
-#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -20,7 +19,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "common/guarded.h"
 #include "fakes/test_loop.h"
 
 namespace pw::profile {

@@ -2,7 +2,6 @@
 
 #include <stdlib.h> // NOLINT(modernize-deprecated-headers): mkdtemp is POSIX
 
-#include <deque>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -12,7 +11,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "common/guarded.h"
 #include "config/config_file.h"
 #include "fakes/test_loop.h"
 #include "firewall/decide.h"
