@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "config/settings_schema.h"
 #include "firewall/endpoint_rule.h"
 #include "network/event_writer.h"
@@ -114,18 +116,45 @@ nlohmann::json profile_json(const profile::ProfileState& state,
             {"lastSeen", network::utc_timestamp(profile.last_seen)}};
 }
 
-std::string_view list_key(const nlohmann::json& body) {
-    return body.value("list", std::string("endpoints")) == "serviceEndpoints"
-               ? "filter/serviceEndpoints"
-               : "filter/endpoints";
+// A string member of a request body: `fallback` when absent, an error naming the member when it
+// is not a string (nlohmann's value() would throw instead).
+Result<std::string> string_member(const nlohmann::json& body, const char* name,
+                                  std::string fallback) {
+    const auto found = body.find(name);
+    if (found == body.end()) {
+        return fallback;
+    }
+    if (!found->is_string()) {
+        return fail(fmt::format(R"("{}" must be a string, not {})", name, found->dump()));
+    }
+    return found->get<std::string>();
+}
+
+// The rule list a rules request names: "endpoints" (the default) or "serviceEndpoints".
+Result<std::string_view> list_key(const nlohmann::json& body) {
+    auto list = string_member(body, "list", "endpoints");
+    if (!list) {
+        return std::unexpected(list.error());
+    }
+    if (*list == "endpoints") {
+        return "filter/endpoints";
+    }
+    if (*list == "serviceEndpoints") {
+        return "filter/serviceEndpoints";
+    }
+    return fail(fmt::format(R"("list" must be endpoints or serviceEndpoints, not '{}')", *list));
 }
 
 } // namespace
 
+nlohmann::json ApiBackend::profile_body(const profile::ProfileState& state) const {
+    return profile_json(state, store_.rule_statistics(state.profile.id));
+}
+
 nlohmann::json ApiBackend::profiles() {
     nlohmann::json list = nlohmann::json::array();
     for (const auto& [id, state] : store_.profiles()) {
-        list.push_back(profile_json(state, store_.rule_statistics(id)));
+        list.push_back(profile_body(state));
     }
     return list;
 }
@@ -135,24 +164,28 @@ std::optional<nlohmann::json> ApiBackend::profile(std::string_view id) {
     if (state == nullptr) {
         return std::nullopt;
     }
-    return profile_json(*state, store_.rule_statistics(state->profile.id));
+    return profile_body(*state);
 }
 
 void ApiBackend::create_profile(const nlohmann::json& body, api::Respond respond) {
-    if (!body.contains("name") || !body["name"].is_string() || !body.contains("fingerprints")) {
+    auto name = string_member(body, "name", "");
+    auto id = string_member(body, "id", "");
+    if (!name || !id) {
+        respond(api::error_reply(400, (!name ? name : id).error().message()));
+        return;
+    }
+    if (name->empty() || !body.contains("fingerprints")) {
         respond(api::error_reply(400, R"(a new profile needs "name" and "fingerprints")"));
         return;
     }
-    const std::string id = body.value("id", std::string());
-    if (!id.empty() && store_.find_profile(id) != nullptr) {
-        respond(api::error_reply(409, "profile '" + id + "' exists: change it with PATCH"));
+    if (!id->empty() && store_.find_profile(*id) != nullptr) {
+        respond(api::error_reply(409, "profile '" + *id + "' exists: change it with PATCH"));
         return;
     }
     // The ID is known when put_profile returns; the completion comes later, after the commit.
     auto created_id = std::make_shared<std::string>();
     auto created = store_.put_profile(
-        id, body["name"].get<std::string>(), body["fingerprints"],
-        body.value("settings", nlohmann::json::object()),
+        *id, *name, body["fingerprints"], body.value("settings", nlohmann::json::object()),
         [this, respond, created_id](Status status) {
             if (!status) {
                 respond(api::error_reply(
@@ -161,10 +194,7 @@ void ApiBackend::create_profile(const nlohmann::json& body, api::Respond respond
             }
             const profile::ProfileState* state = store_.find_profile(*created_id);
             respond(state != nullptr
-                        ? api::Reply{.status = 201,
-                                     .body = profile_json(
-                                         *state, store_.rule_statistics(state->profile.id)),
-                                     .allow = {}}
+                        ? api::Reply{.status = 201, .body = profile_body(*state), .allow = {}}
                         : api::error_reply(404, "the profile is gone again"));
         });
     if (!created) {
@@ -182,14 +212,18 @@ void ApiBackend::update_profile(std::string_view id, const nlohmann::json& body,
         return;
     }
     const profile::Profile& current = state->profile;
-    const std::string name = body.value("name", current.name);
+    auto name = string_member(body, "name", current.name);
+    if (!name) {
+        respond(api::error_reply(400, name.error().message()));
+        return;
+    }
     const nlohmann::json fingerprints = body.contains("fingerprints")
                                             ? body["fingerprints"]
                                             : profile::to_json(current.fingerprints);
     const nlohmann::json settings = body.contains("settings") ? body["settings"] : current.settings;
     const std::string key(id);
     auto updated =
-        store_.put_profile(key, name, fingerprints, settings, [this, respond, key](Status status) {
+        store_.put_profile(key, *name, fingerprints, settings, [this, respond, key](Status status) {
             const profile::ProfileState* now = store_.find_profile(key);
             if (!status || now == nullptr) {
                 respond(
@@ -197,9 +231,7 @@ void ApiBackend::update_profile(std::string_view id, const nlohmann::json& body,
                                               (status ? "it is gone" : status.error().message())));
                 return;
             }
-            respond(api::Reply{.status = 200,
-                               .body = profile_json(*now, store_.rule_statistics(now->profile.id)),
-                               .allow = {}});
+            respond(api::Reply{.status = 200, .body = profile_body(*now), .allow = {}});
         });
     if (!updated) {
         respond(refusal(updated.error()));
@@ -216,17 +248,27 @@ void ApiBackend::delete_profile(std::string_view id, api::Respond respond) {
 
 void ApiBackend::add_rule(std::string_view profile_id, const nlohmann::json& body,
                           api::Respond respond) {
-    const std::string text = body.value("rule", std::string());
-    auto parsed = firewall::parse_endpoint_rule(text);
-    if (!parsed) {
-        respond(api::error_reply(400, "rule '" + text + "': " + parsed.error().message()));
+    auto text = string_member(body, "rule", "");
+    if (!text) {
+        respond(api::error_reply(400, text.error().message()));
         return;
     }
-    const std::optional<std::size_t> position =
-        body.contains("position") ? std::optional(body["position"].get<std::size_t>())
-                                  : std::nullopt;
+    auto parsed = firewall::parse_endpoint_rule(*text);
+    if (!parsed) {
+        respond(api::error_reply(400, "rule '" + *text + "': " + parsed.error().message()));
+        return;
+    }
+    std::optional<std::size_t> position;
+    if (const auto found = body.find("position"); found != body.end()) {
+        if (!found->is_number_unsigned()) {
+            respond(api::error_reply(
+                400, R"("position" must be a whole number from 0 (first), not )" + found->dump()));
+            return;
+        }
+        position = found->get<std::size_t>();
+    }
     edit_rules(
-        profile_id, list_key(body),
+        profile_id, body,
         [&](nlohmann::json& list) -> std::optional<api::Reply> {
             const std::size_t at = std::min(position.value_or(list.size()), list.size());
             list.insert(list.begin() + static_cast<std::ptrdiff_t>(at), parsed->text);
@@ -237,13 +279,17 @@ void ApiBackend::add_rule(std::string_view profile_id, const nlohmann::json& bod
 
 void ApiBackend::remove_rule(std::string_view profile_id, const nlohmann::json& body,
                              api::Respond respond) {
-    const std::string text = body.value("rule", std::string());
+    auto text = string_member(body, "rule", "");
+    if (!text) {
+        respond(api::error_reply(400, text.error().message()));
+        return;
+    }
     edit_rules(
-        profile_id, list_key(body),
+        profile_id, body,
         [&](nlohmann::json& list) -> std::optional<api::Reply> {
-            const auto found = std::ranges::find(list, nlohmann::json(text));
+            const auto found = std::ranges::find(list, nlohmann::json(*text));
             if (found == list.end()) {
-                return api::error_reply(404, "no rule '" + text + "' in the list");
+                return api::error_reply(404, "no rule '" + *text + "' in the list");
             }
             list.erase(found);
             return std::nullopt;
@@ -251,16 +297,18 @@ void ApiBackend::remove_rule(std::string_view profile_id, const nlohmann::json& 
         std::move(respond));
 }
 
-void ApiBackend::edit_rules(std::string_view profile_id, std::string_view key, const ListEdit& edit,
-                            api::Respond respond) {
+void ApiBackend::edit_rules(std::string_view profile_id, const nlohmann::json& body,
+                            const ListEdit& edit, api::Respond respond) {
+    const auto key = list_key(body);
+    if (!key) {
+        respond(api::error_reply(400, key.error().message()));
+        return;
+    }
+    // The list as this layer holds it. A list the config file sets is refused by set_setting,
+    // naming the file.
     nlohmann::json list = nlohmann::json::array();
     if (profile_id.empty()) {
-        if (store_.file_layer().contains(key)) {
-            respond(api::error_reply(
-                409, std::string(key) + " is set by the config file: change it there"));
-            return;
-        }
-        if (auto found = store_.store_layer().find(key); found != store_.store_layer().end()) {
+        if (auto found = store_.store_layer().find(*key); found != store_.store_layer().end()) {
             list = found->second;
         }
     } else {
@@ -269,13 +317,13 @@ void ApiBackend::edit_rules(std::string_view profile_id, std::string_view key, c
             respond(api::error_reply(404, "unknown profile '" + std::string(profile_id) + "'"));
             return;
         }
-        list = state->profile.settings.value(std::string(key), nlohmann::json::array());
+        list = state->profile.settings.value(std::string(*key), nlohmann::json::array());
     }
     if (auto refused = edit(list)) {
         respond(std::move(*refused));
         return;
     }
-    set_setting(profile_id.empty() ? std::nullopt : std::optional(profile_id), key, list,
+    set_setting(profile_id.empty() ? std::nullopt : std::optional(profile_id), *key, list,
                 std::move(respond));
 }
 

@@ -44,11 +44,13 @@ public:
                        api::Respond respond) override;
 
 private:
-    // Changes one rule list (global: empty `profile_id`) with `edit`, which returns an error
-    // reply or nullopt when the list was changed.
+    // Changes the rule list that `body` names (global: empty `profile_id`) with `edit`, which
+    // returns an error reply or nullopt when the list was changed.
     using ListEdit = std::function<std::optional<api::Reply>(nlohmann::json& list)>;
-    void edit_rules(std::string_view profile_id, std::string_view key, const ListEdit& edit,
+    void edit_rules(std::string_view profile_id, const nlohmann::json& body, const ListEdit& edit,
                     api::Respond respond);
+    // A profile as the API shows it, with its rule statistics.
+    [[nodiscard]] nlohmann::json profile_body(const profile::ProfileState& state) const;
     [[nodiscard]] std::optional<api::SettingView> setting_view(std::string_view key,
                                                                std::string_view profile_id) const;
 

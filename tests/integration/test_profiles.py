@@ -616,6 +616,42 @@ class StorageTest(ProfilesCase):
                          "the file must never be replaced")
         self.assertEqual(w.our_rules(self.world.rules()), [], "no rules left behind")
 
+    def test_bad_api_requests_are_refused_and_change_nothing(self):
+        self.start()
+        created = self.create_profile("alpha", _PROGRAMS["alpha"],
+                                      {"filter/endpoints": [f"- {INTERNET_V4}"]})
+        rules = f"/api/v1/profiles/{encoded(created['id'])}/rules"
+        bad = [
+            ("POST", rules, {"rule": 5}),
+            ("POST", rules, {"rule": "+ example.com", "position": "first"}),
+            ("POST", rules, {"rule": "+ example.com", "position": -1}),
+            ("POST", rules, {"rule": "+ example.com", "list": "inbound"}),
+            ("POST", rules, {"rule": "+ exa mple.com tcp/http tcp"}),
+            ("DELETE", rules, {"rule": ["- 10.77.0.2"]}),
+            ("POST", "/api/v1/profiles", {"name": 7, "fingerprints": []}),
+            ("POST", "/api/v1/profiles", {"name": "x", "id": 7, "fingerprints": []}),
+            ("POST", "/api/v1/profiles", {"name": "x", "fingerprints": [{"type": "smell"}]}),
+            ("PATCH", f"/api/v1/profiles/{encoded(created['id'])}", {"name": []}),
+            ("PATCH", f"/api/v1/profiles/{encoded(created['id'])}", {"settings": "all"}),
+            ("PUT", f"/api/v1/profiles/{encoded(created['id'])}/settings/"
+                    f"{encoded('filter/defaultAction')}", {"value": "maybe"}),
+            ("PUT", f"/api/v1/profiles/{encoded(created['id'])}/settings/"
+                    f"{encoded('dns/nameservers')}", {"value": []}),
+            ("PUT", f"/api/v1/settings/{encoded('filter/blockP2P')}", {"value": "yes"}),
+        ]
+        for method, path, body in bad:
+            with self.subTest(method=method, path=path, body=body):
+                reply = self.api(method, path, body)
+                self.assertIn(reply["status"], (400, 409), reply)
+                self.assertTrue((reply.get("body") or {}).get("error"), reply)
+        self.assertTrue(self.daemon.alive(), self.daemon.describe())
+        shown = self.api_ok("GET", f"/api/v1/profiles/{encoded(created['id'])}")
+        self.assertEqual(shown["name"], "alpha", shown)
+        self.assertEqual(shown["settings"], {"filter/endpoints": [f"- {INTERNET_V4}"]}, shown)
+        settings = self.api_ok("GET", "/api/v1/settings")
+        p2p = [s for s in settings if s["key"] == "filter/blockP2P"]
+        self.assertEqual((p2p[0]["value"], p2p[0]["layer"]), (False, "default"), p2p)
+
     def test_settings_survive_a_kill(self):
         data_dir = Path(tempfile.mkdtemp(dir=_DIRECTORY))
         daemon = self.start(data_dir=data_dir)
