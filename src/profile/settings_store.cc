@@ -75,16 +75,21 @@ StoredProfile stored(const Profile& profile) {
                          .last_seen_ms = to_ms(profile.last_seen)};
 }
 
+// A JSON object of settings as a layer (keys to values).
+config::SettingsLayer layer_of(const nlohmann::json& settings) {
+    config::SettingsLayer layer;
+    for (const auto& [key, value] : settings.items()) {
+        layer.emplace(key, value);
+    }
+    return layer;
+}
+
 // A profile's own settings as a layer, checked: only per-application keys, valid values.
 Result<config::CompiledSettings> compile_own(const nlohmann::json& settings) {
     if (!settings.is_object()) {
         return fail("settings: expected an object of per-application keys");
     }
-    config::SettingsLayer layer;
-    for (const auto& [key, value] : settings.items()) {
-        layer.emplace(key, value);
-    }
-    auto compiled = config::compile_layer(layer, config::SettingScope::Application);
+    auto compiled = config::compile_layer(layer_of(settings), config::SettingScope::Application);
     if (compiled) {
         // The values as written stay in Profile::settings alone: with many profiles of many
         // rules a second copy would be the larger part of the store's memory.
@@ -121,15 +126,6 @@ firewall::SharedRules with_front(const std::vector<const firewall::EndpointRule*
         merged->insert(merged->end(), rules->begin(), rules->end());
     }
     return merged;
-}
-
-std::string special_profile_name(std::string_view id) {
-    for (const SpecialProfile& special : special_profiles()) {
-        if (special.id == id) {
-            return std::string(special.name);
-        }
-    }
-    return std::string(id);
 }
 
 } // namespace
@@ -274,12 +270,10 @@ Policy SettingsStore::policy_for(const firewall::ProcessFacts* process,
 Policy SettingsStore::query_policy_for(const firewall::ProcessFacts* asker) {
     if (asker != nullptr && asker->kind == firewall::ProcessKind::Process &&
         is_system_resolver(asker->executable)) {
-        // It asks for applications we cannot see: the global settings decide, and the answers
-        // teach everyone (the special profile's ID puts them in the global memory scope).
-        auto settings = std::make_shared<firewall::FilterSettings>(*global_settings_);
-        settings->profile = {.id = std::string(kSystemResolverProfileId),
-                             .name = special_profile_name(kSystemResolverProfileId)};
-        return {.settings = std::move(settings), .tie = {}};
+        // It asks for applications we cannot see: its special profile decides, which holds the
+        // global settings unless a person gave it values of its own, and the answers teach
+        // everyone (the special profile's ID puts them in the global memory scope).
+        return special_policy(kSystemResolverProfileId);
     }
     return policy_for(asker, packet::Direction::Outbound);
 }
@@ -344,7 +338,8 @@ Policy SettingsStore::process_policy(const firewall::ProcessFacts& process) {
         if (policy_cache_.size() >= kMaxCachedProcesses) {
             policy_cache_.clear();
         }
-        // The state pointer stays valid: every change to the set of profiles clears the cache.
+        // The state pointer stays valid: std::map keeps its elements' addresses, and removing a
+        // profile clears the cache.
         policy_cache_.emplace(key, CachedPolicy{.policy = policy, .state = state});
     }
     return policy;
@@ -378,14 +373,17 @@ void SettingsStore::rule_matched(const firewall::FilterSettings& settings,
 }
 
 std::vector<RuleStatistics> SettingsStore::rule_statistics(std::string_view profile_id) const {
+    // Keys sort by profile first: one profile's statistics are one range.
     std::vector<RuleStatistics> found;
-    for (const auto& [key, stat] : rule_stats_) {
-        if (key.profile_id == profile_id) {
-            found.push_back({.list = key.list,
-                             .rule = key.rule,
-                             .matches = stat.matches,
-                             .last_match = from_ms(stat.last_match_ms)});
-        }
+    const StatKey first{.profile_id = std::string(profile_id),
+                        .list = firewall::RuleListKind::Endpoints,
+                        .rule = {}};
+    for (auto entry = rule_stats_.lower_bound(first);
+         entry != rule_stats_.end() && entry->first.profile_id == profile_id; ++entry) {
+        found.push_back({.list = entry->first.list,
+                         .rule = entry->first.rule,
+                         .matches = entry->second.matches,
+                         .last_match = from_ms(entry->second.last_match_ms)});
     }
     return found;
 }
@@ -400,18 +398,15 @@ const ProfileState* SettingsStore::find_profile(std::string_view id) const {
 Result<config::EffectiveSetting> SettingsStore::effective_setting(
     std::string_view key, std::string_view profile_id) const {
     config::LayerStack layers{.store = &store_values_, .file = &file_layer_.values, .app = nullptr};
+    // The profile's values as written: kept once, in the profile (own.values is dropped).
+    config::SettingsLayer app;
     if (!profile_id.empty()) {
         const ProfileState* state = find_profile(profile_id);
         if (state == nullptr) {
             return fail(fmt::format("unknown profile '{}'", profile_id));
         }
-        // The profile's values as written: kept once, in the profile (own.values is dropped).
-        config::SettingsLayer app;
-        for (const auto& [name, value] : state->profile.settings.items()) {
-            app.emplace(name, value);
-        }
+        app = layer_of(state->profile.settings);
         layers.app = &app;
-        return config::effective_setting(key, layers);
     }
     return config::effective_setting(key, layers);
 }
@@ -551,6 +546,12 @@ Status SettingsStore::delete_profile(std::string_view id, Completion done) {
     database_.delete_profile(std::string(id),
                              checked(std::move(done), fmt::format("deleting profile {}", id)));
     profiles_.erase(found);
+    // Its statistics go with it, as in the database: a new profile of the same ID starts afresh.
+    const auto of_profile = [id](const auto& entry) {
+        return entry.first.profile_id == id;
+    };
+    std::erase_if(rule_stats_, of_profile);
+    std::erase_if(pending_stats_, of_profile);
     rebuild_index();
     changed({.profile_id = std::nullopt, .what = fmt::format("profile {} deleted", id)});
     return {};
@@ -626,17 +627,23 @@ void SettingsStore::tick(FlushStatistics flush) {
             }
             return false;
         };
-        const auto ended = std::ranges::count_if(state.temporary, ends);
+        // Each rule is asked once: "until exit" reads /proc, and the answer may change between
+        // two reads.
+        std::uint64_t ended = 0;
+        std::erase_if(state.temporary, [&](const TemporaryRule& rule) {
+            if (!ends(rule)) {
+                return false;
+            }
+            if (rule.until == TemporaryRule::Until::Time) {
+                database_.delete_timed_rule(rule.id, checked({}, "ended timed rule"));
+            }
+            ++ended;
+            return true;
+        });
         if (ended == 0) {
             continue;
         }
-        for (const TemporaryRule& rule : state.temporary) {
-            if (ends(rule) && rule.until == TemporaryRule::Until::Time) {
-                database_.delete_timed_rule(rule.id, checked({}, "ended timed rule"));
-            }
-        }
-        std::erase_if(state.temporary, ends);
-        counters_.temporary_rules_ended += static_cast<std::uint64_t>(ended);
+        counters_.temporary_rules_ended += ended;
         rebuild_profile(state);
         changed({.profile_id = id, .what = "temporary rule ended"});
     }
