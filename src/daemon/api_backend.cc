@@ -108,7 +108,7 @@ nlohmann::json profile_json(const profile::ProfileState& state,
             {"name", profile.name},
             {"source", profile::profile_source_name(profile.source)},
             {"fingerprints", profile::to_json(profile.fingerprints)},
-            {"settings", profile.settings},
+            {"settings", profile.settings.json()},
             {"temporaryRules", std::move(temporary)},
             {"ruleStatistics", statistics_json(statistics)},
             {"created", network::utc_timestamp(profile.created)},
@@ -220,7 +220,8 @@ void ApiBackend::update_profile(std::string_view id, const nlohmann::json& body,
     const nlohmann::json fingerprints = body.contains("fingerprints")
                                             ? body["fingerprints"]
                                             : profile::to_json(current.fingerprints);
-    const nlohmann::json settings = body.contains("settings") ? body["settings"] : current.settings;
+    const nlohmann::json settings =
+        body.contains("settings") ? body["settings"] : current.settings.json();
     const std::string key(id);
     auto updated =
         store_.put_profile(key, *name, fingerprints, settings, [this, respond, key](Status status) {
@@ -317,7 +318,7 @@ void ApiBackend::edit_rules(std::string_view profile_id, const nlohmann::json& b
             respond(api::error_reply(404, "unknown profile '" + std::string(profile_id) + "'"));
             return;
         }
-        list = state->profile.settings.value(std::string(*key), nlohmann::json::array());
+        list = state->profile.settings.json().value(std::string(*key), nlohmann::json::array());
     }
     if (auto refused = edit(list)) {
         respond(std::move(*refused));

@@ -22,6 +22,7 @@
 #include "api/group_membership.h"
 #include "api/http_server.h"
 #include "common/clock.h"
+#include "common/heap.h"
 #include "common/log.h"
 #include "config/config_file.h"
 #include "daemon/api_backend.h"
@@ -81,6 +82,8 @@ constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
 // Rule statistics and last-seen times go to the database this often (one transaction each).
 constexpr int kStatisticsFlushTicks = 10;
+// Free heap memory beyond this much goes back to the kernel at the next tick (common/heap.h).
+constexpr std::size_t kKeptFreeHeapBytes = std::size_t{1} << 20;
 
 // Whether the process `pid` that started at `start_time` still runs: its /proc entry exists
 // and started then (a reused PID is another process).
@@ -853,6 +856,7 @@ void Daemon::schedule_expiry() {
         if (resolver_) {
             resolver_->expire_cache();
         }
+        trim_free_heap(kKeptFreeHeapBytes);
         if (clock_.now() >= next_process_expiry_) {
             if (processes_) {
                 processes_->expire();

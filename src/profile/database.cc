@@ -75,6 +75,11 @@ static_assert(kApplicationId == 1347896386);
 constexpr std::array<Migration, 1> kMigrations = {Migration{kSchemaV1}};
 
 constexpr int kBusyTimeoutMs = 5000;
+// The page cache of the one connection, in KiB (SQLite's default is 2,000). Everything is read
+// once at start and written in small transactions afterwards, so a large cache buys nothing and
+// would stay resident for the daemon's life: with 1,000 profiles the start's integrity check and
+// load alone filled the default cache (issue 9's memory target).
+constexpr int kPageCacheKib = 128;
 
 // --- Handles ---------------------------------------------------------------------------------
 
@@ -552,6 +557,9 @@ Result<std::unique_ptr<Database::Connection>> Database::Connection::open(
                     std::error_code(os_error, std::system_category()));
     }
     sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+    // Before the first read, so that no read fills a larger cache. A negative size is in KiB.
+    sqlite3_exec(db.get(), fmt::format("PRAGMA cache_size = -{}", kPageCacheKib).c_str(), nullptr,
+                 nullptr, nullptr);
     std::unique_ptr<Connection> connection(new Connection(file.string(), std::move(db)));
 
     // Everything up to configure() only reads, so that a file we refuse keeps its bytes.

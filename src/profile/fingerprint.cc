@@ -7,8 +7,7 @@
 #include <tuple>
 #include <utility>
 
-#include <openssl/evp.h>
-
+#include "common/sha256.h"
 #include "common/utf8.h"
 
 namespace pw::profile {
@@ -408,15 +407,10 @@ std::string canonical_bytes(const Fingerprints& fingerprints, unsigned attempt) 
 }
 
 std::string sha256_hex(std::string_view bytes, std::size_t hex_digits) {
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (EVP_Digest(bytes.data(), bytes.size(), digest.data(), &length, EVP_sha256(), nullptr) !=
-        1) {
-        length = 0; // cannot happen with the built-in SHA-256; the ID is then the slug alone
-    }
+    const Sha256Digest digest = sha256(bytes);
     constexpr std::string_view kHex = "0123456789abcdef";
     std::string hex;
-    for (unsigned int i = 0; i < length && hex.size() < hex_digits; ++i) {
+    for (std::size_t i = 0; i < digest.size() && hex.size() < hex_digits; ++i) {
         hex += kHex[digest[i] >> 4U];
         hex += kHex[digest[i] & 0x0FU];
     }

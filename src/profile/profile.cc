@@ -17,6 +17,13 @@ std::string_view basename_of(std::string_view path) {
 
 } // namespace
 
+nlohmann::json OwnSettings::json() const {
+    // The text is nlohmann's own dump of an object, so it parses; should memory ever have been
+    // corrupted, an empty object is safer than an exception on the event loop.
+    auto parsed = nlohmann::json::parse(text_, nullptr, false);
+    return parsed.is_object() ? parsed : nlohmann::json::object();
+}
+
 std::string_view profile_source_name(ProfileSource source) {
     switch (source) {
         case ProfileSource::Auto:

@@ -69,7 +69,7 @@ StoredProfile stored(const Profile& profile) {
                          .name = profile.name,
                          .source = stored_source(profile.source),
                          .fingerprints_json = to_json(profile.fingerprints).dump(),
-                         .settings_json = profile.settings.dump(),
+                         .settings_json = profile.settings.text(),
                          .created_ms = to_ms(profile.created),
                          .first_seen_ms = to_ms(profile.first_seen),
                          .last_seen_ms = to_ms(profile.last_seen)};
@@ -178,7 +178,7 @@ Status SettingsStore::load(const StoredState& state) {
         if (!fingerprints) {
             return std::unexpected(fingerprints.error());
         }
-        auto settings = nlohmann::json::parse(row.settings_json, nullptr, false);
+        const auto settings = nlohmann::json::parse(row.settings_json, nullptr, false);
         auto own = compile_own(settings);
         if (!own) {
             return fail(where + " " + own.error().message());
@@ -187,7 +187,7 @@ Status SettingsStore::load(const StoredState& state) {
                                               .name = row.name,
                                               .source = profile_source(row.source),
                                               .fingerprints = std::move(*fingerprints),
-                                              .settings = std::move(settings),
+                                              .settings = OwnSettings(settings),
                                               .created = from_ms(row.created_ms),
                                               .first_seen = from_ms(row.first_seen_ms),
                                               .last_seen = from_ms(row.last_seen_ms)},
@@ -231,7 +231,7 @@ Status SettingsStore::load(const StoredState& state) {
     for (auto& [id, entry] : profiles_) {
         rebuild_profile(entry);
     }
-    rebuild_index();
+    invalidate_index();
     return {};
 }
 
@@ -304,7 +304,7 @@ Policy SettingsStore::process_policy(const firewall::ProcessFacts& process) {
         info = dependencies_.processes(process);
     }
     const process::ProcessInfo fallback = info ? process::ProcessInfo{} : info_from_facts(process);
-    const MatcherOutcome outcome = matcher_.profile_for(info ? *info : fallback, wall_now());
+    const MatcherOutcome outcome = matcher().profile_for(info ? *info : fallback, wall_now());
     if (outcome.create && !profiles_.contains(outcome.create->id)) {
         add_new_profile(*outcome.create);
     }
@@ -355,7 +355,7 @@ void SettingsStore::add_new_profile(Profile profile) {
     profiles_.insert_or_assign(id, std::move(entry));
     // Only processes that matched nothing can match the new profile, and they have it already:
     // no cached policy changes, and no live connection needs a new decision.
-    rebuild_index(CachedPolicies::Keep);
+    invalidate_index(CachedPolicies::Keep);
 }
 
 void SettingsStore::rule_matched(const firewall::FilterSettings& settings,
@@ -405,7 +405,7 @@ Result<config::EffectiveSetting> SettingsStore::effective_setting(
         if (state == nullptr) {
             return fail(fmt::format("unknown profile '{}'", profile_id));
         }
-        app = layer_of(state->profile.settings);
+        app = layer_of(state->profile.settings.json());
         layers.app = &app;
     }
     return config::effective_setting(key, layers);
@@ -462,7 +462,7 @@ Status SettingsStore::set_profile_setting(std::string_view profile_id, std::stri
             fmt::format("{} is a global setting; it cannot be set for one application", key));
     }
     ProfileState& state = found->second;
-    nlohmann::json settings = state.profile.settings;
+    nlohmann::json settings = state.profile.settings.json();
     if (value) {
         settings[std::string(key)] = *value;
     } else {
@@ -472,7 +472,7 @@ Status SettingsStore::set_profile_setting(std::string_view profile_id, std::stri
     if (!own) {
         return std::unexpected(own.error());
     }
-    state.profile.settings = std::move(settings);
+    state.profile.settings = OwnSettings(settings);
     state.own = std::move(*own);
     rebuild_profile(state);
     persist_profile(state, checked(std::move(done), fmt::format("profile {}", profile_id)));
@@ -516,7 +516,7 @@ Result<std::string> SettingsStore::put_profile(std::string id, std::string name,
                                .name = {},
                                .source = ProfileSource::User,
                                .fingerprints = {},
-                               .settings = nlohmann::json::object(),
+                               .settings = {},
                                .created = now,
                                .first_seen = now,
                                .last_seen = now};
@@ -525,12 +525,12 @@ Result<std::string> SettingsStore::put_profile(std::string id, std::string name,
     if (next.profile.source != ProfileSource::Special) {
         next.profile.fingerprints = std::move(*parsed);
     }
-    next.profile.settings = settings;
+    next.profile.settings = OwnSettings(settings);
     next.own = std::move(*own);
     rebuild_profile(next);
     persist_profile(next, checked(std::move(done), fmt::format("profile {}", id)));
     profiles_.insert_or_assign(id, std::move(next));
-    rebuild_index();
+    invalidate_index();
     changed({.profile_id = std::nullopt, .what = "profile " + id});
     return id;
 }
@@ -552,7 +552,7 @@ Status SettingsStore::delete_profile(std::string_view id, Completion done) {
     };
     std::erase_if(rule_stats_, of_profile);
     std::erase_if(pending_stats_, of_profile);
-    rebuild_index();
+    invalidate_index();
     changed({.profile_id = std::nullopt, .what = fmt::format("profile {} deleted", id)});
     return {};
 }
@@ -579,7 +579,7 @@ void SettingsStore::prompt_answered(const Prompt& prompt, const PromptAnswer& an
                                          duration_text(answer));
     if (answer.duration == PromptDuration::Always) {
         const std::string key(list_key(answer_rule.list));
-        nlohmann::json list = state.profile.settings.value(key, nlohmann::json::array());
+        nlohmann::json list = state.profile.settings.json().value(key, nlohmann::json::array());
         // In front: the newest answer wins over older rules of the profile.
         list.insert(list.begin(), answer_rule.text);
         if (auto set = set_profile_setting(state.profile.id, key, std::move(list)); !set) {
@@ -702,7 +702,17 @@ void SettingsStore::rebuild_profile(ProfileState& state) {
                   [&state](const auto& entry) { return entry.second.state == &state; });
 }
 
-void SettingsStore::rebuild_index(CachedPolicies cached) {
+void SettingsStore::invalidate_index(CachedPolicies cached) {
+    index_stale_ = true;
+    if (cached == CachedPolicies::Drop) {
+        policy_cache_.clear();
+    }
+}
+
+const ProfileMatcher& SettingsStore::matcher() {
+    if (!index_stale_) {
+        return matcher_;
+    }
     std::vector<Profile> profiles;
     profiles.reserve(profiles_.size());
     for (const auto& [id, state] : profiles_) {
@@ -717,9 +727,8 @@ void SettingsStore::rebuild_index(CachedPolicies cached) {
                                    .last_seen = {}});
     }
     matcher_.set_index(std::make_shared<const ProfileIndex>(profiles));
-    if (cached == CachedPolicies::Drop) {
-        policy_cache_.clear();
-    }
+    index_stale_ = false;
+    return matcher_;
 }
 
 void SettingsStore::changed(SettingsChange change) {

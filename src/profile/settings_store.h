@@ -229,11 +229,15 @@ private:
 
     void rebuild_global();
     void rebuild_profile(ProfileState& state);
-    // A new index for the changed set of profiles. Drop: the cached policies may be wrong now
-    // (a profile changed its fingerprints, or went); Keep: only a new profile was added, which
-    // no process with a cached policy can match better (it was made for one that matched none).
+    // The set of profiles changed: the index is built again before the next match (not at
+    // once: 1,000 profiles created through the API in a row would build it 1,000 times, each a
+    // copy of every fingerprint). Drop: the cached policies may be wrong now (a profile changed
+    // its fingerprints, or went); Keep: only a new profile was added, which no process with a
+    // cached policy can match better (it was made for one that matched none).
     enum class CachedPolicies : std::uint8_t { Keep, Drop };
-    void rebuild_index(CachedPolicies cached = CachedPolicies::Drop);
+    void invalidate_index(CachedPolicies cached = CachedPolicies::Drop);
+    // The matcher, with an index of the current profiles.
+    [[nodiscard]] const ProfileMatcher& matcher();
     void changed(SettingsChange change);
     void persist_profile(const ProfileState& state, Completion done);
     [[nodiscard]] Completion checked(Completion done, std::string what);
@@ -246,6 +250,7 @@ private:
     std::shared_ptr<const firewall::FilterSettings> global_settings_;
     std::map<std::string, ProfileState, std::less<>> profiles_;
     ProfileMatcher matcher_;
+    bool index_stale_ = false; // profiles_ changed since matcher_'s index was built
     struct CachedPolicy {
         Policy policy;
         ProfileState* state = nullptr; // for last-seen; null: no profile

@@ -643,9 +643,10 @@ TEST_F(DatabaseTest, FullDiskIsAnErrorAndTheDatabaseCarriesOn) {
     ASSERT_EQ(::sigaction(SIGXFSZ, &old_action, nullptr), 0);
 
     ASSERT_FALSE(full) << "the write of 1 MiB succeeded under a 256 KiB file size limit";
-    // SQLite writes the log at the commit: that is where the kernel says no.
-    EXPECT_THAT(full.error().message(),
-                HasSubstr(file_.string() + ": cannot commit profile 'curl-id': disk I/O error"));
+    // SQLite writes the log at the commit, or earlier when the change outgrows its small page
+    // cache (it spills): the kernel says no at the one or the other.
+    EXPECT_THAT(full.error().message(), HasSubstr(file_.string() + ": cannot "));
+    EXPECT_THAT(full.error().message(), HasSubstr(" profile 'curl-id': disk I/O error"));
     EXPECT_EQ(load(*database).profiles, std::vector<StoredProfile>{curl});
     ASSERT_TRUE(write(*database, {PutProfile{huge}}));
     EXPECT_EQ(load(*database).profiles, std::vector<StoredProfile>{huge});

@@ -569,7 +569,7 @@ TEST(MakeAutoProfile, NamesTheApplication) {
     EXPECT_EQ(curl.created, now);
     EXPECT_EQ(curl.first_seen, now);
     EXPECT_EQ(curl.last_seen, now);
-    EXPECT_EQ(curl.settings, json::object());
+    EXPECT_TRUE(curl.settings.empty());
 
     EXPECT_EQ(make_auto_profile(script_process("/usr/bin/python3", "/opt/sync.py"), now).name,
               "sync.py");

@@ -245,7 +245,7 @@ TEST_F(SettingsStoreTest, AnAnswerForeverIsARuleInFrontOfTheProfilesOwnRules) {
                                          .length = {}});
     const firewall::Decision decision = decide(facts);
     EXPECT_EQ(decision.verdict, packet::Verdict::Accept) << decision.reason;
-    EXPECT_EQ(store_->find_profile(curl_id)->profile.settings["filter/endpoints"],
+    EXPECT_EQ(store_->find_profile(curl_id)->profile.settings.json()["filter/endpoints"],
               nlohmann::json::array({"+ www.example.com", "- .example.com"}));
 
     settle();
