@@ -4,16 +4,10 @@
 
 namespace pw {
 
-std::size_t trim_free_heap(std::size_t threshold) {
-    const struct mallinfo2 totals = ::mallinfo2();
-    // fordblks: free bytes inside the arenas; keepcost: the part at the top, which free()
-    // trims by itself past M_TRIM_THRESHOLD. The rest sits between live blocks: only
-    // malloc_trim() returns those pages (madvise), without moving anything.
-    const std::size_t free_bytes = totals.fordblks;
-    if (free_bytes > threshold) {
-        ::malloc_trim(0);
-    }
-    return free_bytes;
+void trim_free_heap() {
+    // Returns whole free pages anywhere in the heap (madvise), not only at its top, and moves
+    // nothing.
+    ::malloc_trim(0);
 }
 
 } // namespace pw

@@ -1,14 +1,15 @@
 #pragma once
 
-#include <cstddef>
-
 namespace pw {
 
-// Gives the heap's free memory back to the kernel when more than `threshold` bytes of it lie
-// free. glibc keeps freed memory for reuse as long as the process lives: one reply of the API
-// that lists 1,000 profiles, or the start's load of them, would otherwise stay resident in an
-// idle daemon for good. Cheap when there is little to give back (one look at the allocator's
-// totals); the daemon calls it once a second. Returns the bytes that were free before.
-std::size_t trim_free_heap(std::size_t threshold);
+// Gives the heap's free memory back to the kernel. glibc keeps freed memory for reuse as long
+// as the process lives: the start's load of 1,000 profiles, or one reply of the API that lists
+// them, would otherwise stay resident in an idle daemon for good.
+//
+// Not for the packet path's rhythm: glibc walks every free chunk under the arena's lock, which
+// takes ~100 ms on a fragmented heap of 50 MiB (and so does mallinfo2(), which is why there is
+// no "only when much is free" test here). The daemon calls it after start and after API use,
+// and only while its heap is small (few live connections).
+void trim_free_heap();
 
 } // namespace pw

@@ -82,8 +82,10 @@ constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
 // Rule statistics and last-seen times go to the database this often (one transaction each).
 constexpr int kStatisticsFlushTicks = 10;
-// Free heap memory beyond this much goes back to the kernel at the next tick (common/heap.h).
-constexpr std::size_t kKeptFreeHeapBytes = std::size_t{1} << 20;
+// The free heap goes back to the kernel (common/heap.h) at the slow tick after start and after
+// API use, but only with fewer live connections than this: the heap is then a few MiB and the
+// trim takes well under a millisecond; under load it could hold verdicts back for ~100 ms.
+constexpr std::size_t kTrimBelowLiveConnections = 4096;
 
 // Whether the process `pid` that started at `start_time` still runs: its /proc entry exists
 // and started then (a reused PID is another process).
@@ -199,6 +201,9 @@ private:
     [[nodiscard]] nlohmann::json status_json() const;
     void set_up_prompts();
     void set_up_live_connections();
+    // Returns the heap's free memory to the kernel once after start and then after API use,
+    // while the load is light (kTrimBelowLiveConnections).
+    void trim_heap_after_api_use();
     void wait_for_conntrack_ends();
     void settings_changed(const profile::SettingsChange& change);
     void apply_mark_changes(const std::vector<network::MarkChange>& changes);
@@ -228,6 +233,8 @@ private:
     std::unique_ptr<profile::SettingsStore> store_;
     std::unique_ptr<profile::PromptBroker> prompts_;
     int ticks_ = 0;
+    std::uint64_t api_requests_at_trim_ = 0;
+    bool heap_trimmed_once_ = false;
     // Re-evaluation (issue 9 item 5): the live connections, the kernel's table to cut them
     // over, and its reports of ended entries. The kernel parts are null when unavailable.
     network::LiveConnections live_;
@@ -856,7 +863,6 @@ void Daemon::schedule_expiry() {
         if (resolver_) {
             resolver_->expire_cache();
         }
-        trim_free_heap(kKeptFreeHeapBytes);
         if (clock_.now() >= next_process_expiry_) {
             if (processes_) {
                 processes_->expire();
@@ -864,9 +870,23 @@ void Daemon::schedule_expiry() {
             domain_memory_.expire(clock_.now());
             dns_clients_.expire(clock_.now());
             next_process_expiry_ = clock_.now() + kProcessExpiryInterval;
+            trim_heap_after_api_use();
         }
         schedule_expiry();
     });
+}
+
+void Daemon::trim_heap_after_api_use() {
+    const std::uint64_t requests = api_server_ ? api_server_->counters().requests : 0;
+    if (requests == api_requests_at_trim_ && heap_trimmed_once_) {
+        return;
+    }
+    if (live_.size() >= kTrimBelowLiveConnections) {
+        return; // later, when the load has passed
+    }
+    trim_free_heap();
+    api_requests_at_trim_ = requests;
+    heap_trimmed_once_ = true;
 }
 
 void Daemon::schedule_retries() {

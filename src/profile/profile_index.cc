@@ -154,15 +154,31 @@ ProfileIndex::ProfileIndex() = default;
 ProfileIndex::ProfileIndex(std::span<const Profile> profiles) {
     profiles_.reserve(profiles.size());
     for (const Profile& profile : profiles) {
-        const auto position = static_cast<std::uint32_t>(profiles_.size());
-        for (std::size_t i = 0; i < profile.fingerprints.size(); ++i) {
-            const Fingerprint& fingerprint = profile.fingerprints[i];
-            const Entry entry{.profile = position, .fingerprint = static_cast<std::uint32_t>(i)};
-            (fingerprint.ancestor ? ancestor_ : own_).add(fingerprint, entry);
-        }
-        profiles_.push_back(Indexed{.id = profile.id, .fingerprints = profile.fingerprints});
-        by_id_.push_back(position);
+        add(profile.id, profile.fingerprints);
     }
+    sort_ids();
+}
+
+ProfileIndex::ProfileIndex(std::vector<Profile>&& profiles) {
+    profiles_.reserve(profiles.size());
+    for (Profile& profile : profiles) {
+        add(std::move(profile.id), std::move(profile.fingerprints));
+    }
+    sort_ids();
+}
+
+void ProfileIndex::add(std::string id, Fingerprints fingerprints) {
+    const auto position = static_cast<std::uint32_t>(profiles_.size());
+    for (std::size_t i = 0; i < fingerprints.size(); ++i) {
+        const Fingerprint& fingerprint = fingerprints[i];
+        const Entry entry{.profile = position, .fingerprint = static_cast<std::uint32_t>(i)};
+        (fingerprint.ancestor ? ancestor_ : own_).add(fingerprint, entry);
+    }
+    profiles_.push_back(Indexed{.id = std::move(id), .fingerprints = std::move(fingerprints)});
+    by_id_.push_back(position);
+}
+
+void ProfileIndex::sort_ids() {
     std::ranges::sort(by_id_, {}, [this](std::uint32_t position) -> std::string_view {
         return profiles_[position].id;
     });

@@ -49,6 +49,8 @@ class ProfileIndex {
 public:
     ProfileIndex();
     explicit ProfileIndex(std::span<const Profile> profiles);
+    // The same, taking the IDs and fingerprints over instead of copying them.
+    explicit ProfileIndex(std::vector<Profile>&& profiles);
 
     // The best profile for `process`, as best_profile() over the profiles indexed. `ancestors`
     // are used only by ancestor fingerprints (see has_ancestor_fingerprints()).
@@ -97,6 +99,9 @@ private:
         std::string id;
         Fingerprints fingerprints;
     };
+
+    void add(std::string id, Fingerprints fingerprints);
+    void sort_ids();
 
     std::vector<Indexed> profiles_;
     std::vector<std::uint32_t> by_id_; // positions in profiles_, sorted by ID: contains()

@@ -726,7 +726,7 @@ const ProfileMatcher& SettingsStore::matcher() {
                                    .first_seen = {},
                                    .last_seen = {}});
     }
-    matcher_.set_index(std::make_shared<const ProfileIndex>(profiles));
+    matcher_.set_index(std::make_shared<const ProfileIndex>(std::move(profiles)));
     index_stale_ = false;
     return matcher_;
 }
