@@ -39,6 +39,10 @@ std::optional<pw::config::Config> rules_config(const std::string& config_path) {
         }
         path = kDefaultConfigPath;
     }
+    if (auto regular = pw::daemon::check_config_path(path); !regular) {
+        std::cerr << "portwarden iptables: " << regular.error().message() << "\n";
+        return std::nullopt;
+    }
     auto loaded = pw::config::load_config_file(path);
     if (!loaded) {
         std::cerr << "portwarden iptables: " << loaded.error().message() << "\n";
@@ -140,7 +144,14 @@ int run_command_line(int argc, char** argv) {
         "remove", "Remove every rule and chain of ours (recovery after a crash)");
     auto* version = app.add_subcommand("version", "Print the version");
 
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        // --help and --version are "errors" that exit 0. A refused option exits 2, as a
+        // refused config does (kExitBadConfig), not with CLI11's own codes (105, 109, 114...).
+        const int printed = app.exit(error);
+        return printed == 0 ? 0 : pw::daemon::kExitBadConfig;
+    }
     pw::log::set_level(log_level);
 
     if (*run) {
