@@ -217,6 +217,43 @@ private:
     std::jthread thread_;
 };
 
+// Passes every event on, except that a decision the kernel is known not to enforce says so
+// (issue 10 item 3): while a family's rules are missing and could not be installed again, the
+// reason of a "decided" event of that family starts with "NOT ENFORCED". `missing` is the
+// daemon's per-family flag (V4 first). Runs on the event-loop thread only.
+class EnforcementNotingSink final : public network::EventSink {
+public:
+    EnforcementNotingSink(std::unique_ptr<network::EventSink> inner,
+                          const std::array<bool, 2>& missing)
+        : inner_(std::move(inner)), missing_(missing) {}
+
+    // network::EventSink
+    void connection_new(std::uint64_t id, const firewall::ConnectionFacts& connection) override {
+        inner_->connection_new(id, connection);
+    }
+    void connection_decided(std::uint64_t id, const firewall::ConnectionFacts& connection,
+                            const firewall::Decision& decision, std::uint32_t mark) override {
+        if (!missing_[connection.ip_family == IpFamily::V4 ? 0 : 1]) {
+            inner_->connection_decided(id, connection, decision, mark);
+            return;
+        }
+        firewall::Decision noted = decision;
+        noted.reason =
+            "NOT ENFORCED (the kernel rules are missing, see the rules event): " + decision.reason;
+        inner_->connection_decided(id, connection, noted, mark);
+    }
+    void dns_query(const network::DnsQueryEvent& query) override { inner_->dns_query(query); }
+    void prompt(profile::PromptEvent event, const profile::Prompt& prompt,
+                const profile::PromptAnswer* answer) override {
+        inner_->prompt(event, prompt, answer);
+    }
+    void flush() override { inner_->flush(); }
+
+private:
+    std::unique_ptr<network::EventSink> inner_;
+    const std::array<bool, 2>& missing_;
+};
+
 // Whether this process may administer the network (CAP_NET_ADMIN in its effective set), read
 // from /proc/self/status: the kernel answers EPERM both for a missing capability and for a
 // queue that another socket holds.
@@ -250,7 +287,7 @@ public:
            network::JsonLinesEventWriter* lifecycle_writer, RunOptions options)
         : config_(std::move(config)),
           options_(std::move(options)),
-          events_(std::move(events)),
+          events_(std::make_unique<EnforcementNotingSink>(std::move(events), enforcement_missing_)),
           lifecycle_writer_(lifecycle_writer),
           // SIGQUIT too: its default action (a core dump) would leave every rule behind.
           signals_(io_, SIGINT, SIGTERM, SIGQUIT),

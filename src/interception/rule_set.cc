@@ -78,10 +78,21 @@ std::string mark_match(std::uint32_t mark) {
 }
 
 // The rules of one of our queueing chains (mangle C170 / C171).
-std::vector<std::string> queue_chain_rules(std::string_view chain, std::string_view queue) {
+//
+// An ICMP error related to a connection whose verdict is not in its connmark (a temporary
+// verdict, filter/permanentVerdicts false) is accepted for this packet (1700) instead of being
+// queued. Above all the error that our own REJECT of a temporary block (1701) sends back to
+// the application: queued, it was dropped, and "reject" behaved as a silent drop (issue 10
+// item 7). With a permanent verdict the restored connmark already lets such errors pass (the
+// "-p icmp -j RETURN" rules of C17), so this is the same treatment for both.
+std::vector<std::string> queue_chain_rules(std::string_view chain, std::string_view queue,
+                                           std::string_view icmp_protocol) {
     const std::string prefix = "-A " + std::string(chain) + " ";
     return {
         prefix + "-j CONNMARK --restore-mark",
+        prefix + "-p " + std::string(icmp_protocol) + " -m conntrack --ctstate RELATED " +
+            mark_match(packet::mark::kUndecided) + " -j MARK --set-mark " +
+            std::to_string(packet::mark::kAccept),
         prefix + mark_match(packet::mark::kUndecided) + " -j NFQUEUE --queue-num " +
             std::string(queue) + " --queue-bypass",
     };
@@ -367,8 +378,8 @@ std::string compose_apply(IpFamily family, std::string_view current_save,
     script.deletions(mangle);
     script.comment("Undecided packets (mark 0) go to portwarden; decided connections carry");
     script.comment("their verdict in the connmark. --queue-bypass: accept if nobody listens.");
-    script.lines(queue_chain_rules(kOutputQueueChain, rules.output_queue));
-    script.lines(queue_chain_rules(kInputQueueChain, rules.input_queue));
+    script.lines(queue_chain_rules(kOutputQueueChain, rules.output_queue, rules.icmp_protocol));
+    script.lines(queue_chain_rules(kInputQueueChain, rules.input_queue, rules.icmp_protocol));
     script.line("-I OUTPUT 1 -j " + output_chain);
     script.line("-I INPUT 1 -j " + input_chain);
     script.line("COMMIT");

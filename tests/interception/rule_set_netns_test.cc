@@ -134,15 +134,19 @@ struct PrintedFamily {
 std::vector<std::string> expected_mangle(const PrintedFamily& family) {
     const std::string restore =
         " -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff";
+    const std::string related =
+        " -m conntrack --ctstate RELATED -m mark --mark 0x0 -j MARK --set-xmark 0x6a4/0xffffffff";
     return {
         ":C170 -",
         ":C171 -",
         "-A INPUT -j C171",
         "-A OUTPUT -j C170",
         "-A C170" + restore,
+        "-A C170 -p " + std::string(family.icmp) + related,
         "-A C170 -m mark --mark 0x0 -j NFQUEUE --queue-num " + std::string(family.output_queue) +
             " --queue-bypass",
         "-A C171" + restore,
+        "-A C171 -p " + std::string(family.icmp) + related,
         "-A C171 -m mark --mark 0x0 -j NFQUEUE --queue-num " + std::string(family.input_queue) +
             " --queue-bypass",
     };
@@ -287,6 +291,59 @@ TEST_F(NetnsTest, RemoveAfterApplyLeavesNothingOfOurs) {
     for (const IpFamily family : kFamilies) {
         EXPECT_THAT(normalised_save(family), IsEmpty());
     }
+}
+
+// Issue 10 item 3, with the real tools: what another program does to our rules is noticed and
+// undone, and an untouched ruleset reads back as installed.
+TEST_F(NetnsTest, CheckFindsNothingOnTheRulesAsInstalled) {
+    expect_all_ok(rule_set_.apply());
+    const auto checks = rule_set_.check_and_repair();
+    ASSERT_EQ(checks.size(), 2U);
+    for (const auto& check : checks) {
+        EXPECT_EQ(check.problem, "");
+    }
+}
+
+TEST_F(NetnsTest, CheckRestoresAFlushedChainAndADeletedJump) {
+    expect_all_ok(rule_set_.apply());
+    const auto installed_v4 = normalised_save(IpFamily::V4);
+    const auto installed_v6 = normalised_save(IpFamily::V6);
+    restore_or_fail(IpFamily::V4, "*filter\n-F C17\nCOMMIT\n");
+    restore_or_fail(IpFamily::V6, "*mangle\n-D OUTPUT -j C170\nCOMMIT\n");
+
+    const auto checks = rule_set_.check_and_repair();
+
+    ASSERT_EQ(checks.size(), 2U);
+    EXPECT_EQ(checks[0].problem, "filter C17: 0 rules (11 installed)");
+    EXPECT_TRUE(checks[0].repair.has_value());
+    EXPECT_EQ(checks[1].problem, "mangle OUTPUT -> C170: 0 rules (1 installed)");
+    EXPECT_TRUE(checks[1].repair.has_value());
+    EXPECT_THAT(normalised_save(IpFamily::V4), ElementsAreArray(installed_v4));
+    EXPECT_THAT(normalised_save(IpFamily::V6), ElementsAreArray(installed_v6));
+    for (const auto& check : rule_set_.check_and_repair()) {
+        EXPECT_EQ(check.problem, "");
+    }
+}
+
+TEST_F(NetnsTest, CheckRestoresOurJumpAboveAForeignRuleInsertedFirst) {
+    expect_all_ok(rule_set_.apply());
+    const auto installed = normalised_save(IpFamily::V4);
+    restore_or_fail(IpFamily::V4, "*filter\n-I OUTPUT 1 -j ACCEPT\n-A INPUT -j C17\nCOMMIT\n");
+
+    const auto checks = rule_set_.check_and_repair();
+
+    ASSERT_EQ(checks.size(), 2U);
+    EXPECT_THAT(checks[0].problem, HasSubstr("filter OUTPUT -> C17: changed or moved"));
+    EXPECT_THAT(checks[0].problem, HasSubstr("filter INPUT -> C17: 2 rules (1 installed)"));
+    EXPECT_TRUE(checks[0].repair.has_value());
+    // Ours first again; the foreign rule stays, after it.
+    const auto filter = table_rules(IpFamily::V4, "filter");
+    const auto ours = std::ranges::find(filter, "-A OUTPUT -j C17");
+    const auto foreign = std::ranges::find(filter, "-A OUTPUT -j ACCEPT");
+    ASSERT_NE(ours, filter.end());
+    ASSERT_NE(foreign, filter.end());
+    EXPECT_LT(ours, foreign);
+    EXPECT_EQ(std::ranges::count(filter, "-A INPUT -j C17"), 1);
 }
 
 TEST_F(NetnsTest, RenderedRulesAreAcceptedAsTheyAre) {
