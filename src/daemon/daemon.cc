@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <condition_variable>
 #include <csignal>
 #include <fstream>
@@ -261,11 +262,18 @@ bool has_net_admin() {
     std::ifstream status("/proc/self/status");
     std::string line;
     while (std::getline(status, line)) {
-        if (line.starts_with("CapEff:")) {
-            constexpr unsigned kCapNetAdmin = 12;
-            const auto effective = std::stoull(line.substr(7), nullptr, 16);
-            return ((effective >> kCapNetAdmin) & 1U) != 0;
+        if (!line.starts_with("CapEff:")) {
+            continue;
         }
+        const auto digits = line.find_first_not_of(" \t", 7);
+        std::uint64_t effective = 0;
+        if (digits == std::string::npos ||
+            std::from_chars(line.data() + digits, line.data() + line.size(), effective, 16).ec !=
+                std::errc{}) {
+            return false;
+        }
+        constexpr unsigned kCapNetAdmin = 12;
+        return ((effective >> kCapNetAdmin) & 1U) != 0;
     }
     return false;
 }
