@@ -84,6 +84,19 @@ def start_daemon_with(world, config, extra_args=(), env=None, events="file"):
     return daemon
 
 
+def refusing_iptables_restore(world):
+    """An iptables-restore found first in PATH that fails while the returned flag file exists.
+    Returns (flag path, environment for the daemon)."""
+    tools = Path(tempfile.mkdtemp(prefix="tools-", dir=world.directory))
+    flag = tools / "refuse"
+    real = shutil.which("iptables-restore")
+    wrapper = tools / "iptables-restore"
+    wrapper.write_text(f"#!/bin/sh\nif [ -e {flag} ]; then echo 'refused by the test' >&2; "
+                       f"exit 1; fi\nexec {real} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return flag, {**os.environ, "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+
 class HardeningCase(unittest.TestCase):
     maxDiff = None
 
@@ -186,15 +199,7 @@ class StopTest(HardeningCase):
                          f"rules left after a group SIGTERM\n{self.world.rules()}")
 
     def test_a_removal_that_cannot_succeed_exits_3_and_says_so(self):
-        # An iptables-restore found first in PATH that refuses once the flag file exists.
-        tools = Path(tempfile.mkdtemp(prefix="tools-", dir=self.world.directory))
-        flag = tools / "refuse"
-        real = shutil.which("iptables-restore")
-        wrapper = tools / "iptables-restore"
-        wrapper.write_text(f"#!/bin/sh\nif [ -e {flag} ]; then echo 'refused by the test' >&2; "
-                           f"exit 1; fi\nexec {real} \"$@\"\n")
-        wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        env = {**os.environ, "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        flag, env = refusing_iptables_restore(self.world)
         daemon = start_daemon_with(self.world, blocking_config(), env=env)
         daemon.wait_started()
         flag.touch()
@@ -288,6 +293,41 @@ class RuleWatchTest(HardeningCase):
         time.sleep(RESTORE_WITHIN)
         self.assert_filtering(self.world, daemon, "5 s after iptables -F C17")
         self.assert_stops_cleanly(self.world, daemon)
+
+
+    def test_decisions_are_not_reported_as_enforced_while_the_rules_cannot_be_restored(self):
+        flag, env = refusing_iptables_restore(self.world)
+        daemon = start_daemon_with(self.world, blocking_config(), env=env)
+        daemon.wait_started()
+        flag.touch()
+        self.assertEqual(self.world.run("client", ["iptables", "-F", "C17"]).returncode, 0)
+        daemon.wait_for(lambda events: any(e.get("event") == "rules"
+                                           and e.get("action") == "restoreFailed"
+                                           for e in events),
+                        timeout=RESTORE_WITHIN, what="a rules event with restoreFailed")
+        self.assertIn("action=restore_failed", daemon.stderr())
+        # C17 is empty: the blocked connection passes. Its event must not claim a block.
+        result = self.world.tcp(INTERNET_V4, BLOCKED_PORT)
+        self.assert_outcome(result, "ok", daemon)
+
+        def blocked_decision(events):
+            return [e for e in events if e.get("event") == "decided"
+                    and (e.get("remote") or {}).get("port") == BLOCKED_PORT
+                    and (e.get("local") or {}).get("port") == result.local_port]
+
+        decided = blocked_decision(daemon.wait_for(blocked_decision, timeout=3.0,
+                                                   what="the blocked connection's decision"))
+        self.assertTrue(decided[0]["reason"].startswith("NOT ENFORCED"), json.dumps(decided[0]))
+        # Once the rules can be installed again, they are, and the block holds again.
+        flag.unlink()
+        daemon.wait_for(lambda events: any(e.get("event") == "rules"
+                                           and e.get("action") == "restored" for e in events),
+                        timeout=RESTORE_WITHIN, what="a rules event with restored")
+        self.assert_outcome(self.world.tcp(INTERNET_V4, BLOCKED_PORT), "unreachable", daemon)
+        self.assert_stops_cleanly(self.world, daemon)
+        stats = daemon.events("stats")[-1]
+        self.assertGreaterEqual(stats["rules"]["restoreFailures"], 1, json.dumps(stats))
+        self.assertTrue(stats["rules"]["enforced"], json.dumps(stats))
 
 
 class MisleadingTest(HardeningCase):
