@@ -33,6 +33,8 @@
 namespace pw::interception {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -110,6 +112,17 @@ protected:
         for (const auto& outcome : outcomes) {
             EXPECT_TRUE(outcome.status.has_value()) << outcome.status.error().message();
         }
+    }
+
+    // The problems one check finds, per family (V4 first): "" for a family as installed. Every
+    // repair must succeed.
+    std::vector<std::string> check_problems() {
+        std::vector<std::string> problems;
+        for (const auto& check : rule_set_.check_and_repair()) {
+            EXPECT_TRUE(check.repair.has_value()) << check.repair.error().message();
+            problems.push_back(check.problem);
+        }
+        return problems;
     }
 
     void restore_or_fail(IpFamily family, std::string_view script) {
@@ -297,11 +310,7 @@ TEST_F(NetnsTest, RemoveAfterApplyLeavesNothingOfOurs) {
 // undone, and an untouched ruleset reads back as installed.
 TEST_F(NetnsTest, CheckFindsNothingOnTheRulesAsInstalled) {
     expect_all_ok(rule_set_.apply());
-    const auto checks = rule_set_.check_and_repair();
-    ASSERT_EQ(checks.size(), 2U);
-    for (const auto& check : checks) {
-        EXPECT_EQ(check.problem, "");
-    }
+    EXPECT_THAT(check_problems(), ElementsAre("", ""));
 }
 
 TEST_F(NetnsTest, CheckRestoresAFlushedChainAndADeletedJump) {
@@ -311,31 +320,21 @@ TEST_F(NetnsTest, CheckRestoresAFlushedChainAndADeletedJump) {
     restore_or_fail(IpFamily::V4, "*filter\n-F C17\nCOMMIT\n");
     restore_or_fail(IpFamily::V6, "*mangle\n-D OUTPUT -j C170\nCOMMIT\n");
 
-    const auto checks = rule_set_.check_and_repair();
-
-    ASSERT_EQ(checks.size(), 2U);
-    EXPECT_EQ(checks[0].problem, "filter C17: 0 rules (11 installed)");
-    EXPECT_TRUE(checks[0].repair.has_value());
-    EXPECT_EQ(checks[1].problem, "mangle OUTPUT -> C170: 0 rules (1 installed)");
-    EXPECT_TRUE(checks[1].repair.has_value());
+    EXPECT_THAT(check_problems(), ElementsAre("filter C17: 0 rules (11 installed)",
+                                              "mangle OUTPUT -> C170: 0 rules (1 installed)"));
     EXPECT_THAT(normalised_save(IpFamily::V4), ElementsAreArray(installed_v4));
     EXPECT_THAT(normalised_save(IpFamily::V6), ElementsAreArray(installed_v6));
-    for (const auto& check : rule_set_.check_and_repair()) {
-        EXPECT_EQ(check.problem, "");
-    }
+    EXPECT_THAT(check_problems(), ElementsAre("", ""));
 }
 
 TEST_F(NetnsTest, CheckRestoresOurJumpAboveAForeignRuleInsertedFirst) {
     expect_all_ok(rule_set_.apply());
-    const auto installed = normalised_save(IpFamily::V4);
     restore_or_fail(IpFamily::V4, "*filter\n-I OUTPUT 1 -j ACCEPT\n-A INPUT -j C17\nCOMMIT\n");
 
-    const auto checks = rule_set_.check_and_repair();
-
-    ASSERT_EQ(checks.size(), 2U);
-    EXPECT_THAT(checks[0].problem, HasSubstr("filter OUTPUT -> C17: changed or moved"));
-    EXPECT_THAT(checks[0].problem, HasSubstr("filter INPUT -> C17: 2 rules (1 installed)"));
-    EXPECT_TRUE(checks[0].repair.has_value());
+    EXPECT_THAT(check_problems(),
+                ElementsAre(AllOf(HasSubstr("filter OUTPUT -> C17: changed or moved"),
+                                  HasSubstr("filter INPUT -> C17: 2 rules (1 installed)")),
+                            ""));
     // Ours first again; the foreign rule stays, after it.
     const auto filter = table_rules(IpFamily::V4, "filter");
     const auto ours = std::ranges::find(filter, "-A OUTPUT -j C17");
