@@ -39,6 +39,10 @@ std::optional<pw::config::Config> rules_config(const std::string& config_path) {
         }
         path = kDefaultConfigPath;
     }
+    if (auto regular = pw::daemon::check_config_path(path); !regular) {
+        std::cerr << "portwarden iptables: " << regular.error().message() << "\n";
+        return std::nullopt;
+    }
     auto loaded = pw::config::load_config_file(path);
     if (!loaded) {
         std::cerr << "portwarden iptables: " << loaded.error().message() << "\n";
@@ -90,6 +94,19 @@ int show_rules(const pw::config::Config& config) {
 
 namespace {
 
+// Parses the command line into `app`; nullopt when the command is to run, else the exit code.
+// --help is an "error" that exits 0. A refused option exits 2, as a refused config does
+// (kExitBadConfig), not with CLI11's own codes (105, 109, 114 ...; issue 10 item 7).
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& error) {
+        const int printed = app.exit(error);
+        return printed == 0 ? 0 : pw::daemon::kExitBadConfig;
+    }
+    return std::nullopt;
+}
+
 int run_command_line(int argc, char** argv) {
     CLI::App app{"portwarden: an application firewall for Linux"};
     app.require_subcommand(1);
@@ -140,7 +157,9 @@ int run_command_line(int argc, char** argv) {
         "remove", "Remove every rule and chain of ours (recovery after a crash)");
     auto* version = app.add_subcommand("version", "Print the version");
 
-    CLI11_PARSE(app, argc, argv);
+    if (const auto exit_code = parse_command_line(app, argc, argv)) {
+        return *exit_code;
+    }
     pw::log::set_level(log_level);
 
     if (*run) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/result.h"
 #include "config/config_file.h"
 #include "interception/rule_set.h"
 
@@ -16,6 +17,8 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitFailure = 1;   // the environment stopped us (no root, queue busy)
 inline constexpr int kExitBadConfig = 2; // the config file or an option was refused; nothing
                                          // was touched
+inline constexpr int kExitRulesLeft = 3; // stopped, but rules of ours are still installed:
+                                         // new connections are dropped until they are removed
 
 // Where process attribution (issue 3) looks.
 enum class AttributionMode : std::uint8_t {
@@ -47,9 +50,18 @@ struct RunOptions {
 // `portwarden run` and `portwarden iptables show|apply` must agree on it.
 [[nodiscard]] interception::RedirectTargets redirect_targets(const config::Config& config);
 
-// Runs the firewall in the foreground until SIGINT or SIGTERM: loads the config, binds the four
-// queues, forgets the conntrack marks of earlier runs, installs the rules, decides connections,
-// and on a signal removes the rules again. Returns the process exit code.
+// Refuses a config path that names something other than a regular file (a FIFO would block the
+// start forever). A missing file passes: loading it names the problem.
+[[nodiscard]] Status check_config_path(const std::filesystem::path& path);
+
+// Sets every signal that would end the process by default, and that the daemon does not handle
+// itself, to be ignored (SIGPIPE, SIGXFSZ, real-time signals ...). Helpers it starts get the
+// default actions back (interception::IptablesBinaryRunner).
+void ignore_fatal_signals();
+
+// Runs the firewall in the foreground until SIGINT, SIGTERM or SIGQUIT: loads the config, binds the
+// four queues, forgets the conntrack marks of earlier runs, installs the rules, decides
+// connections, and on a signal removes the rules again. Returns the process exit code (kExit*).
 [[nodiscard]] int run(const RunOptions& options);
 
 } // namespace pw::daemon

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -77,10 +78,21 @@ std::string mark_match(std::uint32_t mark) {
 }
 
 // The rules of one of our queueing chains (mangle C170 / C171).
-std::vector<std::string> queue_chain_rules(std::string_view chain, std::string_view queue) {
+//
+// An ICMP error related to a connection whose verdict is not in its connmark (a temporary
+// verdict, filter/permanentVerdicts false) is accepted for this packet (1700) instead of being
+// queued. Above all the error that our own REJECT of a temporary block (1701) sends back to
+// the application: queued, it was dropped, and "reject" behaved as a silent drop (issue 10
+// item 7). With a permanent verdict the restored connmark already lets such errors pass (the
+// "-p icmp -j RETURN" rules of C17), so this is the same treatment for both.
+std::vector<std::string> queue_chain_rules(std::string_view chain, std::string_view queue,
+                                           std::string_view icmp_protocol) {
     const std::string prefix = "-A " + std::string(chain) + " ";
     return {
         prefix + "-j CONNMARK --restore-mark",
+        prefix + "-p " + std::string(icmp_protocol) + " -m conntrack --ctstate RELATED " +
+            mark_match(packet::mark::kUndecided) + " -j MARK --set-mark " +
+            std::to_string(packet::mark::kAccept),
         prefix + mark_match(packet::mark::kUndecided) + " -j NFQUEUE --queue-num " +
             std::string(queue) + " --queue-bypass",
     };
@@ -265,6 +277,58 @@ std::string deletion_of(std::string_view append_line) {
     return "-D" + std::string(append_line.substr(2));
 }
 
+// The lines of an iptables-save output, trailing blanks and carriage returns removed.
+template <typename Function>
+void for_each_line(std::string_view save, Function&& function) {
+    while (!save.empty()) {
+        const auto newline = save.find('\n');
+        std::string_view line = save.substr(0, newline);
+        save = newline == std::string_view::npos ? std::string_view{} : save.substr(newline + 1);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) {
+            line.remove_suffix(1);
+        }
+        function(line);
+    }
+}
+
+// installed_rules() lines are "<group> | <rule>"; the group of a jump ends in " #<position>".
+constexpr std::string_view kGroupSeparator = " | ";
+
+// The line of installed_rules() for an "-A" line of `table`, or nothing when it is not ours.
+// `position` is the rule's 1-based position in its chain.
+std::optional<std::string> installed_line(std::string_view table, std::string_view line,
+                                          int position) {
+    const auto words = split_words(line);
+    if (words.size() < 2) {
+        return std::nullopt;
+    }
+    const std::string prefix = std::string(table) + " " + std::string(words[1]);
+    if (is_our_chain(words[1])) {
+        return prefix + std::string(kGroupSeparator) + std::string(line);
+    }
+    const auto jump = option_value(words, "-j");
+    const auto go_to = option_value(words, "-g");
+    const auto target = jump && is_our_chain(*jump) ? jump : go_to;
+    if (target && is_our_chain(*target)) {
+        return prefix + " -> " + std::string(*target) + " #" + std::to_string(position) +
+               std::string(kGroupSeparator) + std::string(line);
+    }
+    if (table == "nat" && is_our_nat_rule(words)) {
+        return prefix + " DNAT" + std::string(kGroupSeparator) + std::string(line);
+    }
+    return std::nullopt;
+}
+
+// The group of an installed_rules() line without a jump's position: what the rule counts of
+// describe_rule_changes() are per.
+std::string_view group_of(std::string_view installed) {
+    std::string_view group = installed.substr(0, installed.find(kGroupSeparator));
+    if (const auto hash = group.rfind(" #"); hash != std::string_view::npos) {
+        group = group.substr(0, hash);
+    }
+    return group;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing restore scripts.
 
@@ -314,8 +378,8 @@ std::string compose_apply(IpFamily family, std::string_view current_save,
     script.deletions(mangle);
     script.comment("Undecided packets (mark 0) go to portwarden; decided connections carry");
     script.comment("their verdict in the connmark. --queue-bypass: accept if nobody listens.");
-    script.lines(queue_chain_rules(kOutputQueueChain, rules.output_queue));
-    script.lines(queue_chain_rules(kInputQueueChain, rules.input_queue));
+    script.lines(queue_chain_rules(kOutputQueueChain, rules.output_queue, rules.icmp_protocol));
+    script.lines(queue_chain_rules(kInputQueueChain, rules.input_queue, rules.icmp_protocol));
     script.line("-I OUTPUT 1 -j " + output_chain);
     script.line("-I INPUT 1 -j " + input_chain);
     script.line("COMMIT");
@@ -598,15 +662,20 @@ Result<ToolOutput> run_tool(std::string_view tool, const std::vector<std::string
     ::posix_spawn_file_actions_adddup2(setup.actions(), stdin_pipe->read_end.get(), 0);
     ::posix_spawn_file_actions_adddup2(setup.actions(), stdout_pipe->write_end.get(), 1);
     ::posix_spawn_file_actions_adddup2(setup.actions(), stderr_pipe->write_end.get(), 2);
-    // The child starts with no blocked signals and default SIGPIPE, whatever the daemon set.
+    // The child starts with no blocked signals and every signal at its default action,
+    // whatever the daemon ignores (SIGPIPE, SIGHUP ...). It runs in a process group of its own
+    // (issue 10 item 2): `kill -TERM -<pgid>` of the daemon's group, as `timeout` and some
+    // supervisors send, and a terminal's Ctrl-C reach the daemon, which then removes the rules,
+    // but never the iptables-restore that is removing them.
     sigset_t no_signals;
     sigemptyset(&no_signals);
     sigset_t default_signals;
-    sigemptyset(&default_signals);
-    sigaddset(&default_signals, SIGPIPE);
+    sigfillset(&default_signals);
     ::posix_spawnattr_setsigmask(setup.attributes(), &no_signals);
     ::posix_spawnattr_setsigdefault(setup.attributes(), &default_signals);
-    ::posix_spawnattr_setflags(setup.attributes(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    ::posix_spawnattr_setpgroup(setup.attributes(), 0);
+    ::posix_spawnattr_setflags(
+        setup.attributes(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
 
     std::vector<std::string> argv_storage{std::string(tool)};
     argv_storage.insert(argv_storage.end(), arguments.begin(), arguments.end());
@@ -681,6 +750,81 @@ std::string compose_remove_script(IpFamily family, std::string_view current_save
            script.text;
 }
 
+std::vector<std::string> installed_rules(std::string_view current_save) {
+    std::vector<std::string> lines;
+    std::string table;
+    std::map<std::string, int, std::less<>> positions; // rules seen so far per chain
+    for_each_line(current_save, [&](std::string_view line) {
+        if (line.starts_with('*')) {
+            table = line.substr(1);
+            positions.clear();
+            return;
+        }
+        if (line.starts_with(':')) {
+            const std::string_view chain = line.substr(1, line.find(' ') - 1);
+            if (is_our_chain(chain)) {
+                lines.push_back(table + " " + std::string(chain) + " (chain)");
+            }
+            return;
+        }
+        if (!line.starts_with("-A ")) {
+            return;
+        }
+        const auto words = split_words(line);
+        const int position = words.size() < 2 ? 0 : ++positions[std::string(words[1])];
+        if (auto ours = installed_line(table, line, position)) {
+            lines.push_back(std::move(*ours));
+        }
+    });
+    return lines;
+}
+
+std::string describe_rule_changes(const std::vector<std::string>& installed,
+                                  const std::vector<std::string>& now) {
+    if (installed == now) {
+        return {};
+    }
+    // Per group, in the order of first appearance: how many rules it had and has, and whether
+    // its lines (with jump positions) are still the same.
+    struct Group {
+        std::string name;
+        std::vector<std::string_view> installed;
+        std::vector<std::string_view> now;
+    };
+    std::vector<Group> groups;
+    const auto group_for = [&groups](std::string_view name) -> Group& {
+        for (Group& group : groups) {
+            if (group.name == name) {
+                return group;
+            }
+        }
+        return groups.emplace_back(Group{.name = std::string(name), .installed = {}, .now = {}});
+    };
+    for (const std::string& line : installed) {
+        group_for(group_of(line)).installed.emplace_back(line);
+    }
+    for (const std::string& line : now) {
+        group_for(group_of(line)).now.emplace_back(line);
+    }
+    std::string description;
+    for (const Group& group : groups) {
+        if (group.installed == group.now) {
+            continue;
+        }
+        description += description.empty() ? "" : "; ";
+        description += group.name;
+        if (group.installed.size() == group.now.size()) {
+            description += ": changed or moved";
+        } else if (group.name.ends_with(" (chain)")) {
+            description += group.now.empty() ? ": deleted" : ": declared twice";
+        } else {
+            description += ": " + std::to_string(group.now.size()) + " rules (" +
+                           std::to_string(group.installed.size()) + " installed)";
+        }
+    }
+    return description;
+}
+
 namespace {
 
 std::string_view family_label(IpFamily family) {
@@ -740,24 +884,98 @@ Status IptablesBinaryRunner::restore(IpFamily family, std::string_view script) {
     return {};
 }
 
+namespace {
+
+std::size_t index_of(IpFamily family) {
+    return family == IpFamily::V4 ? 0 : 1;
+}
+
+} // namespace
+
+Status RuleSet::apply_and_remember(IpFamily family) {
+    installed_[index_of(family)].reset();
+    if (auto applied = apply_family(runner_, family, targets_); !applied) {
+        return applied;
+    }
+    // What the kernel shows now is what check_and_repair() compares with: the backend's own
+    // spelling of marks and options, not ours.
+    auto current = runner_.save(family);
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    installed_[index_of(family)] = installed_rules(*current);
+    return {};
+}
+
 std::vector<FamilyOutcome> RuleSet::apply() {
     std::vector<FamilyOutcome> outcomes;
     for (const IpFamily family : {IpFamily::V4, IpFamily::V6}) {
-        outcomes.push_back(
-            FamilyOutcome{.family = family, .status = apply_family(runner_, family, targets_)});
+        outcomes.push_back(FamilyOutcome{.family = family, .status = apply_and_remember(family)});
         log_outcome("apply", outcomes.back());
     }
     return outcomes;
+}
+
+Status RuleSet::remove_family_verified(IpFamily family) {
+    // A removal can fail halfway (the tool killed by a signal, the xtables lock taken away):
+    // read the rules back and try again while anything of ours is left.
+    Status last = fail("no removal attempted");
+    for (int attempt = 1; attempt <= kRemoveAttempts; ++attempt) {
+        const Status removed = remove_family(runner_, family);
+        auto current = runner_.save(family);
+        if (!current) {
+            last = std::unexpected(current.error());
+            continue;
+        }
+        const std::string left = compose_remove_script(family, *current);
+        if (left.empty()) {
+            installed_[index_of(family)].reset();
+            return {};
+        }
+        last = fail("rules of ours are still installed after removal attempt " +
+                    std::to_string(attempt) +
+                    (removed ? std::string() : " (" + removed.error().message() + ")"));
+        log::get("rules")->warn("rules_remove family={} attempt={} result=left error=\"{}\"",
+                                family_label(family), attempt, last.error().message());
+    }
+    return last;
 }
 
 std::vector<FamilyOutcome> RuleSet::remove() {
     std::vector<FamilyOutcome> outcomes;
     for (const IpFamily family : {IpFamily::V4, IpFamily::V6}) {
         outcomes.push_back(
-            FamilyOutcome{.family = family, .status = remove_family(runner_, family)});
+            FamilyOutcome{.family = family, .status = remove_family_verified(family)});
         log_outcome("remove", outcomes.back());
     }
     return outcomes;
+}
+
+std::vector<RuleCheck> RuleSet::check_and_repair() {
+    std::vector<RuleCheck> checks;
+    for (const IpFamily family : {IpFamily::V4, IpFamily::V6}) {
+        const auto& installed = installed_[index_of(family)];
+        if (!installed) {
+            continue;
+        }
+        RuleCheck check{.family = family, .problem = {}, .repair = {}};
+        if (auto current = runner_.save(family); !current) {
+            check.problem = "cannot read the rules: " + current.error().message();
+        } else {
+            check.problem = describe_rule_changes(*installed, installed_rules(*current));
+        }
+        if (!check.problem.empty()) {
+            // Install again, keeping the old expectation if that fails: the next check then
+            // still sees the difference and tries again.
+            auto expected = *installed;
+            check.repair = apply_and_remember(family);
+            if (!check.repair) {
+                installed_[index_of(family)] = std::move(expected);
+            }
+        }
+        checks.push_back(std::move(check));
+    }
+    return checks;
 }
 
 } // namespace pw::interception

@@ -13,7 +13,8 @@
 namespace pw::fakes {
 
 // An IptablesRunner that hands out canned iptables-save output and records the scripts it is
-// asked to restore. A family can be made to fail at save or at restore. Single-threaded.
+// asked to restore. A family can be made to fail at save or at restore, and can show another
+// save output once a restore succeeded (what the kernel holds then). Single-threaded.
 class FakeIptablesRunner final : public interception::IptablesRunner {
 public:
     struct Restore {
@@ -22,7 +23,13 @@ public:
     };
 
     void set_save_output(IpFamily family, std::string save) { saves_[family] = std::move(save); }
+    // What save() returns after the next successful restore of `family`.
+    void set_save_after_restore(IpFamily family, std::string save) {
+        saves_after_restore_[family] = std::move(save);
+    }
     void fail_save(IpFamily family, std::string what) { save_errors_[family] = std::move(what); }
+    void succeed_save(IpFamily family) { save_errors_.erase(family); }
+    void succeed_restore(IpFamily family) { restore_errors_.erase(family); }
     void fail_restore(IpFamily family, std::string what) {
         restore_errors_[family] = std::move(what);
     }
@@ -41,11 +48,16 @@ public:
             return fail(error->second);
         }
         restores_.push_back(Restore{.family = family, .script = std::string(script)});
+        if (const auto next = saves_after_restore_.find(family);
+            next != saves_after_restore_.end()) {
+            saves_[family] = next->second;
+        }
         return {};
     }
 
 private:
     std::map<IpFamily, std::string> saves_;
+    std::map<IpFamily, std::string> saves_after_restore_;
     std::map<IpFamily, std::string> save_errors_;
     std::map<IpFamily, std::string> restore_errors_;
     std::vector<Restore> restores_;

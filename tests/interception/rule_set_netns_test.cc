@@ -33,6 +33,8 @@
 namespace pw::interception {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -112,6 +114,17 @@ protected:
         }
     }
 
+    // The problems one check finds, per family (V4 first): "" for a family as installed. Every
+    // repair must succeed.
+    std::vector<std::string> check_problems() {
+        std::vector<std::string> problems;
+        for (const auto& check : rule_set_.check_and_repair()) {
+            EXPECT_TRUE(check.repair.has_value()) << check.repair.error().message();
+            problems.push_back(check.problem);
+        }
+        return problems;
+    }
+
     void restore_or_fail(IpFamily family, std::string_view script) {
         const auto restored = runner_.restore(family, script);
         ASSERT_TRUE(restored.has_value()) << restored.error().message();
@@ -134,15 +147,19 @@ struct PrintedFamily {
 std::vector<std::string> expected_mangle(const PrintedFamily& family) {
     const std::string restore =
         " -j CONNMARK --restore-mark --nfmask 0xffffffff --ctmask 0xffffffff";
+    const std::string related =
+        " -m conntrack --ctstate RELATED -m mark --mark 0x0 -j MARK --set-xmark 0x6a4/0xffffffff";
     return {
         ":C170 -",
         ":C171 -",
         "-A INPUT -j C171",
         "-A OUTPUT -j C170",
         "-A C170" + restore,
+        "-A C170 -p " + std::string(family.icmp) + related,
         "-A C170 -m mark --mark 0x0 -j NFQUEUE --queue-num " + std::string(family.output_queue) +
             " --queue-bypass",
         "-A C171" + restore,
+        "-A C171 -p " + std::string(family.icmp) + related,
         "-A C171 -m mark --mark 0x0 -j NFQUEUE --queue-num " + std::string(family.input_queue) +
             " --queue-bypass",
     };
@@ -287,6 +304,45 @@ TEST_F(NetnsTest, RemoveAfterApplyLeavesNothingOfOurs) {
     for (const IpFamily family : kFamilies) {
         EXPECT_THAT(normalised_save(family), IsEmpty());
     }
+}
+
+// Issue 10 item 3, with the real tools: what another program does to our rules is noticed and
+// undone, and an untouched ruleset reads back as installed.
+TEST_F(NetnsTest, CheckFindsNothingOnTheRulesAsInstalled) {
+    expect_all_ok(rule_set_.apply());
+    EXPECT_THAT(check_problems(), ElementsAre("", ""));
+}
+
+TEST_F(NetnsTest, CheckRestoresAFlushedChainAndADeletedJump) {
+    expect_all_ok(rule_set_.apply());
+    const auto installed_v4 = normalised_save(IpFamily::V4);
+    const auto installed_v6 = normalised_save(IpFamily::V6);
+    restore_or_fail(IpFamily::V4, "*filter\n-F C17\nCOMMIT\n");
+    restore_or_fail(IpFamily::V6, "*mangle\n-D OUTPUT -j C170\nCOMMIT\n");
+
+    EXPECT_THAT(check_problems(), ElementsAre("filter C17: 0 rules (11 installed)",
+                                              "mangle OUTPUT -> C170: 0 rules (1 installed)"));
+    EXPECT_THAT(normalised_save(IpFamily::V4), ElementsAreArray(installed_v4));
+    EXPECT_THAT(normalised_save(IpFamily::V6), ElementsAreArray(installed_v6));
+    EXPECT_THAT(check_problems(), ElementsAre("", ""));
+}
+
+TEST_F(NetnsTest, CheckRestoresOurJumpAboveAForeignRuleInsertedFirst) {
+    expect_all_ok(rule_set_.apply());
+    restore_or_fail(IpFamily::V4, "*filter\n-I OUTPUT 1 -j ACCEPT\n-A INPUT -j C17\nCOMMIT\n");
+
+    EXPECT_THAT(check_problems(),
+                ElementsAre(AllOf(HasSubstr("filter OUTPUT -> C17: changed or moved"),
+                                  HasSubstr("filter INPUT -> C17: 2 rules (1 installed)")),
+                            ""));
+    // Ours first again; the foreign rule stays, after it.
+    const auto filter = table_rules(IpFamily::V4, "filter");
+    const auto ours = std::ranges::find(filter, "-A OUTPUT -j C17");
+    const auto foreign = std::ranges::find(filter, "-A OUTPUT -j ACCEPT");
+    ASSERT_NE(ours, filter.end());
+    ASSERT_NE(foreign, filter.end());
+    EXPECT_LT(ours, foreign);
+    EXPECT_EQ(std::ranges::count(filter, "-A INPUT -j C17"), 1);
 }
 
 TEST_F(NetnsTest, RenderedRulesAreAcceptedAsTheyAre) {
