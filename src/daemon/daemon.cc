@@ -409,7 +409,9 @@ nlohmann::json Daemon::status_json() const {
               {"answered", counters.answered},
               {"unanswered", counters.unanswered},
               {"reevaluations", counters.reevaluations},
-              {"cutOver", counters.cut_over}}}};
+              {"cutOver", counters.cut_over}}},
+            {"events", lifecycle_writer_ != nullptr ? lifecycle_writer_->counters_json()
+                                                    : nlohmann::ordered_json()}};
 }
 
 void Daemon::set_up_prompts() {
@@ -967,6 +969,7 @@ std::string Daemon::stats_json() const {
         {"sendErrors", queues.send_errors},
         {"attribution", attribution_stats_json()},
         {"dns", dns_stats_json()},
+        {"events", lifecycle_writer_ != nullptr ? lifecycle_writer_->counters_json() : nullptr},
     };
     return stats.dump();
 }
@@ -1018,10 +1021,17 @@ int run(const RunOptions& options) {
         return kExitFailure;
     }
 
+    // The events writer's clock (repeat windows, rate of failure logs); outlives the daemon.
+    const SteadyClock events_clock;
     std::unique_ptr<network::EventSink> events;
     network::JsonLinesEventWriter* lifecycle_writer = nullptr;
     if (options.events_target) {
-        auto writer = network::JsonLinesEventWriter::open(*options.events_target);
+        const config::EventSettings& limits = config.events;
+        auto writer = network::JsonLinesEventWriter::open(
+            *options.events_target,
+            {.rotation = {.max_file_size = limits.max_file_size, .keep_files = limits.keep_files},
+             .repeats = {.count = limits.repeat_limit, .window = limits.repeat_window}},
+            events_clock);
         if (!writer) {
             log->error("events_failed {}", writer.error().message());
             return kExitFailure;
