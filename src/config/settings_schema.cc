@@ -479,7 +479,7 @@ constexpr std::array<SettingInfo, 24> kSettings = {{
      .choices = {},
      .default_json = "67108864",
      .description = "Bytes after which the --events file is rotated (FILE becomes FILE.1); 0: "
-                    "never rotated. Config file only, read at start.",
+                    "never rotated.",
      .parse = parse_count<&CompiledSettings::events_max_file_size, 0, kMaxEventsFileSize>},
     {.key = "events/keepFiles",
      .scope = SettingScope::Global,
@@ -487,7 +487,7 @@ constexpr std::array<SettingInfo, 24> kSettings = {{
      .choices = {},
      .default_json = "3",
      .description = "Rotated --events files kept (FILE.1 is the newest), 0-100; older ones are "
-                    "deleted. Config file only, read at start.",
+                    "deleted.",
      .parse = parse_count<&CompiledSettings::events_keep_files, 0, kMaxEventsKeepFiles>},
     {.key = "events/repeatLimit",
      .scope = SettingScope::Global,
@@ -495,15 +495,14 @@ constexpr std::array<SettingInfo, 24> kSettings = {{
      .choices = {},
      .default_json = "20",
      .description = "Identical events written per repeatWindow; the rest are summed up in one "
-                    "\"repeated\" event; 0: write them all. Config file only, read at start.",
+                    "\"repeated\" event; 0: write them all.",
      .parse = parse_count<&CompiledSettings::events_repeat_limit, 0, kMaxEventsRepeatLimit>},
     {.key = "events/repeatWindow",
      .scope = SettingScope::Global,
      .type = SettingType::Seconds,
      .choices = {},
      .default_json = "60",
-     .description = "Seconds over which events/repeatLimit counts identical events (1-86400). "
-                    "Config file only, read at start.",
+     .description = "Seconds over which events/repeatLimit counts identical events (1-86400).",
      .parse =
          parse_count<&CompiledSettings::events_repeat_window, 1, kMaxEventsRepeatWindowSeconds>},
 }};
@@ -734,6 +733,20 @@ EventSettings resolve_event_settings(const CompiledSettings& global) {
         .repeat_window = global.events_repeat_window.value_or(
             std::chrono::seconds(kDefaultEventsRepeatWindowSeconds)),
     };
+}
+
+EventSettings effective_event_settings(const LayerStack& layers) {
+    CompiledSettings compiled;
+    for (const std::string_view key :
+         {"events/maxFileSize", "events/keepFiles", "events/repeatLimit", "events/repeatWindow"}) {
+        auto effective = effective_setting(
+            key, LayerStack{.store = layers.store, .file = layers.file, .app = nullptr});
+        // Every layer holds valid values only (compile_layer checked them): nothing to report.
+        if (effective && effective->source != SettingSource::Default) {
+            static_cast<void>(find_setting(key)->parse_into(effective->value, compiled));
+        }
+    }
+    return resolve_event_settings(compiled);
 }
 
 std::string_view setting_source_name(SettingSource source) {

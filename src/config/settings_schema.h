@@ -120,8 +120,8 @@ struct CoreSettings {
     std::vector<std::string> api_groups;
 };
 
-// `events/...`: the `--events` stream's size limits (issue 10 item 6). Read when the daemon
-// starts.
+// `events/...`: the `--events` stream's size limits (issue 10 item 6). The daemon applies a
+// change at once.
 struct EventSettings {
     // `events/maxFileSize`: bytes after which the events file is rotated; 0: never.
     std::uint64_t max_file_size = 0;
@@ -227,6 +227,10 @@ struct EffectiveSetting {
 // only error is "unknown setting 'KEY'".
 [[nodiscard]] Result<EffectiveSetting> effective_setting(std::string_view key,
                                                          const LayerStack& layers);
+
+// The effective `events/...` settings of these layers (`app` is not read): the config file's
+// values, else the store's, else the defaults.
+[[nodiscard]] EventSettings effective_event_settings(const LayerStack& layers);
 
 // How an error message quotes a value: strings in single quotes, scalars as JSON, containers by
 // kind only ("a list", "an object"); cut to 80 characters with "..." so that one bad value stays

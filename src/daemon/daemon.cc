@@ -147,6 +147,11 @@ std::string read_text_file(const std::filesystem::path& path) {
     return text.str();
 }
 
+network::JsonLinesEventWriter::Options event_writer_options(const config::EventSettings& limits) {
+    return {.rotation = {.max_file_size = limits.max_file_size, .keep_files = limits.keep_files},
+            .repeats = {.count = limits.repeat_limit, .window = limits.repeat_window}};
+}
+
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
 // releases it before the queue closes it.
 struct QueueBinding {
@@ -198,6 +203,7 @@ private:
     void set_up_live_connections();
     void wait_for_conntrack_ends();
     void settings_changed(const profile::SettingsChange& change);
+    void apply_event_settings();
     void apply_mark_changes(const std::vector<network::MarkChange>& changes);
     void set_up_attribution();
     [[nodiscard]] Status set_up_dns();
@@ -350,6 +356,7 @@ Status Daemon::open_settings() {
     }
     store_ = std::move(*store);
     store_->subscribe([this](const profile::SettingsChange& change) { settings_changed(change); });
+    apply_event_settings();
     log_->info("settings database={} profiles={}", file.string(), store_->profiles().size());
     return {};
 }
@@ -477,6 +484,9 @@ void Daemon::wait_for_conntrack_ends() {
 }
 
 void Daemon::settings_changed(const profile::SettingsChange& change) {
+    if (!change.profile_id) {
+        apply_event_settings();
+    }
     if (!processor_) {
         return;
     }
@@ -485,6 +495,14 @@ void Daemon::settings_changed(const profile::SettingsChange& change) {
                                            : network::LiveFilter::all();
     apply_mark_changes(processor_->reevaluate(filter));
     events_->flush();
+}
+
+// events/... as the store and the config file say now (the writer was opened with the file's).
+void Daemon::apply_event_settings() {
+    if (lifecycle_writer_ != nullptr) {
+        lifecycle_writer_->set_options(event_writer_options(config::effective_event_settings(
+            {.store = &store_->store_layer(), .file = &store_->file_layer(), .app = nullptr})));
+    }
 }
 
 void Daemon::apply_mark_changes(const std::vector<network::MarkChange>& changes) {
@@ -1026,12 +1044,8 @@ int run(const RunOptions& options) {
     std::unique_ptr<network::EventSink> events;
     network::JsonLinesEventWriter* lifecycle_writer = nullptr;
     if (options.events_target) {
-        const config::EventSettings& limits = config.events;
         auto writer = network::JsonLinesEventWriter::open(
-            *options.events_target,
-            {.rotation = {.max_file_size = limits.max_file_size, .keep_files = limits.keep_files},
-             .repeats = {.count = limits.repeat_limit, .window = limits.repeat_window}},
-            events_clock);
+            *options.events_target, event_writer_options(config.events), events_clock);
         if (!writer) {
             log->error("events_failed {}", writer.error().message());
             return kExitFailure;

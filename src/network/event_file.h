@@ -68,6 +68,9 @@ public:
     // Also how a stream whose reader left starts again. Standard output is only flushed.
     [[nodiscard]] Status reopen();
 
+    // New limits apply from the next line on.
+    void set_rotation(RotationLimits limits) { limits_ = limits; }
+
     [[nodiscard]] const EventFileCounters& counters() const { return counters_; }
     [[nodiscard]] State state() const { return state_; }
     [[nodiscard]] const std::string& target() const { return target_; }

@@ -258,6 +258,15 @@ void JsonLinesEventWriter::write_summaries(std::vector<RepeatAggregator::Summary
     }
 }
 
+void JsonLinesEventWriter::set_options(Options options) {
+    const RepeatLimit current = repeats_.limit();
+    if (current.count != options.repeats.count || current.window != options.repeats.window) {
+        write_summaries(repeats_.take_all());
+        repeats_.set_limit(options.repeats);
+    }
+    file_->set_rotation(options.rotation);
+}
+
 Status JsonLinesEventWriter::reopen() {
     return file_->reopen();
 }

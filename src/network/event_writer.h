@@ -90,6 +90,10 @@ public:
     // and opening is retried with every batch, at most once a second.
     [[nodiscard]] Status reopen();
 
+    // New limits (the settings changed). Windows of repeated events end early: their summaries
+    // are written now.
+    void set_options(Options options);
+
     [[nodiscard]] Counters counters() const;
     // counters() as the "events" member of the daemon's stats and status:
     // {"written":..,"writeFailures":..,"dropped":..,"rotations":..,"rotationFailures":..,

@@ -49,6 +49,13 @@ RepeatAggregator::Admission RepeatAggregator::admit(std::string_view key, std::s
     return Admission::Suppress;
 }
 
+void RepeatAggregator::set_limit(RepeatLimit limit) {
+    limit_ = limit;
+    windows_.clear();
+    pending_.clear();
+    next_due_ = Clock::TimePoint::max();
+}
+
 std::vector<RepeatAggregator::Summary> RepeatAggregator::take_due() {
     const Clock::TimePoint now = clock_.now();
     if (now < next_due_ && pending_.empty()) {

@@ -56,6 +56,8 @@ public:
     [[nodiscard]] std::vector<Summary> take_all();
 
     [[nodiscard]] RepeatLimit limit() const { return limit_; }
+    // A new limit ends every window: take_all() first, or their summaries are lost.
+    void set_limit(RepeatLimit limit);
     // Events suppressed so far, and events written unaggregated because the table was full.
     [[nodiscard]] std::uint64_t suppressed() const { return suppressed_; }
     [[nodiscard]] std::uint64_t untracked() const { return untracked_; }

@@ -278,6 +278,17 @@ TEST(SettingsCatalogue, EventDefaultsKeepADayOfHeavyUseWithinAFewHundredMegabyte
     EXPECT_EQ(events.repeat_window, std::chrono::seconds(60));
 }
 
+TEST(EffectiveEventSettings, TheFileWinsOverTheStoreWhichWinsOverTheDefaults) {
+    const SettingsLayer store{{"events/keepFiles", 7}, {"events/repeatLimit", 5}};
+    const SettingsLayer file{{"events/keepFiles", 1}};
+    const EventSettings events =
+        effective_event_settings({.store = &store, .file = &file, .app = nullptr});
+    EXPECT_EQ(events.keep_files, 1U);
+    EXPECT_EQ(events.repeat_limit, 5U);
+    EXPECT_EQ(events.max_file_size, resolve_event_settings({}).max_file_size);
+    EXPECT_EQ(events.repeat_window, resolve_event_settings({}).repeat_window);
+}
+
 TEST(ValidateSetting, EventLimitsAreWholeNumbersInTheirRange) {
     const CompiledSettings compiled = compile_ok(SettingsLayer{{"events/maxFileSize", 0},
                                                                {"events/keepFiles", 100},

@@ -79,9 +79,11 @@ class EventSinkCase(unittest.TestCase):
         self.addCleanup(self.world.__exit__, None, None, None)
         self.world.start_echo_services(tcp_ports=(ECHO_PORT,), udp_ports=())
 
-    def api(self, method, path):
-        completed = self.world.run("client", [sys.executable, API_CLIENT, method, path],
-                                   timeout=20)
+    def api(self, method, path, body=None):
+        argv = [sys.executable, API_CLIENT, method, path]
+        if body is not None:
+            argv.append(json.dumps(body))
+        completed = self.world.run("client", argv, timeout=20)
         try:
             return json.loads(completed.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
@@ -176,7 +178,12 @@ class Rotation(EventSinkCase):
 
 class Flood(EventSinkCase):
     def test_a_flood_of_identical_decisions_is_summed_up(self):
-        daemon = self.world.start_daemon({"events/repeatLimit": 3, "events/repeatWindow": 2})
+        daemon = self.world.start_daemon({})
+        # Through the API: the running daemon applies the new limits at once.
+        self.status(daemon)
+        for key, value in (("events%2FrepeatLimit", 3), ("events%2FrepeatWindow", 2)):
+            reply = self.api("PUT", f"/api/v1/settings/{key}", {"value": value})
+            self.assertEqual(reply["status"], 200, reply)
         count = 300
         self.flood(count)
 

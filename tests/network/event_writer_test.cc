@@ -192,6 +192,28 @@ TEST_F(EventWriterTest, PendingSummariesAreWrittenWhenTheWriterCloses) {
     EXPECT_EQ(lines[1]["like"]["event"], "new");
 }
 
+TEST_F(EventWriterTest, NewLimitsWriteThePendingSummariesAndApplyAtOnce) {
+    testing::FakeClock clock;
+    {
+        auto writer = JsonLinesEventWriter::open(
+            path_.string(),
+            {.rotation = {}, .repeats = {.count = 1, .window = std::chrono::seconds(60)}}, clock);
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        for (std::uint16_t port = 40000; port < 40003; ++port) {
+            (*writer)->connection_new(port, inbound_from("192.0.2.7", port));
+        }
+        (*writer)->set_options({.rotation = {}, .repeats = {}});
+        for (std::uint16_t port = 40003; port < 40006; ++port) {
+            (*writer)->connection_new(port, inbound_from("192.0.2.7", port));
+        }
+    }
+    const auto lines = read_lines();
+    ASSERT_EQ(lines.size(), 5U); // one, the summary of two, then all three
+    EXPECT_EQ(lines[1]["event"], "repeated");
+    EXPECT_EQ(lines[1]["count"], 2);
+    EXPECT_EQ(lines[4]["id"], 40005);
+}
+
 TEST_F(EventWriterTest, LifecycleLinesAreNeverAggregated) {
     testing::FakeClock clock;
     {
