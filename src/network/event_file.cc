@@ -16,7 +16,7 @@ namespace pw::network {
 namespace {
 
 // A batch this big is written at once: the buffer stays small between two flush() calls.
-constexpr std::size_t kFlushThreshold = 64 * 1024;
+constexpr std::size_t kFlushThreshold = std::size_t{64} * 1024;
 // A failing target is reported at most this often (the first failure at once).
 constexpr std::chrono::seconds kFailureLogInterval{60};
 // A target that could not be opened again, or rotated, is retried at most this often.

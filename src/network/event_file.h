@@ -103,11 +103,11 @@ private:
     State state_ = State::Writing;
     EventFileCounters counters_;
     // Rate limit for failure logs, and for retries of an open or a rotation that failed.
-    Clock::TimePoint next_failure_log_{};
+    Clock::TimePoint next_failure_log_;
     std::uint64_t failures_not_logged_ = 0;
     std::uint64_t dropped_since_writing_ = 0;
-    Clock::TimePoint next_open_attempt_{};
-    Clock::TimePoint next_rotation_attempt_{};
+    Clock::TimePoint next_open_attempt_;
+    Clock::TimePoint next_rotation_attempt_;
 };
 
 } // namespace pw::network

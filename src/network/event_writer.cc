@@ -231,7 +231,8 @@ void JsonLinesEventWriter::emit() {
     file_->append(line_);
 }
 
-void JsonLinesEventWriter::write_summaries(std::vector<RepeatAggregator::Summary> summaries) {
+void JsonLinesEventWriter::write_summaries(
+    const std::vector<RepeatAggregator::Summary>& summaries) {
     if (summaries.empty()) {
         return;
     }

@@ -108,7 +108,7 @@ private:
                           const firewall::Decision* decision, std::uint32_t mark);
     // line_ is formatted: write it, or count it when it repeats the events before it (key_).
     void emit();
-    void write_summaries(std::vector<RepeatAggregator::Summary> summaries);
+    void write_summaries(const std::vector<RepeatAggregator::Summary>& summaries);
 
     std::unique_ptr<EventFile> file_;
     const Clock& clock_;
