@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 // A line of exactly `size` bytes, newline included, that says which one it is.
 std::string numbered_line(int number, std::size_t size = 100) {
-    std::string line = "{\"n\":" + std::to_string(number) + ",\"pad\":\"";
+    std::string line = R"({"n":)" + std::to_string(number) + R"(,"pad":")";
     line.append(size - line.size() - 3, 'x');
     line += "\"}\n";
     return line;
