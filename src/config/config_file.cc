@@ -430,6 +430,7 @@ Result<Config> parse_config(std::string_view text, std::string_view source_name)
     config.filter = resolve_filter_settings(layer, nullptr, firewall::ProfileLabel{});
     config.dns = resolve_dns_settings(layer);
     config.core = resolve_core_settings(layer);
+    config.events = resolve_event_settings(layer);
     config.file_layer = std::move(layer);
     return config;
 }

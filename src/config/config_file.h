@@ -19,6 +19,7 @@ struct Config {
     firewall::FilterSettings filter = default_filter_settings();
     DnsSettings dns;
     CoreSettings core = resolve_core_settings(CompiledSettings{});
+    EventSettings events = resolve_event_settings(CompiledSettings{});
     // The file's layer, compiled; `file_layer.values` are the keys the file set, as written.
     // The settings store puts it above its own global values (overlay_layers), and the API
     // refuses to change these keys at runtime.

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -26,6 +27,18 @@ constexpr std::size_t kMaxQuotedLength = 80;
 // `filter/askTimeout`: a prompt may wait from a second to an hour.
 constexpr std::int64_t kMinAskTimeoutSeconds = 1;
 constexpr std::int64_t kMaxAskTimeoutSeconds = 3600;
+
+// `events/...` (issue 10 item 6). The defaults keep the events of a day of heavy use within
+// (1 + keepFiles) * maxFileSize = 256 MiB, and a flood of identical connections at about
+// repeatLimit + 1 lines a minute per kind of connection.
+constexpr std::int64_t kDefaultEventsMaxFileSize = std::int64_t{64} * 1024 * 1024;
+constexpr std::int64_t kMaxEventsFileSize = std::int64_t{1} << 40; // 1 TiB
+constexpr std::int64_t kDefaultEventsKeepFiles = 3;
+constexpr std::int64_t kMaxEventsKeepFiles = 100;
+constexpr std::int64_t kDefaultEventsRepeatLimit = 20;
+constexpr std::int64_t kMaxEventsRepeatLimit = 1'000'000;
+constexpr std::int64_t kDefaultEventsRepeatWindowSeconds = 60;
+constexpr std::int64_t kMaxEventsRepeatWindowSeconds = 86'400;
 
 // Linux's useradd/groupadd limit (shadow-utils' GROUP_NAME_MAX_LENGTH default).
 constexpr std::size_t kMaxGroupNameLength = 32;
@@ -129,6 +142,34 @@ Problems parse_rules(std::string_view key, const Json& value, CompiledSettings& 
         into.*Field = std::make_shared<const firewall::RuleList>(std::move(rules));
     }
     return problems;
+}
+
+// A JSON integer as a signed number; an unsigned one too big for it becomes the largest, which
+// every range refuses. Anything else (fractions, strings, booleans) is nullopt.
+std::optional<std::int64_t> whole_number(const Json& value) {
+    if (value.is_number_unsigned()) {
+        const auto unsigned_value = value.get<std::uint64_t>();
+        return unsigned_value > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
+                   ? std::numeric_limits<std::int64_t>::max()
+                   : static_cast<std::int64_t>(unsigned_value);
+    }
+    if (value.is_number_integer()) {
+        return value.get<std::int64_t>();
+    }
+    return std::nullopt;
+}
+
+// A whole number from Min to Max, stored as the field's type (std::chrono::seconds included).
+template <auto Field, std::int64_t Min, std::int64_t Max>
+Problems parse_count(std::string_view key, const Json& value, CompiledSettings& into) {
+    using Value = FieldValue<Field>;
+    const std::optional<std::int64_t> number = whole_number(value);
+    if (!number || *number < Min || *number > Max) {
+        return problem(std::string(key) + " must be a whole number from " + std::to_string(Min) +
+                       " to " + std::to_string(Max) + ", not " + describe_value(value));
+    }
+    into.*Field = Value(*number);
+    return {};
 }
 
 // A whole number of seconds, 1-3600. Strings such as "90s" are refused rather than guessed at:
@@ -278,7 +319,7 @@ constexpr std::array<std::string_view, 2> kOutboundBlockActionChoices = {"reject
 
 // Per-application keys first, in the order of firewall::AppSetting (resolve_filter_settings and
 // the tests rely on it), then the global-only keys.
-constexpr std::array<SettingInfo, 20> kSettings = {{
+constexpr std::array<SettingInfo, 24> kSettings = {{
     {.key = "filter/defaultAction",
      .scope = SettingScope::Application,
      .type = SettingType::Choice,
@@ -432,6 +473,38 @@ constexpr std::array<SettingInfo, 20> kSettings = {{
      .default_json = R"(["portwarden"])",
      .description = "Unix groups whose members may use the API (root always may).",
      .parse = parse_api_groups},
+    {.key = "events/maxFileSize",
+     .scope = SettingScope::Global,
+     .type = SettingType::Count,
+     .choices = {},
+     .default_json = "67108864",
+     .description = "Bytes after which the --events file is rotated (FILE becomes FILE.1); 0: "
+                    "never rotated.",
+     .parse = parse_count<&CompiledSettings::events_max_file_size, 0, kMaxEventsFileSize>},
+    {.key = "events/keepFiles",
+     .scope = SettingScope::Global,
+     .type = SettingType::Count,
+     .choices = {},
+     .default_json = "3",
+     .description = "Rotated --events files kept (FILE.1 is the newest), 0-100; older ones are "
+                    "deleted.",
+     .parse = parse_count<&CompiledSettings::events_keep_files, 0, kMaxEventsKeepFiles>},
+    {.key = "events/repeatLimit",
+     .scope = SettingScope::Global,
+     .type = SettingType::Count,
+     .choices = {},
+     .default_json = "20",
+     .description = "Identical events written per repeatWindow; the rest are summed up in one "
+                    "\"repeated\" event; 0: write them all.",
+     .parse = parse_count<&CompiledSettings::events_repeat_limit, 0, kMaxEventsRepeatLimit>},
+    {.key = "events/repeatWindow",
+     .scope = SettingScope::Global,
+     .type = SettingType::Seconds,
+     .choices = {},
+     .default_json = "60",
+     .description = "Seconds over which events/repeatLimit counts identical events (1-86400).",
+     .parse =
+         parse_count<&CompiledSettings::events_repeat_window, 1, kMaxEventsRepeatWindowSeconds>},
 }};
 
 static_assert(firewall::kAppSettingCount <= kSettings.size());
@@ -562,6 +635,10 @@ CompiledSettings overlay_layers(const CompiledSettings& lower, const CompiledSet
     overlay_value(&CompiledSettings::dns_listen_endpoints, upper, merged);
     overlay_value(&CompiledSettings::api_listen_endpoints, upper, merged);
     overlay_value(&CompiledSettings::api_groups, upper, merged);
+    overlay_value(&CompiledSettings::events_max_file_size, upper, merged);
+    overlay_value(&CompiledSettings::events_keep_files, upper, merged);
+    overlay_value(&CompiledSettings::events_repeat_limit, upper, merged);
+    overlay_value(&CompiledSettings::events_repeat_window, upper, merged);
     return merged;
 }
 
@@ -643,6 +720,33 @@ CoreSettings resolve_core_settings(const CompiledSettings& global) {
     core.api_groups =
         global.api_groups ? *global.api_groups : std::vector<std::string>{"portwarden"};
     return core;
+}
+
+EventSettings resolve_event_settings(const CompiledSettings& global) {
+    return EventSettings{
+        .max_file_size = global.events_max_file_size.value_or(
+            static_cast<std::uint64_t>(kDefaultEventsMaxFileSize)),
+        .keep_files =
+            global.events_keep_files.value_or(static_cast<std::uint32_t>(kDefaultEventsKeepFiles)),
+        .repeat_limit = global.events_repeat_limit.value_or(
+            static_cast<std::uint32_t>(kDefaultEventsRepeatLimit)),
+        .repeat_window = global.events_repeat_window.value_or(
+            std::chrono::seconds(kDefaultEventsRepeatWindowSeconds)),
+    };
+}
+
+EventSettings effective_event_settings(const LayerStack& layers) {
+    CompiledSettings compiled;
+    for (const std::string_view key :
+         {"events/maxFileSize", "events/keepFiles", "events/repeatLimit", "events/repeatWindow"}) {
+        auto effective = effective_setting(
+            key, LayerStack{.store = layers.store, .file = layers.file, .app = nullptr});
+        // Every layer holds valid values only (compile_layer checked them): nothing to report.
+        if (effective && effective->source != SettingSource::Default) {
+            static_cast<void>(find_setting(key)->parse_into(effective->value, compiled));
+        }
+    }
+    return resolve_event_settings(compiled);
 }
 
 std::string_view setting_source_name(SettingSource source) {

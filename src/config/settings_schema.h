@@ -47,6 +47,7 @@ enum class SettingType : std::uint8_t {
     RuleList,      // list of rule lines (docs/rules.md)
     UpstreamList,  // list of upstream URLs (dns::parse_upstream_url)
     NameList,      // list of names (Unix group names)
+    Count,         // a whole number (integer) in the key's range: bytes, files, events
 };
 
 struct CompiledSettings;
@@ -119,6 +120,19 @@ struct CoreSettings {
     std::vector<std::string> api_groups;
 };
 
+// `events/...`: the `--events` stream's size limits (issue 10 item 6). The daemon applies a
+// change at once.
+struct EventSettings {
+    // `events/maxFileSize`: bytes after which the events file is rotated; 0: never.
+    std::uint64_t max_file_size = 0;
+    // `events/keepFiles`: rotated files kept (FILE.1 ... FILE.N).
+    std::uint32_t keep_files = 0;
+    // `events/repeatLimit`: identical events written per window and kind; 0: all of them.
+    std::uint32_t repeat_limit = 0;
+    // `events/repeatWindow`.
+    std::chrono::seconds repeat_window{0};
+};
+
 // One layer parsed: its raw values and, for each key it sets, the parsed value (an empty
 // optional, or a null rule list: the layer does not set the key). Built once when the layer
 // changes (compile_layer); resolving settings from it parses nothing. Rule lists are shared, so
@@ -151,6 +165,10 @@ struct CompiledSettings {
     std::optional<std::vector<firewall::IpEndpoint>> dns_listen_endpoints;
     std::optional<std::vector<firewall::IpEndpoint>> api_listen_endpoints;
     std::optional<std::vector<std::string>> api_groups;
+    std::optional<std::uint64_t> events_max_file_size;
+    std::optional<std::uint32_t> events_keep_files;
+    std::optional<std::uint32_t> events_repeat_limit;
+    std::optional<std::chrono::seconds> events_repeat_window;
 };
 
 // Checks and parses every value of a layer. Nothing is half-compiled: either every key is known,
@@ -179,9 +197,10 @@ struct CompiledSettings {
 // FilterSettings, and the nameserver on the default `dns/listenAddress` (localhost:53).
 [[nodiscard]] firewall::FilterSettings default_filter_settings();
 
-// The global-only settings of the resolver and of the API, with their defaults.
+// The global-only settings of the resolver, the API and the events stream, with their defaults.
 [[nodiscard]] DnsSettings resolve_dns_settings(const CompiledSettings& global);
 [[nodiscard]] CoreSettings resolve_core_settings(const CompiledSettings& global);
+[[nodiscard]] EventSettings resolve_event_settings(const CompiledSettings& global);
 
 // Where an effective value comes from, lowest layer first.
 enum class SettingSource : std::uint8_t { Default, Store, ConfigFile, App };
@@ -208,6 +227,10 @@ struct EffectiveSetting {
 // only error is "unknown setting 'KEY'".
 [[nodiscard]] Result<EffectiveSetting> effective_setting(std::string_view key,
                                                          const LayerStack& layers);
+
+// The effective `events/...` settings of these layers (`app` is not read): the config file's
+// values, else the store's, else the defaults.
+[[nodiscard]] EventSettings effective_event_settings(const LayerStack& layers);
 
 // How an error message quotes a value: strings in single quotes, scalars as JSON, containers by
 // kind only ("a list", "an object"); cut to 80 characters with "..." so that one bad value stays

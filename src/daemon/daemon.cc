@@ -283,6 +283,11 @@ bool has_net_admin() {
     return false;
 }
 
+network::JsonLinesEventWriter::Options event_writer_options(const config::EventSettings& limits) {
+    return {.rotation = {.max_file_size = limits.max_file_size, .keep_files = limits.keep_files},
+            .repeats = {.count = limits.repeat_limit, .window = limits.repeat_window}};
+}
+
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
 // releases it before the queue closes it.
 struct QueueBinding {
@@ -345,6 +350,7 @@ private:
     void trim_heap_after_api_use();
     void wait_for_conntrack_ends();
     void settings_changed(const profile::SettingsChange& change);
+    void apply_event_settings();
     void apply_mark_changes(const std::vector<network::MarkChange>& changes);
     void set_up_attribution();
     [[nodiscard]] Status set_up_dns();
@@ -520,6 +526,7 @@ Status Daemon::open_settings() {
     }
     store_ = std::move(*store);
     store_->subscribe([this](const profile::SettingsChange& change) { settings_changed(change); });
+    apply_event_settings();
     log_->info("settings database={} profiles={}", file.string(), store_->profiles().size());
     return {};
 }
@@ -580,7 +587,9 @@ nlohmann::json Daemon::status_json() const {
               {"answered", counters.answered},
               {"unanswered", counters.unanswered},
               {"reevaluations", counters.reevaluations},
-              {"cutOver", counters.cut_over}}}};
+              {"cutOver", counters.cut_over}}},
+            {"events", lifecycle_writer_ != nullptr ? lifecycle_writer_->counters_json()
+                                                    : nlohmann::ordered_json()}};
 }
 
 void Daemon::set_up_prompts() {
@@ -646,6 +655,9 @@ void Daemon::wait_for_conntrack_ends() {
 }
 
 void Daemon::settings_changed(const profile::SettingsChange& change) {
+    if (!change.profile_id) {
+        apply_event_settings();
+    }
     if (!processor_) {
         return;
     }
@@ -654,6 +666,14 @@ void Daemon::settings_changed(const profile::SettingsChange& change) {
                                            : network::LiveFilter::all();
     apply_mark_changes(processor_->reevaluate(filter));
     events_->flush();
+}
+
+// events/... as the store and the config file say now (the writer was opened with the file's).
+void Daemon::apply_event_settings() {
+    if (lifecycle_writer_ != nullptr) {
+        lifecycle_writer_->set_options(event_writer_options(config::effective_event_settings(
+            {.store = &store_->store_layer(), .file = &store_->file_layer(), .app = nullptr})));
+    }
 }
 
 void Daemon::apply_mark_changes(const std::vector<network::MarkChange>& changes) {
@@ -1023,11 +1043,17 @@ void Daemon::control_signal(int signal_number) {
     }
 }
 
-// SIGHUP's seam for the events writer (owned by the event stream's code): reopen the events
-// file so that a rotated file is let go and a new one created.
-// TODO(h-events): replace this one line with the writer's reopen, e.g. lifecycle_writer_->reopen().
+// SIGHUP: the events file is reopened, so that a file that logrotate moved away is let go and a
+// new one created. Filtering goes on whatever happens to the events.
 void Daemon::reopen_events() {
-    log_->warn("events_reopen unsupported (the events writer cannot reopen its file yet) #10");
+    if (lifecycle_writer_ == nullptr) {
+        return; // no --events
+    }
+    if (auto reopened = lifecycle_writer_->reopen(); !reopened) {
+        log_->error("events_reopen_failed error=\"{}\"", reopened.error().message());
+        return;
+    }
+    log_->info("events_reopened");
 }
 
 void Daemon::rules_checked(const std::vector<interception::RuleCheck>& checks) {
@@ -1276,6 +1302,7 @@ std::string Daemon::stats_json() const {
         {"attribution", attribution_stats_json()},
         {"dns", dns_stats_json()},
         {"rules", rules_stats_json()},
+        {"events", lifecycle_writer_ != nullptr ? lifecycle_writer_->counters_json() : nullptr},
     };
     return stats.dump();
 }
@@ -1362,10 +1389,13 @@ int run(const RunOptions& options) {
         return kExitFailure;
     }
 
+    // The events writer's clock (repeat windows, rate of failure logs); outlives the daemon.
+    const SteadyClock events_clock;
     std::unique_ptr<network::EventSink> events;
     network::JsonLinesEventWriter* lifecycle_writer = nullptr;
     if (options.events_target) {
-        auto writer = network::JsonLinesEventWriter::open(*options.events_target);
+        auto writer = network::JsonLinesEventWriter::open(
+            *options.events_target, event_writer_options(config.events), events_clock);
         if (!writer) {
             log->error("events_failed {}", writer.error().message());
             return kExitFailure;

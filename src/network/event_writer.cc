@@ -1,9 +1,11 @@
 #include "network/event_writer.h"
 
-#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <ctime>
+#include <utility>
 
+#include "common/log.h"
 #include "dns/message.h"
 #include "packet/packet_info.h"
 
@@ -96,25 +98,196 @@ std::string_view target_name(profile::PromptTarget target) {
     return "port";
 }
 
+// Keys of the repeat aggregation are the fields joined by a separator that no field holds as
+// such (control characters in free text are rare, and a collision only merges two summaries).
+void add_key_part(std::string& key, std::string_view part) {
+    key += part;
+    key += '\x1f';
+}
+
+// What makes two connection events "the same": everything but their ID, time, process ID and
+// the ephemeral port (the local one of an outbound connection, the remote one of an inbound).
+void connection_key(std::string& key, std::string_view event,
+                    const firewall::ConnectionFacts& connection, const firewall::Decision* decision,
+                    std::uint32_t mark) {
+    std::array<char, IpAddress::kMaxTextLength> buffer{};
+    key.clear();
+    add_key_part(key, event);
+    const bool outbound = connection.direction == packet::Direction::Outbound;
+    add_key_part(key, outbound ? "o" : "i");
+    add_key_part(key, std::to_string(connection.protocol));
+    add_key_part(key, connection.local_address.format(buffer));
+    add_key_part(key, connection.remote_address.format(buffer));
+    add_key_part(key, std::to_string(outbound ? connection.remote_port : connection.local_port));
+    add_key_part(key, std::to_string(connection.icmp_type));
+    if (connection.process) {
+        add_key_part(key, firewall::process_kind_name(connection.process->kind));
+        add_key_part(key, connection.process->executable);
+        add_key_part(key, connection.process->identity);
+        add_key_part(key, std::to_string(connection.process->uid));
+    }
+    if (connection.domain) {
+        add_key_part(key, connection.domain->domain);
+    }
+    add_key_part(key, connection.profile.id);
+    if (decision != nullptr) {
+        add_key_part(key, packet::verdict_name(decision->verdict));
+        add_key_part(key, std::to_string(mark));
+        add_key_part(key, decision->reason);
+    }
+}
+
+// Two answers to the same question from the same asker are the same event, whatever the client
+// port and the addresses (round-robin answers differ).
+void dns_key(std::string& key, const DnsQueryEvent& query) {
+    std::array<char, IpAddress::kMaxTextLength> buffer{};
+    key.clear();
+    add_key_part(key, "dns");
+    add_key_part(key, query.protocol);
+    add_key_part(key, query.client_address.format(buffer));
+    add_key_part(key, query.name);
+    add_key_part(key, std::to_string(query.type));
+    add_key_part(key, query.rcode);
+    add_key_part(key, query.source);
+    add_key_part(key, query.reason);
+    add_key_part(key, query.scope);
+    if (query.process != nullptr) {
+        add_key_part(key, query.process->executable);
+        add_key_part(key, query.process->identity);
+    }
+    if (query.profile != nullptr) {
+        add_key_part(key, query.profile->id);
+    }
+}
+
+std::string_view state_name(EventFile::State state) {
+    switch (state) {
+        case EventFile::State::Writing:
+            return "writing";
+        case EventFile::State::Failing:
+            return "failing";
+        case EventFile::State::ReaderGone:
+            break;
+    }
+    return "readerGone";
+}
+
+// A reader that leaves must be an EPIPE that EventFile handles, not a SIGPIPE that ends the
+// daemon with its rules in place (issue 10 item 1). A handler that the process installed is
+// left alone.
+void ignore_sigpipe_unless_handled() {
+    struct sigaction current{};
+    if (::sigaction(SIGPIPE, nullptr, &current) != 0 || current.sa_handler != SIG_DFL) {
+        return;
+    }
+    struct sigaction ignore{};
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    static_cast<void>(::sigaction(SIGPIPE, &ignore, nullptr));
+}
+
 } // namespace
+
+Result<std::unique_ptr<JsonLinesEventWriter>> JsonLinesEventWriter::open(const std::string& target,
+                                                                         Options options,
+                                                                         const Clock& clock) {
+    ignore_sigpipe_unless_handled();
+    auto file = EventFile::open(target, options.rotation, clock);
+    if (!file) {
+        return std::unexpected(file.error());
+    }
+    return std::unique_ptr<JsonLinesEventWriter>(
+        new JsonLinesEventWriter(std::move(*file), options.repeats, clock));
+}
 
 Result<std::unique_ptr<JsonLinesEventWriter>> JsonLinesEventWriter::open(
     const std::string& target) {
-    if (target == "-") {
-        return std::unique_ptr<JsonLinesEventWriter>(new JsonLinesEventWriter(stdout, false));
-    }
-    std::FILE* file = std::fopen(target.c_str(), "ae");
-    if (file == nullptr) {
-        return fail_errno("open events file " + target, errno);
-    }
-    return std::unique_ptr<JsonLinesEventWriter>(new JsonLinesEventWriter(file, true));
+    // Stateless: one for every writer that is not given a clock.
+    static const SteadyClock kSteadyClock;
+    return open(target, Options{}, kSteadyClock);
 }
 
 JsonLinesEventWriter::~JsonLinesEventWriter() {
-    std::fflush(file_);
-    if (owns_file_) {
-        std::fclose(file_);
+    // What the windows still hold would otherwise be lost with them.
+    write_summaries(repeats_.take_all());
+    file_->flush();
+    const EventFileCounters& counters = file_->counters();
+    if (counters.write_failures > 0 || counters.lines_dropped > 0) {
+        // The final stats line may not have made it: say what was lost where it is seen.
+        log::get("events")->warn(
+            "events_closed target={} written={} dropped={} write_failures={} state={}",
+            file_->target(), counters.lines_written, counters.lines_dropped,
+            counters.write_failures, state_name(file_->state()));
     }
+}
+
+void JsonLinesEventWriter::emit() {
+    if (!key_.empty()) {
+        const std::string_view object(line_.data(), line_.size() - 1); // without its newline
+        if (repeats_.admit(key_, object) == RepeatAggregator::Admission::Suppress) {
+            return;
+        }
+    }
+    file_->append(line_);
+}
+
+void JsonLinesEventWriter::write_summaries(
+    const std::vector<RepeatAggregator::Summary>& summaries) {
+    if (summaries.empty()) {
+        return;
+    }
+    const auto wall_now = std::chrono::system_clock::now();
+    const Clock::TimePoint now = clock_.now();
+    std::string out;
+    for (const RepeatAggregator::Summary& summary : summaries) {
+        out.clear();
+        out += R"({"event":"repeated","time":")";
+        out += utc_timestamp(wall_now);
+        out += R"(","count":)";
+        out += std::to_string(summary.count);
+        out += R"(,"windowSeconds":)";
+        out += std::to_string(repeats_.limit().window.count());
+        out += R"(,"lastTime":")";
+        out += utc_timestamp(
+            wall_now -
+            std::chrono::duration_cast<std::chrono::system_clock::duration>(now - summary.last));
+        out += R"(","like":)";
+        out += summary.first_line;
+        out += "}\n";
+        file_->append(out);
+        ++summaries_;
+    }
+}
+
+void JsonLinesEventWriter::set_options(Options options) {
+    const RepeatLimit current = repeats_.limit();
+    if (current.count != options.repeats.count || current.window != options.repeats.window) {
+        write_summaries(repeats_.take_all());
+        repeats_.set_limit(options.repeats);
+    }
+    file_->set_rotation(options.rotation);
+}
+
+Status JsonLinesEventWriter::reopen() {
+    return file_->reopen();
+}
+
+JsonLinesEventWriter::Counters JsonLinesEventWriter::counters() const {
+    return Counters{
+        .file = file_->counters(), .suppressed = repeats_.suppressed(), .summaries = summaries_};
+}
+
+nlohmann::ordered_json JsonLinesEventWriter::counters_json() const {
+    const EventFileCounters& file = file_->counters();
+    return {{"written", file.lines_written},
+            {"writeFailures", file.write_failures},
+            {"dropped", file.lines_dropped},
+            {"rotations", file.rotations},
+            {"rotationFailures", file.rotation_failures},
+            {"reopens", file.reopens},
+            {"repeatsSuppressed", repeats_.suppressed()},
+            {"repeatSummaries", summaries_},
+            {"state", state_name(file_->state())}};
 }
 
 void JsonLinesEventWriter::connection_new(std::uint64_t id,
@@ -176,7 +349,8 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
         append_json_string(out, decision->reason);
     }
     out += "}\n";
-    std::fwrite(out.data(), 1, out.size(), file_);
+    connection_key(key_, event, connection, decision, mark);
+    emit();
 }
 
 void JsonLinesEventWriter::dns_query(const DnsQueryEvent& query) {
@@ -226,7 +400,8 @@ void JsonLinesEventWriter::dns_query(const DnsQueryEvent& query) {
         append_profile(out, *query.profile);
     }
     out += "}\n";
-    std::fwrite(out.data(), 1, out.size(), file_);
+    dns_key(key_, query);
+    emit();
 }
 
 void JsonLinesEventWriter::prompt(profile::PromptEvent event, const profile::Prompt& prompt,
@@ -267,17 +442,21 @@ void JsonLinesEventWriter::prompt(profile::PromptEvent event, const profile::Pro
         out += R"("})";
     }
     out += "}\n";
-    std::fwrite(out.data(), 1, out.size(), file_);
+    // Prompts are few (one per held connection, capped) and each one matters.
+    key_.clear();
+    emit();
 }
 
 void JsonLinesEventWriter::flush() {
-    std::fflush(file_);
+    write_summaries(repeats_.take_due());
+    file_->flush();
 }
 
 void JsonLinesEventWriter::write_line(std::string_view json_object) {
-    std::fwrite(json_object.data(), 1, json_object.size(), file_);
-    std::fputc('\n', file_);
-    std::fflush(file_);
+    line_.assign(json_object);
+    line_ += '\n';
+    file_->append(line_);
+    file_->flush();
 }
 
 void append_json_string(std::string& out, std::string_view text) {

@@ -2,14 +2,19 @@
 
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
 #include "common/result.h"
+#include "network/event_file.h"
 #include "network/event_sink.h"
+#include "network/repeat_aggregator.h"
 
 namespace pw::network {
 
@@ -20,10 +25,34 @@ namespace pw::network {
 //    "process":{...},"profile":{"id":"3f1c...","name":"curl"},
 //    "reason":"default action: permit (global, profile 'curl')"}
 // Buffered; flushed at the end of every packet batch so that a reader sees events promptly.
+// The output (EventFile) survives a full disk and a reader that left, and rotates by size;
+// "new", "decided" and "dns" events that repeat one another beyond `events/repeatLimit` per
+// `events/repeatWindow` are summed up in one line:
+//   {"event":"repeated","time":...,"count":2417,"windowSeconds":60,"lastTime":...,
+//    "like":{...the first event left out, as it would have been written...}}
 // Runs on the event-loop thread only.
 class JsonLinesEventWriter final : public EventSink {
 public:
-    // "-" is standard output; anything else a file, appended to (created if missing).
+    // Everything `events/...` configures (settings_schema.h). The defaults write every event to
+    // one file that grows without end, as the writer did before they existed.
+    struct Options {
+        RotationLimits rotation;
+        RepeatLimit repeats;
+    };
+
+    // What the writer did, for the daemon's stats and status.
+    struct Counters {
+        EventFileCounters file;
+        std::uint64_t suppressed = 0; // repeated events summed up instead of written
+        std::uint64_t summaries = 0;  // "repeated" lines
+    };
+
+    // "-" is standard output; anything else a file, appended to (created if missing). `clock`
+    // (the repeat windows, the rate of failure logs) must outlive the writer. Ignores SIGPIPE
+    // unless the process has a handler for it: a reader that leaves is an EPIPE we handle.
+    [[nodiscard]] static Result<std::unique_ptr<JsonLinesEventWriter>> open(
+        const std::string& target, Options options, const Clock& clock);
+    // Without rotation and aggregation, on the steady clock.
     [[nodiscard]] static Result<std::unique_ptr<JsonLinesEventWriter>> open(
         const std::string& target);
 
@@ -52,17 +81,41 @@ public:
     void flush() override;
 
     // Writes one line that the caller formatted as a JSON object (lifecycle events, stats).
+    // Never aggregated.
     void write_line(std::string_view json_object);
 
+    // Opens the events file again by name, for log rotation by another program (SIGHUP): the
+    // next line goes to a new file at the configured path. Standard output is only flushed. An
+    // error (the directory is gone, ...) is also logged; events are then dropped and counted,
+    // and opening is retried with every batch, at most once a second.
+    [[nodiscard]] Status reopen();
+
+    // New limits (the settings changed). Windows of repeated events end early: their summaries
+    // are written now.
+    void set_options(Options options);
+
+    [[nodiscard]] Counters counters() const;
+    // counters() as the "events" member of the daemon's stats and status:
+    // {"written":..,"writeFailures":..,"dropped":..,"rotations":..,"rotationFailures":..,
+    //  "reopens":..,"repeatsSuppressed":..,"repeatSummaries":..,"state":"writing"}
+    [[nodiscard]] nlohmann::ordered_json counters_json() const;
+
 private:
-    JsonLinesEventWriter(std::FILE* file, bool owns_file) : file_(file), owns_file_(owns_file) {}
+    JsonLinesEventWriter(std::unique_ptr<EventFile> file, RepeatLimit repeats, const Clock& clock)
+        : file_(std::move(file)), clock_(clock), repeats_(clock, repeats) {}
     void write_connection(std::string_view event, std::uint64_t id,
                           const firewall::ConnectionFacts& connection,
                           const firewall::Decision* decision, std::uint32_t mark);
+    // line_ is formatted: write it, or count it when it repeats the events before it (key_).
+    void emit();
+    void write_summaries(const std::vector<RepeatAggregator::Summary>& summaries);
 
-    std::FILE* file_;
-    bool owns_file_;
+    std::unique_ptr<EventFile> file_;
+    const Clock& clock_;
+    RepeatAggregator repeats_;
+    std::uint64_t summaries_ = 0;
     std::string line_; // reused for every event, so formatting does not allocate
+    std::string key_;  // what makes line_ the same as another event; empty: never aggregated
 };
 
 // JSON string escaping for the few free-text fields (reasons, paths, names).

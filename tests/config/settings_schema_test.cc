@@ -164,6 +164,10 @@ SettingsLayer every_key_changed() {
         {"dns/listenAddress", "127.0.0.17:5353"},
         {"core/listenAddress", "off"},
         {"core/apiGroups", json(R"(["wheel", "adm"])")},
+        {"events/maxFileSize", 1048576},
+        {"events/keepFiles", 5},
+        {"events/repeatLimit", 0},
+        {"events/repeatWindow", 10},
     };
 }
 
@@ -191,9 +195,10 @@ TEST(SettingsCatalogue, PerApplicationKeysComeFirstInTheOrderOfAppSetting) {
     }
     EXPECT_EQ(application_keys, all_app_keys());
     EXPECT_FALSE(application_after_global);
-    EXPECT_EQ(global_keys, (std::vector<std::string_view>{"filter/outboundBlockAction",
-                                                          "dns/nameservers", "dns/listenAddress",
-                                                          "core/listenAddress", "core/apiGroups"}));
+    EXPECT_EQ(global_keys, (std::vector<std::string_view>{
+                               "filter/outboundBlockAction", "dns/nameservers", "dns/listenAddress",
+                               "core/listenAddress", "core/apiGroups", "events/maxFileSize",
+                               "events/keepFiles", "events/repeatLimit", "events/repeatWindow"}));
 }
 
 TEST(SettingsCatalogue, KnowsExactlyTheKeysOfIssue9) {
@@ -256,6 +261,60 @@ TEST(SettingsCatalogue, DefaultsAreWhatResolvingNothingGives) {
     EXPECT_EQ(resolve_core_settings(compiled).api_endpoints,
               resolve_core_settings({}).api_endpoints);
     EXPECT_EQ(resolve_core_settings(compiled).api_groups, resolve_core_settings({}).api_groups);
+    const EventSettings events = resolve_event_settings(compiled);
+    const EventSettings no_events = resolve_event_settings({});
+    EXPECT_EQ(events.max_file_size, no_events.max_file_size);
+    EXPECT_EQ(events.keep_files, no_events.keep_files);
+    EXPECT_EQ(events.repeat_limit, no_events.repeat_limit);
+    EXPECT_EQ(events.repeat_window, no_events.repeat_window);
+}
+
+TEST(SettingsCatalogue, EventDefaultsKeepADayOfHeavyUseWithinAFewHundredMegabytes) {
+    const EventSettings events = resolve_event_settings({});
+    // The current file and the rotated ones together (issue 10 item 6).
+    EXPECT_LE((events.keep_files + 1) * events.max_file_size, 300ULL * 1024 * 1024);
+    EXPECT_GT(events.max_file_size, 0U);
+    EXPECT_GT(events.repeat_limit, 0U);
+    EXPECT_EQ(events.repeat_window, std::chrono::seconds(60));
+}
+
+TEST(EffectiveEventSettings, TheFileWinsOverTheStoreWhichWinsOverTheDefaults) {
+    const SettingsLayer store{{"events/keepFiles", 7}, {"events/repeatLimit", 5}};
+    const SettingsLayer file{{"events/keepFiles", 1}};
+    const EventSettings events =
+        effective_event_settings({.store = &store, .file = &file, .app = nullptr});
+    EXPECT_EQ(events.keep_files, 1U);
+    EXPECT_EQ(events.repeat_limit, 5U);
+    EXPECT_EQ(events.max_file_size, resolve_event_settings({}).max_file_size);
+    EXPECT_EQ(events.repeat_window, resolve_event_settings({}).repeat_window);
+}
+
+TEST(ValidateSetting, EventLimitsAreWholeNumbersInTheirRange) {
+    const CompiledSettings compiled = compile_ok(SettingsLayer{{"events/maxFileSize", 0},
+                                                               {"events/keepFiles", 100},
+                                                               {"events/repeatLimit", 1000000},
+                                                               {"events/repeatWindow", 86400}},
+                                                 SettingScope::Global);
+    const EventSettings events = resolve_event_settings(compiled);
+    EXPECT_EQ(events.max_file_size, 0U);
+    EXPECT_EQ(events.keep_files, 100U);
+    EXPECT_EQ(events.repeat_limit, 1000000U);
+    EXPECT_EQ(events.repeat_window, std::chrono::hours(24));
+    EXPECT_EQ(validate_setting("events/keepFiles", 101).error().what,
+              "events/keepFiles must be a whole number from 0 to 100, not 101");
+    EXPECT_EQ(validate_setting("events/maxFileSize", -1).error().what,
+              "events/maxFileSize must be a whole number from 0 to 1099511627776, not -1");
+    EXPECT_EQ(validate_setting("events/maxFileSize", "64M").error().what,
+              "events/maxFileSize must be a whole number from 0 to 1099511627776, not '64M'");
+    EXPECT_EQ(validate_setting("events/repeatLimit", 1.5).error().what,
+              "events/repeatLimit must be a whole number from 0 to 1000000, not 1.5");
+    EXPECT_EQ(validate_setting("events/repeatWindow", 0).error().what,
+              "events/repeatWindow must be a whole number from 1 to 86400, not 0");
+    EXPECT_FALSE(validate_setting("events/repeatWindow", Json(18446744073709551615ULL)));
+    EXPECT_EQ(compile_layer(SettingsLayer{{"events/keepFiles", 2}}, SettingScope::Application)
+                  .error()
+                  .what,
+              "events/keepFiles is a global setting; it cannot be set for one application");
 }
 
 TEST(SettingsCatalogue, DefaultsMatchTheDesign) {

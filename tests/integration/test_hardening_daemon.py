@@ -151,6 +151,37 @@ class SignalTest(HardeningCase):
         self.assert_stops_cleanly(self.world, daemon)
         self.assertIn("signal=HUP", daemon.stderr())
 
+    def test_sighup_reopens_a_rotated_events_file(self):
+        # What logrotate does without copytruncate: move the file away, then SIGHUP.
+        daemon = start_daemon_with(self.world, blocking_config())
+        daemon.wait_started()
+        self.assert_outcome(self.world.tcp(INTERNET_V4, ECHO_PORT), "ok", daemon)
+        rotated = daemon.events_path.with_name("events.jsonl.rotated")
+        os.rename(daemon.events_path, rotated)
+        os.kill(daemon.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while not daemon.events_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(daemon.events_path.exists(),
+                        f"SIGHUP made no new events file\n{daemon.describe()}")
+        self.assert_outcome(self.world.tcp(INTERNET_V4, BLOCKED_PORT), "unreachable", daemon)
+
+        def to_port(events, port):
+            return [event for event in events if (event.get("remote") or {}).get("port") == port]
+
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not to_port(daemon.events("decided"), BLOCKED_PORT):
+            time.sleep(0.1)
+        self.assertTrue(to_port(daemon.events("decided"), BLOCKED_PORT),
+                        f"the new file has the decision made after SIGHUP\n{daemon.describe()}")
+        self.assertFalse(to_port(daemon.events("decided"), ECHO_PORT),
+                         "the new file starts empty: the earlier decision is in the old one")
+        old = [json.loads(line) for line in rotated.read_text().splitlines() if line.strip()]
+        self.assertTrue(to_port([e for e in old if e.get("event") == "decided"], ECHO_PORT),
+                        "the rotated file keeps what was written before")
+        self.assertIn("events_reopened", daemon.stderr())
+        self.assert_stops_cleanly(self.world, daemon)
+
     def test_sigquit_stops_cleanly(self):
         daemon = start_daemon_with(self.world, blocking_config())
         daemon.wait_started()

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "fakes/fake_clock.h"
+
 namespace pw::network {
 namespace {
 
@@ -116,6 +118,154 @@ TEST_F(EventWriterTest, OpeningAnUnwritablePathIsAClearError) {
     auto writer = JsonLinesEventWriter::open("/nonexistent-dir/events.jsonl");
     ASSERT_FALSE(writer.has_value());
     EXPECT_NE(writer.error().message().find("/nonexistent-dir/events.jsonl"), std::string::npos);
+}
+
+firewall::ConnectionFacts inbound_from(std::string_view remote, std::uint16_t remote_port,
+                                       std::uint16_t local_port = 22) {
+    return firewall::ConnectionFacts{
+        .direction = packet::Direction::Inbound,
+        .ip_family = IpFamily::V4,
+        .protocol = 6,
+        .local_address = *IpAddress::parse("10.0.0.1"),
+        .local_port = local_port,
+        .remote_address = *IpAddress::parse(remote),
+        .remote_port = remote_port,
+    };
+}
+
+const firewall::Decision kDropped{.verdict = packet::Verdict::Drop,
+                                  .persistence = packet::Persistence::Permanent,
+                                  .reason = "blockInbound"};
+
+TEST_F(EventWriterTest, AFloodOfIdenticalDecisionsIsSummedUpPerWindow) {
+    testing::FakeClock clock;
+    {
+        auto writer = JsonLinesEventWriter::open(
+            path_.string(),
+            {.rotation = {}, .repeats = {.count = 2, .window = std::chrono::seconds(10)}}, clock);
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        // The same peer, a new source port each time: the same decision.
+        for (std::uint16_t port = 40000; port < 40100; ++port) {
+            (*writer)->connection_decided(port, inbound_from("192.0.2.7", port), kDropped, 1712);
+            (*writer)->flush();
+        }
+        // Another local port is another decision.
+        (*writer)->connection_decided(1, inbound_from("192.0.2.7", 50000, 80), kDropped, 1712);
+        clock.advance(std::chrono::seconds(10));
+        (*writer)->flush(); // the window ended: its summary
+        (*writer)->connection_decided(2, inbound_from("192.0.2.7", 50001), kDropped, 1712);
+        EXPECT_EQ((*writer)->counters().suppressed, 98U);
+        EXPECT_EQ((*writer)->counters().summaries, 1U);
+    }
+    const auto lines = read_lines();
+    ASSERT_EQ(lines.size(), 5U);
+    EXPECT_EQ(lines[0]["remote"]["port"], 40000);
+    EXPECT_EQ(lines[1]["remote"]["port"], 40001);
+    EXPECT_EQ(lines[2]["local"]["port"], 80);
+    const auto& summary = lines[3];
+    EXPECT_EQ(summary["event"], "repeated");
+    EXPECT_EQ(summary["count"], 98);
+    EXPECT_EQ(summary["windowSeconds"], 10);
+    EXPECT_EQ(summary["like"]["event"], "decided");
+    EXPECT_EQ(summary["like"]["remote"]["port"], 40002); // the first one left out
+    EXPECT_EQ(summary["like"]["verdict"], "drop");
+    EXPECT_TRUE(summary["lastTime"].get<std::string>().ends_with("Z"));
+    // A new window: written again.
+    EXPECT_EQ(lines[4]["id"], 2);
+}
+
+TEST_F(EventWriterTest, PendingSummariesAreWrittenWhenTheWriterCloses) {
+    testing::FakeClock clock;
+    {
+        auto writer = JsonLinesEventWriter::open(
+            path_.string(),
+            {.rotation = {}, .repeats = {.count = 1, .window = std::chrono::seconds(60)}}, clock);
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        for (std::uint16_t port = 40000; port < 40005; ++port) {
+            (*writer)->connection_new(port, inbound_from("192.0.2.7", port));
+        }
+    }
+    const auto lines = read_lines();
+    ASSERT_EQ(lines.size(), 2U);
+    EXPECT_EQ(lines[1]["event"], "repeated");
+    EXPECT_EQ(lines[1]["count"], 4);
+    EXPECT_EQ(lines[1]["like"]["event"], "new");
+}
+
+TEST_F(EventWriterTest, NewLimitsWriteThePendingSummariesAndApplyAtOnce) {
+    testing::FakeClock clock;
+    {
+        auto writer = JsonLinesEventWriter::open(
+            path_.string(),
+            {.rotation = {}, .repeats = {.count = 1, .window = std::chrono::seconds(60)}}, clock);
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        for (std::uint16_t port = 40000; port < 40003; ++port) {
+            (*writer)->connection_new(port, inbound_from("192.0.2.7", port));
+        }
+        (*writer)->set_options({.rotation = {}, .repeats = {}});
+        for (std::uint16_t port = 40003; port < 40006; ++port) {
+            (*writer)->connection_new(port, inbound_from("192.0.2.7", port));
+        }
+    }
+    const auto lines = read_lines();
+    ASSERT_EQ(lines.size(), 5U); // one, the summary of two, then all three
+    EXPECT_EQ(lines[1]["event"], "repeated");
+    EXPECT_EQ(lines[1]["count"], 2);
+    EXPECT_EQ(lines[4]["id"], 40005);
+}
+
+TEST_F(EventWriterTest, LifecycleLinesAreNeverAggregated) {
+    testing::FakeClock clock;
+    {
+        auto writer = JsonLinesEventWriter::open(
+            path_.string(),
+            {.rotation = {}, .repeats = {.count = 1, .window = std::chrono::seconds(60)}}, clock);
+        ASSERT_TRUE(writer.has_value()) << writer.error().message();
+        for (int index = 0; index < 3; ++index) {
+            (*writer)->write_line(R"({"event":"stats"})");
+        }
+    }
+    EXPECT_EQ(read_lines().size(), 3U);
+}
+
+TEST_F(EventWriterTest, AReaderThatLeftIsCountedAndDoesNotKillTheProcess) {
+    testing::FakeClock clock;
+    std::array<int, 2> ends{};
+    ASSERT_EQ(::pipe(ends.data()), 0);
+    auto writer = JsonLinesEventWriter::open("/proc/self/fd/" + std::to_string(ends[1]),
+                                             {.rotation = {}, .repeats = {}}, clock);
+    ::close(ends[1]);
+    ASSERT_TRUE(writer.has_value()) << writer.error().message();
+    (*writer)->connection_decided(1, inbound_from("192.0.2.7", 40000), kDropped, 1712);
+    (*writer)->flush();
+    ::close(ends[0]);
+    // Without SIGPIPE ignored, this would end the test binary.
+    (*writer)->connection_decided(2, inbound_from("192.0.2.7", 40001), kDropped, 1712);
+    (*writer)->flush();
+    (*writer)->write_line(R"({"event":"stats"})");
+    const auto counters = (*writer)->counters();
+    EXPECT_EQ(counters.file.lines_written, 1U);
+    EXPECT_EQ(counters.file.write_failures, 1U);
+    EXPECT_EQ(counters.file.lines_dropped, 2U);
+    const auto json = (*writer)->counters_json();
+    EXPECT_EQ(json["state"], "readerGone");
+    EXPECT_EQ(json["dropped"], 2);
+    EXPECT_EQ(json["writeFailures"], 1);
+}
+
+TEST(EventWriterDevFull, WriteFailuresAreCountedAndFilteringGoesOn) {
+    testing::FakeClock clock;
+    auto writer = JsonLinesEventWriter::open("/dev/full", {.rotation = {}, .repeats = {}}, clock);
+    ASSERT_TRUE(writer.has_value()) << writer.error().message();
+    for (std::uint16_t port = 40000; port < 40003; ++port) {
+        (*writer)->connection_decided(port, inbound_from("192.0.2.7", port), kDropped, 1712);
+        (*writer)->flush();
+    }
+    const auto json = (*writer)->counters_json();
+    EXPECT_EQ(json["writeFailures"], 3);
+    EXPECT_EQ(json["dropped"], 3);
+    EXPECT_EQ(json["written"], 0);
+    EXPECT_EQ(json["state"], "failing");
 }
 
 TEST(JsonString, EscapesControlCharactersQuotesAndBackslashes) {
