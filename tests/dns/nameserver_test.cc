@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -589,6 +590,19 @@ TEST_F(NameserverTest, ABusyPortIsAClearError) {
     EXPECT_NE(second.error().message().find("127.0.0.1:" + std::to_string(port_)),
               std::string::npos)
         << second.error().message();
+    // The daemon's hint goes by the reason (issue 10): it must still be the kernel's errno.
+    EXPECT_EQ(second.error().reason, std::errc::address_in_use) << second.error().message();
+}
+
+TEST_F(NameserverTest, AnAddressThisHostLacksIsAClearError) {
+    // TEST-NET-1 is on no interface here: EADDRNOTAVAIL, what ::1 gives with IPv6 disabled.
+    const ListenEndpoint absent{.address = IpAddress::parse("192.0.2.1").value(), .port = 0};
+    auto started = Nameserver::start(io_, std::span(&absent, 1), resolver_, handler_);
+    ASSERT_FALSE(started.has_value());
+    EXPECT_EQ(started.error().reason, std::errc::address_not_available)
+        << started.error().message();
+    EXPECT_NE(started.error().message().find("192.0.2.1:0"), std::string::npos)
+        << started.error().message();
 }
 
 // TCP under abuse (issue 10): the limits of TcpLimits, scaled down so that a test needs few
