@@ -15,9 +15,12 @@
 - dns/nameservers naming portwarden's own listen address is a config error: exit 2 before
   anything is touched.
 
-The daemon runs with `--attribution tables` (sock_diag and /proc of its namespace), so no eBPF
-program is attached anywhere. Every wait is bounded; the bounds are hang guards, never the
-issue's 1 s (the time to each answer is printed for the record, not asserted).
+The abuse tests run the daemon with eBPF attribution on a cgroup of the test's own (as
+test_dns.py does; the default, and ~1 us per new flow), or with `--attribution tables` where no
+cgroup v2 is available: the socket tables read /proc for each of the ~1,000 new connections a
+second that the abusers make, which costs the event loop more than the nameserver does. The
+other tests use the tables and attach nothing. Every wait is bounded; the bounds are hang guards,
+never the issue's 1 s (the time to each answer is printed for the record, not asserted).
 
 Run: ctest --test-dir build/release -R integration_dns_hardening --output-on-failure
  or: sudo PORTWARDEN_BIN=build/release/src/cli/portwarden python3 -m unittest -v \
@@ -49,20 +52,31 @@ DAEMON_ARGS = ("--attribution", "tables")
 EXIT_BAD_CONFIG = 2
 
 _ROOT_RULES_BEFORE = None
+_CGROUP = None  # for the abuse tests' eBPF attribution; None: socket tables
 
 
 def setUpModule():
-    global _ROOT_RULES_BEFORE
+    global _ROOT_RULES_BEFORE, _CGROUP
     reason = w.missing_prerequisite(need_daemon=True) or d.missing_tools(
-        ("dig", "ss"), w.SKIP_MESSAGE)
+        ("dig", "ss", "nsenter"), w.SKIP_MESSAGE)
     if reason:
         print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
         raise unittest.SkipTest(reason)
     _ROOT_RULES_BEFORE = w.root_namespace_rules()
+    try:
+        _CGROUP = w.TestCgroup().__enter__()
+    except unittest.SkipTest as skip:
+        print(f"no cgroup of our own ({skip}): the abuse tests use the socket tables",
+              file=sys.stderr)
 
 
 def tearDownModule():
     problems = []
+    if _CGROUP is not None:
+        try:
+            _CGROUP.close()
+        except RuntimeError as error:
+            problems.append(str(error))
     if _ROOT_RULES_BEFORE is not None:
         problems += w.suite_leftovers(_ROOT_RULES_BEFORE)
     leftover_etc = [path.name for path in w.NETNS_ETC.glob(f"pwt-{os.getpid()}-*")]
@@ -117,9 +131,11 @@ class HardeningCase(unittest.TestCase):
         return d.dig(self.world, server, name, rtype, transport=transport, timeout=timeout)
 
     def assert_answered(self, result, rtype, expected, what):
-        context = f"{what}\n{result}\n{self.daemon.describe() if self.daemon else ''}"
-        self.assertEqual(result.status, "NOERROR", context)
-        self.assertEqual(sorted(result.data(rtype)), sorted(expected), context)
+        if result.status == "NOERROR" and sorted(result.data(rtype)) == sorted(expected):
+            return
+        # Only now: describe() parses the whole events file, which the abuse makes large.
+        self.fail(f"{what}: expected NOERROR with {rtype} {sorted(expected)}\n{result}\n"
+                  f"{self.daemon.describe() if self.daemon else ''}")
 
     def run_portwarden(self, config, extra_args=(), timeout=30):
         """`portwarden run` in the client namespace, to completion (for refusals): returns
@@ -167,11 +183,17 @@ class TcpAbuseTest(HardeningCase):
         cls.world = w.World().__enter__()
         try:
             cls.nsd = d.start_nsd(cls.world, None)
-            cls.daemon = cls.world.start_daemon(dns_config(), DAEMON_ARGS)
+            if _CGROUP is not None:
+                cls.daemon = w.start_daemon_seeing_host_mounts(
+                    cls.world, dns_config(),
+                    ["--attribution", "auto", "--bpf-cgroup", str(_CGROUP.path)])
+            else:
+                cls.daemon = cls.world.start_daemon(dns_config(), DAEMON_ARGS)
         except BaseException:
             cls.world.close()
             raise
         cls.abusers = None
+        cls.expected_counters = set()
 
     @classmethod
     def tearDownClass(cls):
@@ -190,8 +212,9 @@ class TcpAbuseTest(HardeningCase):
 
     @classmethod
     def stats_problems(cls):
-        """The stats event at stop: the abusers' connections were closed for newcomers, both
-        for the table and for the per-process limit, and by the idle timeout."""
+        """The stats event at stop: the abusers' connections were closed for newcomers, for
+        the table (40 processes) and for the per-process limit (one process), as the tests that
+        ran expect."""
         stats = cls.daemon.events("stats")
         if len(stats) != 1:
             return [f"one stats event at stop expected, found {len(stats)}"]
@@ -202,8 +225,9 @@ class TcpAbuseTest(HardeningCase):
         print(f"  nameserver TCP counters at stop: {json.dumps(counters)}", file=sys.stderr)
         if not all(isinstance(value, int) for value in counters.values()):
             return [f"TCP counters missing from the stats event: {json.dumps(dns)}"]
-        if counters["tcpEvictions"] == 0 or counters["tcpClientEvictions"] == 0:
-            return [f"evictions expected for the table and for the per-process limit: "
+        missing = [key for key in sorted(cls.expected_counters) if counters[key] == 0]
+        if missing:
+            return [f"{', '.join(missing)} expected above 0 after the tests that ran: "
                     f"{json.dumps(counters)}"]
         return []
 
@@ -271,12 +295,18 @@ class TcpAbuseTest(HardeningCase):
         return timings
 
     def abuse(self, processes, per_process, kinds):
+        began = time.monotonic()
         opened = self.start_abusers(processes, per_process, kinds)
+        phases = {"connect": time.monotonic() - began}
         time.sleep(self.SETTLE_SECONDS)
         self.assertIsNone(self.abusers.poll(), "the abusers exited early")
+        began = time.monotonic()
         timings = self.legitimate_queries()
+        phases["queries"] = time.monotonic() - began
         self.assertIsNone(self.abusers.poll(), "the abusers stopped during the queries")
+        began = time.monotonic()
         summaries = self.stop_abusers()
+        phases["stop"] = time.monotonic() - began
         totals = {key: sum(line.get(key, 0) for line in summaries)
                   for key in ("opened", "closed_by_server", "held_at_stop", "connect_errors",
                               "queries_sent", "answers_read")}
@@ -286,7 +316,9 @@ class TcpAbuseTest(HardeningCase):
         for label, elapsed, query_ms, status in timings:
             print(f"  {label}: {status} after {elapsed * 1000:.0f} ms (dig's query time "
                   f"{query_ms} ms)", file=sys.stderr)
-        print(f"  abusers in all: {json.dumps(totals)}", file=sys.stderr)
+        print(f"  abusers in all: {json.dumps(totals)}; seconds: "
+              f"{json.dumps({key: round(value, 1) for key, value in phases.items()})}",
+              file=sys.stderr)
         self.assertEqual(opened, processes * per_process,
                          f"the abusers could not open their connections: {summaries}")
         self.assertEqual(len(summaries), processes, f"{summaries}")
@@ -303,9 +335,11 @@ class TcpAbuseTest(HardeningCase):
             self.assert_answered(result, "A", [INTERNET_V4], f"after the abuse, {transport}")
 
     def test_one_process_holding_1000_idle_and_slow_drip_connections(self):
+        type(self).expected_counters.add("tcpClientEvictions")
         self.abuse(processes=1, per_process=1000, kinds=("idle", "drip"))
 
     def test_40_processes_filling_the_table_with_idle_partial_and_drip_connections(self):
+        type(self).expected_counters.add("tcpEvictions")
         self.abuse(processes=40, per_process=25, kinds=("idle", "partial", "drip"))
 
 
