@@ -21,24 +21,33 @@ TEST(DescriptorLimit, RaisesTheSoftLimitUpToTheHardOneAndNeverLowersIt) {
     EXPECT_EQ(soft_descriptor_limit(1024, 1024, 1536), 1024U);
 }
 
-TEST(DescriptorLimit, RaisingWithinTheHardLimitWorksUnprivileged) {
-    rlimit before{};
-    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+// Puts the test process's limit back as it was, whatever the test did to it.
+class DescriptorLimitTest : public ::testing::Test {
+protected:
+    void SetUp() override { ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before_), 0); }
+    void TearDown() override { ::setrlimit(RLIMIT_NOFILE, &before_); }
+
+    rlimit before_{};
+};
+
+TEST_F(DescriptorLimitTest, RaisingWithinTheHardLimitWorksUnprivileged) {
     const std::uint64_t wanted =
-        before.rlim_cur == RLIM_INFINITY ? before.rlim_cur : before.rlim_cur + 16;
+        before_.rlim_cur == RLIM_INFINITY ? before_.rlim_cur : before_.rlim_cur + 16;
     const auto raised = raise_descriptor_limit(wanted);
     ASSERT_TRUE(raised.has_value()) << raised.error().message();
-    EXPECT_EQ(raised->before, before.rlim_cur);
-    EXPECT_EQ(raised->hard, before.rlim_max);
-    EXPECT_EQ(raised->after, soft_descriptor_limit(before.rlim_cur, before.rlim_max, wanted));
+    EXPECT_EQ(raised->before, before_.rlim_cur);
+    EXPECT_EQ(raised->hard, before_.rlim_max);
+    EXPECT_EQ(raised->after, soft_descriptor_limit(before_.rlim_cur, before_.rlim_max, wanted));
     rlimit after{};
     ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &after), 0);
     EXPECT_EQ(after.rlim_cur, raised->after);
-    // Asking for less changes nothing.
+}
+
+TEST_F(DescriptorLimitTest, AskingForLessChangesNothing) {
     const auto again = raise_descriptor_limit(1);
-    ASSERT_TRUE(again.has_value());
+    ASSERT_TRUE(again.has_value()) << again.error().message();
     EXPECT_EQ(again->after, again->before);
-    ::setrlimit(RLIMIT_NOFILE, &before); // leave the test process as it was
+    EXPECT_EQ(again->before, before_.rlim_cur);
 }
 
 } // namespace

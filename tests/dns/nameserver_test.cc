@@ -644,6 +644,44 @@ TEST_F(NameserverTest, ANewConnectionIsRefusedOnlyWhenEveryConnectionIsBusy) {
     expect_answer(tcp_receive(second.get()), 2, Rcode::NoError, 1);
 }
 
+TEST_F(NameserverTest, ATableFullOfOneClientsBusyConnectionsGivesOneUpForAnotherClient) {
+    // Queries for slow names keep connections busy: the client holding the most gives up its
+    // longest-held connection, and its answer, to a client that holds none.
+    restart({.max_connections = 2, .max_per_client = 32});
+    UniqueFd first = tcp_client("127.0.0.2");
+    UniqueFd second = tcp_client("127.0.0.2");
+    tcp_send(first.get(), make_query(1, "slow-1.example", type::kA));
+    tcp_send(second.get(), make_query(2, "slow-2.example", type::kA));
+    run_until([&] { return resolver_.waiting.size() == 2; });
+    ASSERT_EQ(resolver_.waiting.size(), 2U);
+    UniqueFd newcomer = tcp_client("127.0.0.3");
+    expect_answered(newcomer.get(), 3);
+    EXPECT_TRUE(closed_by_server(first.get()));
+    EXPECT_EQ(server_->counters().tcp_evictions, 1U);
+    EXPECT_EQ(server_->counters().tcp_refused, 0U);
+    // The closed connection's answer goes nowhere; the kept one gets its own.
+    resolver_.waiting[0](make_answer("slow-1.example", 1));
+    resolver_.waiting[1](make_answer("slow-2.example", 1));
+    expect_answer(tcp_receive(second.get()), 2, Rcode::NoError, 1);
+}
+
+TEST_F(NameserverTest, BusyConnectionsOfEqualSharesAreNotCutForANewcomer) {
+    restart({.max_connections = 2, .max_per_client = 32});
+    UniqueFd first = tcp_client("127.0.0.2");
+    UniqueFd second = tcp_client("127.0.0.4");
+    tcp_send(first.get(), make_query(1, "slow-1.example", type::kA));
+    tcp_send(second.get(), make_query(2, "slow-2.example", type::kA));
+    run_until([&] { return resolver_.waiting.size() == 2; });
+    ASSERT_EQ(resolver_.waiting.size(), 2U);
+    UniqueFd newcomer = tcp_client("127.0.0.3");
+    EXPECT_TRUE(closed_by_server(newcomer.get()));
+    EXPECT_EQ(server_->counters().tcp_refused, 1U);
+    resolver_.waiting[0](make_answer("slow-1.example", 1));
+    resolver_.waiting[1](make_answer("slow-2.example", 1));
+    expect_answer(tcp_receive(first.get()), 1, Rcode::NoError, 1);
+    expect_answer(tcp_receive(second.get()), 2, Rcode::NoError, 1);
+}
+
 TEST_F(NameserverTest, AnAddressAtItsLimitGivesUpItsOwnLongestIdleConnection) {
     restart({.max_connections = 100, .max_per_client = 2});
     UniqueFd other = tcp_client("127.0.0.3");
