@@ -387,6 +387,7 @@ Status Daemon::start_api() {
     const config::HostListenEndpoints fitted =
         config::fit_listen_endpoints_to_host(endpoints, config::probe_ipv6_loopback());
     std::vector<api::ListenEndpoint> listen;
+    listen.reserve(fitted.bind.size());
     for (const firewall::IpEndpoint& endpoint : fitted.bind) {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }
@@ -623,6 +624,7 @@ Status Daemon::set_up_dns() {
             "the nameserver listens on IPv4 alone)",
             dns::to_string({.address = endpoint.address, .port = endpoint.port}));
     }
+    listen.reserve(fitted.bind.size());
     for (const firewall::IpEndpoint& endpoint : fitted.bind) {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }

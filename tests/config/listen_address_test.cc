@@ -188,12 +188,21 @@ TEST(ListenFailureHint, NamesTheRealCause) {
     EXPECT_EQ(hint(std::errc::address_family_not_supported),
               "IPv6 is disabled on this host (ipv6.disable=1): change dns/listenAddress to "
               "localhost or an IPv4 address");
+}
+
+TEST(ListenFailureHint, NamesAMissingPrivilegeAndNothingForOtherReasons) {
+    const auto hint = [](std::errc error) {
+        return listen_failure_hint(std::make_error_code(error), "dns/listenAddress");
+    };
     EXPECT_EQ(hint(std::errc::permission_denied),
               "binding a port below 1024 needs root or CAP_NET_BIND_SERVICE");
     EXPECT_EQ(hint(std::errc::operation_not_permitted), hint(std::errc::permission_denied));
     EXPECT_EQ(hint(std::errc::no_buffer_space), "");
     EXPECT_EQ(listen_failure_hint({}, "dns/listenAddress"), "");
-    // The reason as the kernel gives it (errno in the system category) is understood too.
+}
+
+TEST(ListenFailureHint, UnderstandsTheKernelsErrno) {
+    // The reason as the kernel gives it (errno in the system category).
     EXPECT_EQ(listen_failure_hint(std::error_code(EADDRINUSE, std::system_category()),
                                   "core/listenAddress"),
               "another server is listening there: stop it, or change core/listenAddress");
