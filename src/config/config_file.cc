@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,8 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/ip_address.h"
 #include "common/unique_fd.h"
 #include "config/settings_schema.h"
+#include "dns/nameserver.h"
 
 namespace pw::config {
 namespace {
@@ -379,6 +382,52 @@ void read_setting(const FoundSetting& found, CompiledSettings& layer,
     }
 }
 
+// ::ffff:a.b.c.d as a.b.c.d: a dns:// upstream written as an IPv4-mapped address reaches the
+// IPv4 listener all the same.
+IpAddress unmapped(const IpAddress& address) {
+    static constexpr std::array<std::uint8_t, 12> kMappedPrefix = {0, 0, 0, 0, 0,    0,
+                                                                   0, 0, 0, 0, 0xff, 0xff};
+    const std::span<const std::uint8_t> bytes = address.bytes();
+    if (address.is_v4() || bytes.size() != 16 ||
+        !std::ranges::equal(bytes.first(kMappedPrefix.size()), kMappedPrefix)) {
+        return address;
+    }
+    std::array<std::uint8_t, 4> v4{};
+    std::ranges::copy(bytes.last(4), v4.begin());
+    return IpAddress::from_v4_bytes(v4);
+}
+
+// dns/nameservers naming our own nameserver (dns/listenAddress) would send every query back to
+// us, and each would end in SERVFAIL after the upstream timeout (issue 10). The resolv.conf
+// path leaves such addresses out; a configured one is an error, on the line of its entry.
+void check_own_nameserver(const Config& config, const std::vector<FoundSetting>& settings,
+                          std::vector<LineError>& errors) {
+    const auto found = std::ranges::find(settings, "dns/nameservers", &FoundSetting::path);
+    const std::vector<std::size_t> lines =
+        found == settings.end() ? std::vector<std::size_t>{} : element_lines_of(*found);
+    const auto& own = config.filter.dns.nameserver_endpoints;
+    for (std::size_t index = 0; index < config.dns.nameservers.size(); ++index) {
+        const dns::Upstream& upstream = config.dns.nameservers[index];
+        const auto same = [&upstream](const firewall::IpEndpoint& endpoint) {
+            return unmapped(endpoint.address) == unmapped(upstream.address) &&
+                   endpoint.port == upstream.port;
+        };
+        const auto ours = std::ranges::find_if(own, same);
+        if (ours == own.end()) {
+            continue;
+        }
+        const std::string where =
+            dns::to_string(dns::ListenEndpoint{.address = ours->address, .port = ours->port});
+        errors.push_back(LineError{
+            .line =
+                index < lines.size() ? lines[index] : (found == settings.end() ? 0 : found->line),
+            .message = "dns/nameservers[" + std::to_string(index) + "] '" + upstream.url +
+                       "' is portwarden's own nameserver (dns/listenAddress " + where +
+                       "): every query would come back to it and fail; name the server "
+                       "portwarden should ask, such as your router or your provider's resolver"});
+    }
+}
+
 // All problems at once, in file order, so that one edit round fixes them all.
 std::string join_errors(std::vector<LineError> errors, std::string_view source_name) {
     // A multimap keeps equal lines in insertion order. (Not std::stable_sort: libstdc++ 12's
@@ -432,6 +481,10 @@ Result<Config> parse_config(std::string_view text, std::string_view source_name)
     config.core = resolve_core_settings(layer);
     config.events = resolve_event_settings(layer);
     config.file_layer = std::move(layer);
+    check_own_nameserver(config, handler.settings(), errors);
+    if (!errors.empty()) {
+        return fail(join_errors(std::move(errors), source_name));
+    }
     return config;
 }
 

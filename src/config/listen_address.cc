@@ -1,14 +1,20 @@
 #include "config/listen_address.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/ip_address.h"
+#include "common/unique_fd.h"
 
 namespace pw::config {
 namespace {
@@ -28,6 +34,9 @@ constexpr ListenAddressKind kDnsListen = {.key = "dns/listenAddress",
                                           .loopback_text = "127.0.0.17",
                                           .port_text = "53",
                                           .off_means = "no nameserver"};
+constexpr std::array<std::uint8_t, 16> kLoopbackV6 = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                      0, 0, 0, 0, 0, 0, 0, 1};
+
 constexpr ListenAddressKind kApiListen = {.key = "core/listenAddress",
                                           .loopback = {127, 0, 0, 1},
                                           .loopback_text = "127.0.0.1",
@@ -36,8 +45,6 @@ constexpr ListenAddressKind kApiListen = {.key = "core/listenAddress",
 
 std::vector<firewall::IpEndpoint> localhost_endpoints(const ListenAddressKind& kind,
                                                       std::uint16_t port) {
-    static constexpr std::array<std::uint8_t, 16> kLoopbackV6 = {0, 0, 0, 0, 0, 0, 0, 0,
-                                                                 0, 0, 0, 0, 0, 0, 0, 1};
     return {
         firewall::IpEndpoint{.address = IpAddress::from_v4_bytes(kind.loopback), .port = port},
         firewall::IpEndpoint{.address = IpAddress::from_v6_bytes(kLoopbackV6), .port = port},
@@ -156,6 +163,64 @@ Result<std::vector<firewall::IpEndpoint>> parse_listen_address(std::string_view 
 
 Result<std::vector<firewall::IpEndpoint>> parse_api_listen_address(std::string_view text) {
     return parse(kApiListen, text);
+}
+
+Ipv6Loopback probe_ipv6_loopback() {
+    const UniqueFd probe(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!probe.valid()) {
+        // ipv6.disable=1: the kernel has no IPv6 sockets at all.
+        return errno == EAFNOSUPPORT ? Ipv6Loopback::Missing : Ipv6Loopback::Available;
+    }
+    sockaddr_in6 loopback{};
+    loopback.sin6_family = AF_INET6;
+    loopback.sin6_addr = in6addr_loopback;
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast): the sockaddr API.
+    if (::bind(probe.get(), reinterpret_cast<const sockaddr*>(&loopback), sizeof(loopback)) != 0) {
+        // disable_ipv6=1 on lo: the socket exists, ::1 does not.
+        return errno == EADDRNOTAVAIL ? Ipv6Loopback::Missing : Ipv6Loopback::Available;
+    }
+    return Ipv6Loopback::Available;
+}
+
+HostListenEndpoints fit_listen_endpoints_to_host(std::span<const firewall::IpEndpoint> endpoints,
+                                                 Ipv6Loopback ipv6_loopback) {
+    HostListenEndpoints fitted{.bind = {endpoints.begin(), endpoints.end()}, .left_out = {}};
+    if (ipv6_loopback == Ipv6Loopback::Available || endpoints.empty()) {
+        return fitted;
+    }
+    // "localhost:PORT" is the only form that gives these two endpoints (any other names one).
+    const std::uint16_t port = endpoints.front().port;
+    const bool localhost = std::ranges::equal(endpoints, localhost_listen_endpoints(port)) ||
+                           std::ranges::equal(endpoints, localhost_api_endpoints(port));
+    if (!localhost) {
+        return fitted;
+    }
+    const auto is_v6 = [](const firewall::IpEndpoint& endpoint) {
+        return !endpoint.address.is_v4();
+    };
+    std::ranges::copy_if(fitted.bind, std::back_inserter(fitted.left_out), is_v6);
+    std::erase_if(fitted.bind, is_v6);
+    return fitted;
+}
+
+std::string listen_failure_hint(const std::error_code& reason, std::string_view key) {
+    const std::string setting(key);
+    if (reason == std::errc::address_in_use) {
+        return "another server is listening there: stop it, or change " + setting;
+    }
+    if (reason == std::errc::address_not_available) {
+        return "this host does not have that address (::1 is missing when IPv6 is disabled, "
+               "disable_ipv6=1): change " +
+               setting + ", for instance to localhost";
+    }
+    if (reason == std::errc::address_family_not_supported) {
+        return "IPv6 is disabled on this host (ipv6.disable=1): change " + setting +
+               " to localhost or an IPv4 address";
+    }
+    if (reason == std::errc::permission_denied || reason == std::errc::operation_not_permitted) {
+        return "binding a port below 1024 needs root or CAP_NET_BIND_SERVICE";
+    }
+    return {};
 }
 
 } // namespace pw::config

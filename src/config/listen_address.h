@@ -1,7 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "common/result.h"
@@ -35,5 +38,34 @@ inline constexpr std::uint16_t kApiPort = 817;
 // core/listenAddress and its port 817 in their examples.
 [[nodiscard]] Result<std::vector<firewall::IpEndpoint>> parse_api_listen_address(
     std::string_view text);
+
+// Whether this host can listen on the IPv6 loopback address ::1. It cannot with IPv6 disabled:
+// `net.ipv6.conf.lo.disable_ipv6=1` (or `all.`) removes ::1 from lo, and `ipv6.disable=1` on the
+// kernel command line leaves no IPv6 sockets at all (issue 10).
+enum class Ipv6Loopback : std::uint8_t { Available, Missing };
+
+// Asks the kernel once (a UDP socket bound to [::1]:0, closed at once). Any other failure than
+// "no such address" or "no IPv6" counts as Available: the real bind then reports it.
+[[nodiscard]] Ipv6Loopback probe_ipv6_loopback();
+
+// What to listen on of a listen address, on this host.
+struct HostListenEndpoints {
+    std::vector<firewall::IpEndpoint> bind;     // the endpoints to bind
+    std::vector<firewall::IpEndpoint> left_out; // ::1 of "localhost" on a host without IPv6
+};
+
+// "localhost" (the default of dns/listenAddress and core/listenAddress) is a wish for the
+// loopback of each IP version the host has, so on a host without ::1 it falls back to its IPv4
+// endpoint and says so in `left_out`, as the IPv6 rules fall back to IPv4 alone. An address
+// the user wrote out (even "[::1]:53") is bound as given, and a missing one is an error.
+[[nodiscard]] HostListenEndpoints fit_listen_endpoints_to_host(
+    std::span<const firewall::IpEndpoint> endpoints, Ipv6Loopback ipv6_loopback);
+
+// Why binding a listen address failed with `reason`, in words an operator can act on, naming
+// the setting `key` ("dns/listenAddress"); the error it goes with names the endpoint.
+// EADDRINUSE is another server listening there, EADDRNOTAVAIL an address this host does not
+// have (::1 with IPv6 disabled), EAFNOSUPPORT IPv6 disabled at boot, EACCES/EPERM a missing
+// privilege. Empty for other reasons, whose system message says enough.
+[[nodiscard]] std::string listen_failure_hint(const std::error_code& reason, std::string_view key);
 
 } // namespace pw::config

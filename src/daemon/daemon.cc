@@ -35,6 +35,7 @@
 #include "common/log.h"
 #include "config/config_file.h"
 #include "daemon/api_backend.h"
+#include "dns/descriptor_limit.h"
 #include "dns/ip_domain_memory.h"
 #include "dns/nameserver.h"
 #include "dns/resolv_conf.h"
@@ -107,6 +108,22 @@ bool process_alive(std::int64_t pid, std::uint64_t start_time) {
     text << file.rdbuf();
     const auto stat = process::parse_stat(text.str());
     return stat && (start_time == 0 || stat->start_time == start_time);
+}
+
+// Raises the soft limit of open files to what a full nameserver TCP table needs (issue 10: with
+// the common default of 1024, a flood of connections leaves accept() failing with EMFILE).
+void log_descriptor_limit(spdlog::logger& log, std::uint64_t wanted) {
+    const auto limit = dns::raise_descriptor_limit(wanted);
+    if (!limit) {
+        log.warn("open_files_limit_unchanged error=\"{}\"", limit.error().message());
+    } else if (limit->after < wanted) {
+        log.warn(
+            "open_files_limit={} hard={} wanted={} (a flood of DNS-over-TCP connections "
+            "may exhaust it: raise LimitNOFILE)",
+            limit->after, limit->hard, wanted);
+    } else if (limit->after != limit->before) {
+        log.info("open_files_limit={} was={}", limit->after, limit->before);
+    }
 }
 
 // Who is on the other end of an API connection: the owner of the peer's socket, which is
@@ -543,17 +560,20 @@ Status Daemon::start_api() {
     api_callers_ = std::make_unique<SocketCallerLookup>(
         sockets ? std::move(*sockets) : std::unique_ptr<state::SockDiagSocketTable>());
     api_access_ = std::make_unique<api::AccessPolicy>(config_.core.api_groups, api_groups_);
+    // Like the nameserver's: "localhost" on a host without IPv6 is 127.0.0.1 alone (issue 10).
+    const config::HostListenEndpoints fitted =
+        config::fit_listen_endpoints_to_host(endpoints, config::probe_ipv6_loopback());
     std::vector<api::ListenEndpoint> listen;
-    listen.reserve(endpoints.size());
-    for (const firewall::IpEndpoint& endpoint : endpoints) {
+    listen.reserve(fitted.bind.size());
+    for (const firewall::IpEndpoint& endpoint : fitted.bind) {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }
     auto server = api::HttpServer::start(io_, listen, api::ServerLimits{}, *api_callers_,
                                          *api_access_, *api_backend_);
     if (!server) {
-        return fail("api: " + server.error().message() +
-                    " (another program may be listening there: stop it, or change "
-                    "core/listenAddress)");
+        const std::string hint =
+            config::listen_failure_hint(server.error().reason, "core/listenAddress");
+        return fail("api: " + server.error().message() + (hint.empty() ? "" : " (" + hint + ")"));
     }
     api_server_ = std::move(*server);
     std::string where;
@@ -784,16 +804,28 @@ Status Daemon::set_up_dns() {
     resolver_ = std::move(*resolver);
     dns_policy_ = std::make_unique<network::DnsQueryPolicy>(
         *store_, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
+    // Issue 10: "localhost" on a host without IPv6 is 127.0.0.17 alone; enough descriptors for a
+    // full TCP table.
+    const config::HostListenEndpoints fitted =
+        config::fit_listen_endpoints_to_host(endpoints, config::probe_ipv6_loopback());
     std::vector<dns::ListenEndpoint> listen;
-    listen.reserve(endpoints.size());
-    for (const firewall::IpEndpoint& endpoint : endpoints) {
+    for (const firewall::IpEndpoint& endpoint : fitted.left_out) {
+        log_->info(
+            "dns_listen_ipv4_only left_out={} (this host has no ::1, IPv6 is disabled: "
+            "the nameserver listens on IPv4 alone)",
+            dns::to_string({.address = endpoint.address, .port = endpoint.port}));
+    }
+    listen.reserve(fitted.bind.size());
+    for (const firewall::IpEndpoint& endpoint : fitted.bind) {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }
+    log_descriptor_limit(*log_, dns::descriptors_wanted(dns::TcpLimits{}));
     auto nameserver = dns::Nameserver::start(io_, listen, *resolver_, *dns_policy_);
     if (!nameserver) {
+        const std::string hint =
+            config::listen_failure_hint(nameserver.error().reason, "dns/listenAddress");
         return fail("nameserver: " + nameserver.error().message() +
-                    " (another DNS server may be listening there: stop it, or change "
-                    "dns/listenAddress)");
+                    (hint.empty() ? "" : " (" + hint + ")"));
     }
     nameserver_ = std::move(*nameserver);
     processor_->enable_dns(dns_clients_, domain_memory_);
@@ -825,8 +857,8 @@ nlohmann::ordered_json Daemon::dns_json() const {
         return {{"enabled", false}};
     }
     nlohmann::ordered_json listen = nlohmann::json::array();
-    for (const auto& endpoint : config_.filter.dns.nameserver_endpoints) {
-        listen.push_back(dns::to_string({.address = endpoint.address, .port = endpoint.port}));
+    for (const auto& endpoint : nameserver_->endpoints()) { // bound: without ::1 if IPv6 is off
+        listen.push_back(dns::to_string(endpoint));
     }
     nlohmann::ordered_json upstreams = nlohmann::json::array();
     for (const auto& upstream : upstreams_) {

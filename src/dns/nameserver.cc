@@ -275,6 +275,10 @@ private:
     // Closes the longest-idle connection (of `client` only, when given); false when every
     // candidate is busy.
     bool close_longest_idle(const TcpClientKey* client);
+    // With every connection busy: closes the longest-held connection of the client that holds
+    // the most, when it holds at least two more than `newcomer` (so that it still holds as
+    // many as the newcomer afterwards); false otherwise.
+    bool close_for_fair_share(const TcpClientKey& newcomer);
     void finish(Pending& pending, const Result<std::shared_ptr<const Answer>>& result);
     void send_later(const ReplyRoute& route, std::vector<std::uint8_t> reply);
 
@@ -679,7 +683,7 @@ void NameserverImpl::admit_tcp(const TcpListener& listener, asio::ip::tcp::socke
         ++counters_.tcp_client_evictions;
     }
     if (tcp_table_.size() >= limits_.max_connections) {
-        if (!close_longest_idle(nullptr)) {
+        if (!close_longest_idle(nullptr) && !close_for_fair_share(key)) {
             ++counters_.tcp_refused;
             return;
         }
@@ -701,6 +705,31 @@ bool NameserverImpl::close_longest_idle(const TcpClientKey* client) {
         return false;
     }
     (*victim)->close(); // leaves the table (close() keeps the client alive until it returns)
+    return true;
+}
+
+bool NameserverImpl::close_for_fair_share(const TcpClientKey& newcomer) {
+    // Busy connections are not safe from a flood either: queries for names whose servers are
+    // slow keep a connection busy for seconds, and enough of them would fill the table. Taking
+    // from the biggest holder keeps every client's share bounded by everyone else's, while a
+    // client that holds no more than others is never cut off for a newcomer. The answer in
+    // progress is dropped (send_later() skips a closed connection); RFC 7766 clients must
+    // expect the server to close and ask again.
+    const auto held_by_newcomer = tcp_per_client_.find(newcomer);
+    const std::size_t newcomer_holds =
+        held_by_newcomer == tcp_per_client_.end() ? 0 : held_by_newcomer->second;
+    const auto biggest = std::ranges::max_element(tcp_per_client_, {},
+                                                  [](const auto& entry) { return entry.second; });
+    if (biggest == tcp_per_client_.end() || biggest->second < newcomer_holds + 2) {
+        return false;
+    }
+    const TcpClientKey holder = biggest->first; // a copy: closing may erase the map entry
+    const auto victim = std::ranges::find_if(
+        tcp_table_, [&holder](const auto& connection) { return connection->key() == holder; });
+    if (victim == tcp_table_.end()) {
+        return false; // cannot happen: the count says it holds some
+    }
+    (*victim)->close();
     return true;
 }
 

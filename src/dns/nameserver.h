@@ -122,7 +122,9 @@ public:
 // is idle while it waits for a query (a partial query counts as none), busy from a whole query
 // until its answer is written. A new connection of a client at `max_per_client` closes that
 // client's longest-idle connection; one that finds the table at `max_connections` closes the
-// longest-idle connection of all. Only when every candidate is busy is the new one refused.
+// longest-idle connection of all, or, when every connection is busy, the longest-held one of the
+// client holding the most (if it holds at least two more than the newcomer's client). Only when
+// no candidate is left is the new one refused.
 // Idle connections close after `idle_timeout`, every connection after `lifetime` (a busy one
 // once its answer is out, at the latest one `idle_timeout` later): trickling one query every
 // few seconds keeps no connection for ever.
@@ -158,10 +160,11 @@ public:
         std::uint64_t filtered_answers = 0; // sent with addresses removed for the client
         std::uint64_t servfail = 0;
         std::uint64_t send_errors = 0;
-        std::uint64_t tcp_connections = 0;      // accepted and kept
-        std::uint64_t tcp_refused = 0;          // table full of busy connections: closed at once
-        std::uint64_t tcp_client_refused = 0;   // the client's share full of busy ones: the same
-        std::uint64_t tcp_evictions = 0;        // table full: the longest-idle one closed for it
+        std::uint64_t tcp_connections = 0;    // accepted and kept
+        std::uint64_t tcp_refused = 0;        // table full of busy connections: closed at once
+        std::uint64_t tcp_client_refused = 0; // the client's share full of busy ones: the same
+        std::uint64_t tcp_evictions =
+            0; // table full: the longest-idle (or biggest holder's) closed
         std::uint64_t tcp_client_evictions = 0; // client at its limit: its longest idle closed
         std::uint64_t tcp_idle_closes = 0;      // no query within the idle timeout
         std::uint64_t tcp_lifetime_closes = 0;  // open for the whole lifetime

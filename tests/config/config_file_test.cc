@@ -404,6 +404,40 @@ TEST(ConfigFile, ListenAddressReachesDecide) {
     EXPECT_EQ(firewall::decide(config.filter, facts).reason, "query to portwarden's nameserver");
 }
 
+// Issue 10: our own nameserver as the upstream would send every query back to us.
+TEST(ConfigFile, OwnListenAddressAsNameserverIsRefusedOnItsLine) {
+    EXPECT_EQ(parse_error("{\"dns/nameservers\": [\n\"dns://192.0.2.53\",\n"
+                          "\"dns://127.0.0.17\"\n]}"),
+              "config.json:3: dns/nameservers[1] 'dns://127.0.0.17' is portwarden's own "
+              "nameserver (dns/listenAddress 127.0.0.17:53): every query would come back to it "
+              "and fail; name the server portwarden should ask, such as your router or your "
+              "provider's resolver");
+    // Every protocol and both listen endpoints of localhost; an IPv4-mapped spelling too.
+    EXPECT_NE(parse_error(R"({"dns/nameservers": ["tcp://[::1]:53"]})").find("[::1]:53"),
+              std::string::npos);
+    EXPECT_NE(parse_error(R"({"dns/nameservers": ["dns://[::ffff:127.0.0.17]"]})")
+                  .find("own nameserver (dns/listenAddress 127.0.0.17:53)"),
+              std::string::npos);
+    EXPECT_NE(parse_error(R"({"dns/nameservers": ["dot://me.example:5300?ip=10.0.0.5"],
+                             "dns/listenAddress": "10.0.0.5:5300"})")
+                  .find("dns/nameservers[0] 'dot://me.example:5300?ip=10.0.0.5' is portwarden's"),
+              std::string::npos);
+}
+
+TEST(ConfigFile, NameserversOnOtherPortsOrAddressesAreNotOurs) {
+    EXPECT_EQ(parse_ok(R"({"dns/nameservers": ["dns://127.0.0.17:5353", "dns://127.0.0.1"]})")
+                  .dns.nameservers.size(),
+              2U);
+    EXPECT_EQ(parse_ok(R"({"dns/nameservers": ["dns://127.0.0.17"],
+                          "dns/listenAddress": "127.0.0.18:53"})")
+                  .dns.nameservers.size(),
+              1U);
+    // No nameserver of ours: nothing to come back to.
+    EXPECT_EQ(parse_ok(R"({"dns/nameservers": ["dns://127.0.0.17"], "dns/listenAddress": "off"})")
+                  .dns.nameservers.size(),
+              1U);
+}
+
 TEST(ConfigFile, BadListenAddressNamesItsLine) {
     EXPECT_EQ(parse_error("{\n\"dns\": {\n\"listenAddress\": \"localhost\"}}"),
               "config.json:3: dns/listenAddress 'localhost' has no port (expected e.g. "

@@ -1,8 +1,10 @@
 #include "config/listen_address.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -137,6 +139,73 @@ TEST(ApiListenAddress, EveryAddressIsRefused) {
               "core/listenAddress '0.0.0.0:817': 0.0.0.0 would listen on every address; give one "
               "address, such as 127.0.0.1 or a LAN address, or localhost");
     EXPECT_NE(api_error("[::]:817").find(":: would listen on every address"), std::string::npos);
+}
+
+// --- Hosts without IPv6 (issue 10) ----------------------------------------------------------
+
+TEST(FitListenEndpoints, WithIpv6EverythingIsBound) {
+    const auto fitted =
+        fit_listen_endpoints_to_host(listen_ok("localhost:53"), Ipv6Loopback::Available);
+    EXPECT_EQ(fitted.bind, listen_ok("localhost:53"));
+    EXPECT_TRUE(fitted.left_out.empty());
+}
+
+TEST(FitListenEndpoints, LocalhostFallsBackToIpv4WithoutIpv6) {
+    const auto fitted =
+        fit_listen_endpoints_to_host(listen_ok("localhost:5353"), Ipv6Loopback::Missing);
+    EXPECT_EQ(fitted.bind, (std::vector<IpEndpoint>{endpoint("127.0.0.17", 5353)}));
+    EXPECT_EQ(fitted.left_out, (std::vector<IpEndpoint>{endpoint("::1", 5353)}));
+    const auto api =
+        fit_listen_endpoints_to_host(localhost_api_endpoints(817), Ipv6Loopback::Missing);
+    EXPECT_EQ(api.bind, (std::vector<IpEndpoint>{endpoint("127.0.0.1", 817)}));
+    EXPECT_EQ(api.left_out, (std::vector<IpEndpoint>{endpoint("::1", 817)}));
+}
+
+TEST(FitListenEndpoints, AnAddressWrittenOutIsBoundAsGivenSoThatItsFailureIsReported) {
+    for (const std::string_view text : {"[::1]:53", "[2001:db8::1]:53", "127.0.0.17:53"}) {
+        const auto fitted = fit_listen_endpoints_to_host(listen_ok(text), Ipv6Loopback::Missing);
+        EXPECT_EQ(fitted.bind, listen_ok(text)) << text;
+        EXPECT_TRUE(fitted.left_out.empty()) << text;
+    }
+    EXPECT_TRUE(fit_listen_endpoints_to_host({}, Ipv6Loopback::Missing).bind.empty());
+}
+
+TEST(FitListenEndpoints, TheProbeAnswersOnThisHost) {
+    // Whatever this host has: the probe must neither fail nor leak its socket.
+    const Ipv6Loopback first = probe_ipv6_loopback();
+    EXPECT_EQ(probe_ipv6_loopback(), first);
+}
+
+TEST(ListenFailureHint, NamesTheRealCause) {
+    const auto hint = [](std::errc error) {
+        return listen_failure_hint(std::make_error_code(error), "dns/listenAddress");
+    };
+    EXPECT_EQ(hint(std::errc::address_in_use),
+              "another server is listening there: stop it, or change dns/listenAddress");
+    EXPECT_EQ(hint(std::errc::address_not_available),
+              "this host does not have that address (::1 is missing when IPv6 is disabled, "
+              "disable_ipv6=1): change dns/listenAddress, for instance to localhost");
+    EXPECT_EQ(hint(std::errc::address_family_not_supported),
+              "IPv6 is disabled on this host (ipv6.disable=1): change dns/listenAddress to "
+              "localhost or an IPv4 address");
+}
+
+TEST(ListenFailureHint, NamesAMissingPrivilegeAndNothingForOtherReasons) {
+    const auto hint = [](std::errc error) {
+        return listen_failure_hint(std::make_error_code(error), "dns/listenAddress");
+    };
+    EXPECT_EQ(hint(std::errc::permission_denied),
+              "binding a port below 1024 needs root or CAP_NET_BIND_SERVICE");
+    EXPECT_EQ(hint(std::errc::operation_not_permitted), hint(std::errc::permission_denied));
+    EXPECT_EQ(hint(std::errc::no_buffer_space), "");
+    EXPECT_EQ(listen_failure_hint({}, "dns/listenAddress"), "");
+}
+
+TEST(ListenFailureHint, UnderstandsTheKernelsErrno) {
+    // The reason as the kernel gives it (errno in the system category).
+    EXPECT_EQ(listen_failure_hint(std::error_code(EADDRINUSE, std::system_category()),
+                                  "core/listenAddress"),
+              "another server is listening there: stop it, or change core/listenAddress");
 }
 
 } // namespace

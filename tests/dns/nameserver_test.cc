@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -589,6 +590,19 @@ TEST_F(NameserverTest, ABusyPortIsAClearError) {
     EXPECT_NE(second.error().message().find("127.0.0.1:" + std::to_string(port_)),
               std::string::npos)
         << second.error().message();
+    // The daemon's hint goes by the reason (issue 10): it must still be the kernel's errno.
+    EXPECT_EQ(second.error().reason, std::errc::address_in_use) << second.error().message();
+}
+
+TEST_F(NameserverTest, AnAddressThisHostLacksIsAClearError) {
+    // TEST-NET-1 is on no interface here: EADDRNOTAVAIL, what ::1 gives with IPv6 disabled.
+    const ListenEndpoint absent{.address = IpAddress::parse("192.0.2.1").value(), .port = 0};
+    auto started = Nameserver::start(io_, std::span(&absent, 1), resolver_, handler_);
+    ASSERT_FALSE(started.has_value());
+    EXPECT_EQ(started.error().reason, std::errc::address_not_available)
+        << started.error().message();
+    EXPECT_NE(started.error().message().find("192.0.2.1:0"), std::string::npos)
+        << started.error().message();
 }
 
 // TCP under abuse (issue 10): the limits of TcpLimits, scaled down so that a test needs few
@@ -624,6 +638,44 @@ TEST_F(NameserverTest, ANewConnectionIsRefusedOnlyWhenEveryConnectionIsBusy) {
     EXPECT_TRUE(closed_by_server(third.get()));
     EXPECT_EQ(server_->counters().tcp_refused, 1U);
     // The busy ones were kept and get their answers.
+    resolver_.waiting[0](make_answer("slow-1.example", 1));
+    resolver_.waiting[1](make_answer("slow-2.example", 1));
+    expect_answer(tcp_receive(first.get()), 1, Rcode::NoError, 1);
+    expect_answer(tcp_receive(second.get()), 2, Rcode::NoError, 1);
+}
+
+TEST_F(NameserverTest, ATableFullOfOneClientsBusyConnectionsGivesOneUpForAnotherClient) {
+    // Queries for slow names keep connections busy: the client holding the most gives up its
+    // longest-held connection, and its answer, to a client that holds none.
+    restart({.max_connections = 2, .max_per_client = 32});
+    UniqueFd first = tcp_client("127.0.0.2");
+    UniqueFd second = tcp_client("127.0.0.2");
+    tcp_send(first.get(), make_query(1, "slow-1.example", type::kA));
+    tcp_send(second.get(), make_query(2, "slow-2.example", type::kA));
+    run_until([&] { return resolver_.waiting.size() == 2; });
+    ASSERT_EQ(resolver_.waiting.size(), 2U);
+    UniqueFd newcomer = tcp_client("127.0.0.3");
+    expect_answered(newcomer.get(), 3);
+    EXPECT_TRUE(closed_by_server(first.get()));
+    EXPECT_EQ(server_->counters().tcp_evictions, 1U);
+    EXPECT_EQ(server_->counters().tcp_refused, 0U);
+    // The closed connection's answer goes nowhere; the kept one gets its own.
+    resolver_.waiting[0](make_answer("slow-1.example", 1));
+    resolver_.waiting[1](make_answer("slow-2.example", 1));
+    expect_answer(tcp_receive(second.get()), 2, Rcode::NoError, 1);
+}
+
+TEST_F(NameserverTest, BusyConnectionsOfEqualSharesAreNotCutForANewcomer) {
+    restart({.max_connections = 2, .max_per_client = 32});
+    UniqueFd first = tcp_client("127.0.0.2");
+    UniqueFd second = tcp_client("127.0.0.4");
+    tcp_send(first.get(), make_query(1, "slow-1.example", type::kA));
+    tcp_send(second.get(), make_query(2, "slow-2.example", type::kA));
+    run_until([&] { return resolver_.waiting.size() == 2; });
+    ASSERT_EQ(resolver_.waiting.size(), 2U);
+    UniqueFd newcomer = tcp_client("127.0.0.3");
+    EXPECT_TRUE(closed_by_server(newcomer.get()));
+    EXPECT_EQ(server_->counters().tcp_refused, 1U);
     resolver_.waiting[0](make_answer("slow-1.example", 1));
     resolver_.waiting[1](make_answer("slow-2.example", 1));
     expect_answer(tcp_receive(first.get()), 1, Rcode::NoError, 1);
