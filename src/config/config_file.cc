@@ -416,8 +416,12 @@ void check_own_nameserver(const Config& config, const std::vector<FoundSetting>&
         if (ours == own.end()) {
             continue;
         }
+        // As dns::to_string(ListenEndpoint) writes it; spelled out here so that config/ does not
+        // link the nameserver.
         const std::string where =
-            dns::to_string(dns::ListenEndpoint{.address = ours->address, .port = ours->port});
+            ours->address.is_v4()
+                ? ours->address.to_string() + ":" + std::to_string(ours->port)
+                : "[" + ours->address.to_string() + "]:" + std::to_string(ours->port);
         errors.push_back(LineError{
             .line =
                 index < lines.size() ? lines[index] : (found == settings.end() ? 0 : found->line),
