@@ -178,6 +178,7 @@ class Rotation(EventSinkCase):
 
 class Flood(EventSinkCase):
     def test_a_flood_of_identical_decisions_is_summed_up(self):
+        self.world.sum_up_repeated_events = True  # the limits are set through the API below
         daemon = self.world.start_daemon({})
         # Through the API: the running daemon applies the new limits at once.
         self.status(daemon)
