@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <csignal>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
@@ -124,6 +126,23 @@ private:
     std::unique_ptr<state::SocketTable> sockets_;
 };
 
+// Where a private cgroup2 is mounted for the eBPF programs when no cgroup v2 hierarchy is
+// visible (issue 10 item 9); only for the moment of attaching them.
+constexpr std::string_view kRunDirectory = "/run/portwarden";
+
+// The cgroup the eBPF programs observe: --bpf-cgroup, else the cgroup v2 root, mounted
+// privately if need be.
+Result<state::bpf::Cgroup2Root> bpf_cgroup_for(const RunOptions& options) {
+    if (!options.bpf_cgroup) {
+        return state::bpf::find_or_mount_cgroup2_root(kRunDirectory);
+    }
+    auto named = state::bpf::resolve_cgroup2_directory(*options.bpf_cgroup);
+    if (!named) {
+        return std::unexpected(named.error());
+    }
+    return state::bpf::Cgroup2Root{.path = std::move(*named), .private_mount = nullptr};
+}
+
 interception::FlowTuple flow_of(const network::ConnectionKey& key) {
     return {.protocol = key.protocol,
             .local_address = key.local_address,
@@ -200,6 +219,8 @@ private:
     void settings_changed(const profile::SettingsChange& change);
     void apply_mark_changes(const std::vector<network::MarkChange>& changes);
     void set_up_attribution();
+    void wait_for_udp_senders();
+    void udp_sender_seen(const state::bpf::UdpSender& sender);
     [[nodiscard]] Status set_up_dns();
     [[nodiscard]] nlohmann::ordered_json dns_json() const;
     [[nodiscard]] nlohmann::ordered_json dns_stats_json() const;
@@ -264,6 +285,8 @@ private:
     asio::steady_timer retry_timer_;
     bool retry_timer_armed_ = false;
     std::unique_ptr<asio::posix::stream_descriptor> conntrack_ends_descriptor_;
+    // The eBPF records' reports of new UDP senders (issue 10 item 8); borrows libbpf's fd.
+    std::unique_ptr<asio::posix::stream_descriptor> udp_senders_descriptor_;
     std::vector<bool> queues_with_deferred_verdicts_;
     Clock::TimePoint next_process_expiry_;
     std::vector<QueueBinding> queues_;
@@ -474,6 +497,56 @@ void Daemon::wait_for_conntrack_ends() {
         });
 }
 
+void Daemon::wait_for_udp_senders() {
+    if (!udp_senders_descriptor_) {
+        return;
+    }
+    udp_senders_descriptor_->async_wait(
+        asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& error) {
+            if (error) {
+                return;
+            }
+            const auto drained = kernel_records_->drain_udp_senders(
+                [this](const state::bpf::UdpSender& sender) { udp_sender_seen(sender); });
+            if (!drained) {
+                log_->error("udp_senders_failed error=\"{}\" (a reused UDP flow keeps its verdict)",
+                            drained.error().message());
+                return;
+            }
+            events_->flush();
+            wait_for_udp_senders();
+        });
+}
+
+// Issue 10 item 8: a process sending on a live UDP flow that was decided for another process
+// must not ride that verdict. The processor forgets the connection; its conntrack mark goes back
+// to 0 ("ask again", as a cut-over to a temporary verdict does), so that the next packet of the
+// flow is queued and decided for the new sender. The entry itself stays: a reply in flight still
+// belongs to it.
+void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
+    static const auto nanoseconds_per_tick = 1'000'000'000 / std::max(1L, ::sysconf(_SC_CLK_TCK));
+    const network::UdpSender seen{
+        .flow = {.protocol = sender.flow.protocol,
+                 .local_address = sender.flow.local_address,
+                 .local_port = sender.flow.local_port,
+                 .remote_address = sender.flow.remote_address,
+                 .remote_port = sender.flow.remote_port},
+        .pid = sender.owner.tgid,
+        .start_time = static_cast<std::uint64_t>(sender.owner.process_start.count()) /
+                      static_cast<std::uint64_t>(nanoseconds_per_tick)};
+    for (const network::ConnectionKey& key : processor_->udp_sender_seen(seen)) {
+        log_->info("udp_new_owner pid={} local={}:{} remote={}:{} (decided again)", seen.pid,
+                   key.local_address.to_string(), key.local_port, key.remote_address.to_string(),
+                   key.remote_port);
+        if (!conntrack_) {
+            continue;
+        }
+        if (const auto cleared = conntrack_->update_mark(flow_of(key), 0); !cleared) {
+            log_->error("udp_new_owner_failed error=\"{}\"", cleared.error().message());
+        }
+    }
+}
+
 void Daemon::settings_changed(const profile::SettingsChange& change) {
     if (!processor_) {
         return;
@@ -519,16 +592,21 @@ void Daemon::set_up_attribution() {
         return;
     }
     if (options_.attribution == AttributionMode::Auto) {
-        auto cgroup = options_.bpf_cgroup
-                          ? state::bpf::resolve_cgroup2_directory(*options_.bpf_cgroup)
-                          : state::bpf::find_cgroup2_root();
-        auto records = cgroup ? state::bpf::SocketOwnerRecords::load(*cgroup)
+        // A private cgroup2 mount, if any, goes at the end of this block: the attached
+        // programs hold the cgroup, not the mount.
+        auto cgroup = bpf_cgroup_for(options_);
+        auto records = cgroup ? state::bpf::SocketOwnerRecords::load(cgroup->path)
                               : Result<std::unique_ptr<state::bpf::SocketOwnerRecords>>(
                                     std::unexpected(cgroup.error()));
         if (records) {
             kernel_records_ = std::move(*records);
-            log_->info("attribution_ebpf cgroup={} exec_records={}", cgroup->string(),
+            log_->info("attribution_ebpf cgroup={} private_mount={} exec_records={}",
+                       cgroup->path.string(), cgroup->private_mount != nullptr,
                        kernel_records_->has_exec_records());
+            if (kernel_records_->udp_sender_fd() >= 0) {
+                udp_senders_descriptor_ = std::make_unique<asio::posix::stream_descriptor>(
+                    io_, kernel_records_->udp_sender_fd());
+            }
             if (!kernel_records_->has_exec_records()) {
                 log_->warn(
                     "attribution_exec_records_unavailable (the kernel refused the exec "
@@ -730,6 +808,9 @@ nlohmann::ordered_json Daemon::attribution_stats_json() const {
         stats["socketErrors"] = counters.socket_errors;
         stats["remoteOnlyHints"] = counters.remote_only_hints;
         stats["staleUdpRecords"] = counters.stale_udp_records;
+        stats["newUdpOwners"] = processor.new_udp_owners;
+        stats["udpSenderReportsLost"] =
+            kernel_records_ ? kernel_records_->udp_senders_lost() : std::uint64_t{0};
         const auto& registry = processes_->counters();
         stats["processLookups"] = registry.lookups;
         stats["processCacheHits"] = registry.cache_hits;
@@ -799,6 +880,7 @@ void Daemon::serve() {
     }
     schedule_expiry();
     wait_for_conntrack_ends();
+    wait_for_udp_senders();
     io_.run();
 }
 
@@ -933,6 +1015,9 @@ void Daemon::stop() {
     database_->flush();
     if (conntrack_ends_descriptor_) {
         static_cast<void>(conntrack_ends_descriptor_->release());
+    }
+    if (udp_senders_descriptor_) {
+        static_cast<void>(udp_senders_descriptor_->release()); // libbpf closes it
     }
     for (QueueBinding& binding : queues_) {
         // The queue owns the fd; the descriptor must not close it a second time.

@@ -393,6 +393,54 @@ void PacketProcessor::connection_ended(const ConnectionKey& key) {
     }
 }
 
+namespace {
+
+// Whether `connection` was decided for another process than `sender`. Only connections of an
+// ordinary, known process are compared: the special identities have no PID to compare with.
+bool decided_for_another_process(const LiveConnection& connection, const UdpSender& sender) {
+    if (connection.facts.direction != packet::Direction::Outbound ||
+        !connection.facts.process.has_value()) {
+        return false;
+    }
+    const firewall::ProcessFacts& process = *connection.facts.process;
+    if (process.kind != firewall::ProcessKind::Process || process.pid <= 0 || sender.pid <= 0) {
+        return false;
+    }
+    if (process.pid != sender.pid) {
+        return true;
+    }
+    // The same PID, reused by a new process (start times known on both sides and different).
+    return process.start_time != 0 && sender.start_time != 0 &&
+           process.start_time != sender.start_time;
+}
+
+} // namespace
+
+std::vector<ConnectionKey> PacketProcessor::udp_sender_seen(const UdpSender& sender) {
+    ++counters_.udp_senders;
+    std::vector<ConnectionKey> forgotten;
+    if (live_ == nullptr) {
+        return forgotten;
+    }
+    std::vector<ConnectionKey> candidates;
+    if (sender.flow.local_address.is_unspecified()) {
+        candidates = live_->find_udp_any_local(sender.flow);
+    } else {
+        candidates.push_back(sender.flow);
+    }
+    for (const ConnectionKey& key : candidates) {
+        const LiveConnection* connection = live_->find(key);
+        if (connection == nullptr || !decided_for_another_process(*connection, sender)) {
+            continue;
+        }
+        ++counters_.new_udp_owners;
+        live_->remove(key);
+        table_.erase(key);
+        forgotten.push_back(key);
+    }
+    return forgotten;
+}
+
 void PacketProcessor::send(std::span<const PacketRef> packets, std::uint32_t mark) {
     if (verdicts_ == nullptr) {
         return;
