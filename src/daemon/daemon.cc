@@ -81,6 +81,9 @@ constexpr auto kExpiryInterval = std::chrono::seconds(1);
 // DNS clients (full scans): not every second.
 constexpr auto kProcessExpiryInterval = std::chrono::seconds(15);
 constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
+// A mark cut over for a new UDP sender is applied again after this: long enough for a packet
+// that was inside the chains to have passed.
+constexpr auto kReapplyAfter = std::chrono::milliseconds(20);
 // Rule statistics and last-seen times go to the database this often (one transaction each).
 constexpr int kStatisticsFlushTicks = 10;
 
@@ -519,10 +522,11 @@ void Daemon::wait_for_udp_senders() {
 }
 
 // Issue 10 item 8: a process sending on a live UDP flow that was decided for another process
-// must not ride that verdict. The processor forgets the connection; its conntrack mark goes back
-// to 0 ("ask again", as a cut-over to a temporary verdict does), so that the next packet of the
-// flow is queued and decided for the new sender. The entry itself stays: a reply in flight still
-// belongs to it.
+// must not ride that verdict. The processor decides the connection again for the new sender and
+// the kernel's mark is cut over as for a settings change (the conntrack entry stays: a reply in
+// flight still belongs to it). A packet of the flow that was between the mangle and the filter
+// chain at that moment saves the old mark again (CONNMARK --save-mark), so the change is applied
+// once more shortly after, if it still holds.
 void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
     static const auto nanoseconds_per_tick = 1'000'000'000 / std::max(1L, ::sysconf(_SC_CLK_TCK));
     const network::UdpSender seen{
@@ -534,17 +538,28 @@ void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
         .pid = sender.owner.tgid,
         .start_time = static_cast<std::uint64_t>(sender.owner.process_start.count()) /
                       static_cast<std::uint64_t>(nanoseconds_per_tick)};
-    for (const network::ConnectionKey& key : processor_->udp_sender_seen(seen)) {
-        log_->info("udp_new_owner pid={} local={}:{} remote={}:{} (decided again)", seen.pid,
-                   key.local_address.to_string(), key.local_port, key.remote_address.to_string(),
-                   key.remote_port);
-        if (!conntrack_) {
-            continue;
-        }
-        if (const auto cleared = conntrack_->update_mark(flow_of(key), 0); !cleared) {
-            log_->error("udp_new_owner_failed error=\"{}\"", cleared.error().message());
-        }
+    auto changes = processor_->udp_sender_seen(seen);
+    if (changes.empty()) {
+        return;
     }
+    for (const network::MarkChange& change : changes) {
+        log_->info("udp_new_sender connection={} pid={} old_mark={} new_mark={}", change.id,
+                   seen.pid, change.old_mark, change.new_mark);
+    }
+    apply_mark_changes(changes);
+    auto timer = std::make_shared<asio::steady_timer>(io_, kReapplyAfter);
+    timer->async_wait([this, timer, changes = std::move(changes)](
+                          const boost::system::error_code& error) mutable {
+        if (error) {
+            return;
+        }
+        std::erase_if(changes, [this](const network::MarkChange& change) {
+            const network::LiveConnection* live = live_.find(change.key);
+            return live == nullptr || live->id != change.id ||
+                   live->decision.mark != change.new_mark;
+        });
+        apply_mark_changes(changes);
+    });
 }
 
 void Daemon::settings_changed(const profile::SettingsChange& change) {

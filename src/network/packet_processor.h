@@ -66,7 +66,7 @@ public:
         std::uint64_t reevaluations = 0;        // reevaluate() calls
         std::uint64_t cut_over = 0;             // live connections whose verdict changed
         std::uint64_t udp_senders = 0;          // udp_sender_seen() calls
-        std::uint64_t new_udp_owners = 0; // live UDP connections forgotten: another process sent
+        std::uint64_t new_udp_owners = 0;       // live UDP connections decided again: a new sender
     };
 
     // Where the verdicts of packets that handle() held back go: verdict() for each, then
@@ -129,12 +129,14 @@ public:
 
     // A process sent on a UDP flow with a socket no record named for it (issue 10 item 8). A
     // live outbound connection of that flow decided for another process (a program reusing the
-    // local port and destination of one that is gone or still sending) is forgotten, here and
-    // in the connection table, so that its next packet is decided afresh for the new sender.
-    // Returns the forgotten connections: the caller clears their verdict in the kernel (the
-    // conntrack mark), which would otherwise go on passing the new sender's packets.
-    // Connections of the special identities (kernel, portwarden ...) are never forgotten.
-    [[nodiscard]] std::vector<ConnectionKey> udp_sender_seen(const UdpSender& sender);
+    // local port and destination of one that is gone, or still sending) is decided again for the
+    // new sender, as a re-evaluation would: a "decided" event names it, its connection-table
+    // entry changes at once, and the returned changes are for the caller to apply to the kernel
+    // (the conntrack mark, which would otherwise go on passing the new sender's packets with
+    // the old verdict). Should the new sender's decision be "ask", the connection is forgotten
+    // (change to mark 0, temporary) and its next packet held as a new one. Connections of the
+    // special identities (kernel, portwarden ...) are left alone.
+    [[nodiscard]] std::vector<MarkChange> udp_sender_seen(const UdpSender& sender);
 
     // Returns the mark for this packet's NF_ACCEPT verdict, or nullopt when the decision waits
     // (another attribution attempt, or a prompt): the verdict then goes to the VerdictSink,
@@ -221,6 +223,10 @@ private:
     void on_prompt_closed(profile::PromptEvent event, const profile::Prompt& prompt,
                           const profile::PromptAnswer* answer);
     void send(std::span<const PacketRef> packets, std::uint32_t mark);
+    [[nodiscard]] firewall::ProcessFacts new_sender_facts(const firewall::ConnectionFacts& facts,
+                                                          const UdpSender& sender);
+    [[nodiscard]] std::optional<MarkChange> redecide_for_new_sender(
+        const ConnectionKey& key, const LiveConnection& connection, const UdpSender& sender);
     void reevaluate_held(const LiveFilter& filter);
 
     profile::PolicyProvider& policies_;

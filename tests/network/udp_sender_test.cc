@@ -1,5 +1,5 @@
 // A new sender on a live UDP flow (issue 10 item 8): the connection decided for the earlier
-// process is forgotten and decided again for the new one, instead of riding its verdict.
+// process is decided again for the new one, instead of the new one riding its verdict.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -84,29 +84,73 @@ protected:
 
 TEST_F(UdpSenderTest, AnotherProcessOnALiveFlowIsDecidedAgainForItself) {
     ASSERT_EQ(send_from_port(40000), packet::mark::kPermanentAccept);
-    attributor_.pid = 200; // another program reuses port 40000 towards the same destination
-    const auto forgotten = processor_.udp_sender_seen(
+    // Another program, which its settings block, reuses port 40000 towards the same destination
+    // while the flow's permanent accept is still in the kernel.
+    settings_.default_action = firewall::DefaultAction::Block;
+    attributor_.pid = 200;
+    const auto changes = processor_.udp_sender_seen(
         {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 6000});
-    ASSERT_EQ(forgotten.size(), 1U);
-    EXPECT_EQ(forgotten[0], flow("10.0.0.1", 40000, "10.0.0.2", 9000));
+    ASSERT_EQ(changes.size(), 1U);
+    EXPECT_EQ(changes[0].key, flow("10.0.0.1", 40000, "10.0.0.2", 9000));
+    EXPECT_EQ(changes[0].old_mark, packet::mark::kPermanentAccept);
+    EXPECT_EQ(changes[0].new_mark, packet::mark::kPermanentBlock);
+    EXPECT_EQ(changes[0].old_persistence, packet::Persistence::Permanent);
+    EXPECT_EQ(processor_.counters().new_udp_owners, 1U);
+    // The event names the new sender; the registry and the table carry its verdict.
+    EXPECT_EQ(events_.pids, (std::vector<std::int64_t>{100, 200}));
+    EXPECT_EQ(events_.marks.back(), packet::mark::kPermanentBlock);
+    const LiveConnection* live = live_.find(changes[0].key);
+    ASSERT_NE(live, nullptr);
+    ASSERT_TRUE(live->facts.process.has_value());
+    EXPECT_EQ(live->facts.process->pid, 200);
+    EXPECT_EQ(live->decision.mark, packet::mark::kPermanentBlock);
+    EXPECT_EQ(send_from_port(40000), packet::mark::kPermanentBlock); // a packet still queued
+    EXPECT_EQ(processor_.counters().connections, 1U);
+}
+
+TEST_F(UdpSenderTest, ANewSenderWithTheSameVerdictIsReportedButChangesNothingInTheKernel) {
+    static_cast<void>(send_from_port(40000));
+    attributor_.pid = 200;
+    EXPECT_TRUE(
+        processor_
+            .udp_sender_seen(
+                {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 6000})
+            .empty());
+    EXPECT_EQ(events_.pids, (std::vector<std::int64_t>{100, 200}));
+    EXPECT_EQ(processor_.counters().new_udp_owners, 1U);
+}
+
+TEST_F(UdpSenderTest, ANewSenderThatWouldBeAskedIsForgottenSoThatItsNextPacketIsHeld) {
+    static_cast<void>(send_from_port(40000));
+    settings_.default_action = firewall::DefaultAction::Ask;
+    attributor_.pid = 200;
+    const auto changes = processor_.udp_sender_seen(
+        {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 6000});
+    ASSERT_EQ(changes.size(), 1U);
+    EXPECT_EQ(changes[0].new_mark, 0U);
+    EXPECT_EQ(changes[0].new_persistence, packet::Persistence::Temporary);
     EXPECT_EQ(live_.size(), 0U);
     EXPECT_EQ(table_.size(), 0U);
-    EXPECT_EQ(processor_.counters().new_udp_owners, 1U);
+}
 
-    // Its next packet is a new connection, decided for (and reported with) the new process.
+TEST_F(UdpSenderTest, WhenAttributionNamesSomeoneElseTheReportedPidIsUsed) {
     static_cast<void>(send_from_port(40000));
+    // The attributor still names process 100 (say, its socket is still open).
+    static_cast<void>(processor_.udp_sender_seen(
+        {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 6000}));
     EXPECT_EQ(events_.pids, (std::vector<std::int64_t>{100, 200}));
-    EXPECT_EQ(processor_.counters().connections, 2U);
 }
 
 TEST_F(UdpSenderTest, ASenderBoundToTheWildcardAddressFindsTheFlowByPortAndRemote) {
     static_cast<void>(send_from_port(40000));
     static_cast<void>(send_from_port(40001));
-    const auto forgotten = processor_.udp_sender_seen(
+    settings_.default_action = firewall::DefaultAction::Block;
+    const auto changes = processor_.udp_sender_seen(
         {.flow = flow("0.0.0.0", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 0});
-    ASSERT_EQ(forgotten.size(), 1U);
-    EXPECT_EQ(forgotten[0], flow("10.0.0.1", 40000, "10.0.0.2", 9000));
-    EXPECT_EQ(live_.size(), 1U); // port 40001 is another flow
+    ASSERT_EQ(changes.size(), 1U);
+    EXPECT_EQ(changes[0].key, flow("10.0.0.1", 40000, "10.0.0.2", 9000));
+    EXPECT_EQ(live_.find(flow("10.0.0.1", 40001, "10.0.0.2", 9000))->decision.mark,
+              packet::mark::kPermanentAccept); // another flow
 }
 
 TEST_F(UdpSenderTest, TheSameProcessWithANewSocketKeepsItsVerdict) {
@@ -116,8 +160,7 @@ TEST_F(UdpSenderTest, TheSameProcessWithANewSocketKeepsItsVerdict) {
             .udp_sender_seen(
                 {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 100, .start_time = 5000})
             .empty());
-    EXPECT_EQ(live_.size(), 1U);
-    EXPECT_EQ(table_.size(), 1U);
+    EXPECT_EQ(processor_.counters().new_udp_owners, 0U);
     // A start time that is unknown on one side is no reason to decide again.
     EXPECT_TRUE(
         processor_
@@ -128,12 +171,9 @@ TEST_F(UdpSenderTest, TheSameProcessWithANewSocketKeepsItsVerdict) {
 
 TEST_F(UdpSenderTest, AReusedPidWithAnotherStartTimeIsAnotherProcess) {
     static_cast<void>(send_from_port(40000));
-    EXPECT_EQ(
-        processor_
-            .udp_sender_seen(
-                {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 100, .start_time = 7000})
-            .size(),
-        1U);
+    static_cast<void>(processor_.udp_sender_seen(
+        {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 100, .start_time = 7000}));
+    EXPECT_EQ(processor_.counters().new_udp_owners, 1U);
 }
 
 TEST_F(UdpSenderTest, UnknownFlowsAndOtherDestinationsAreIgnored) {
@@ -148,10 +188,10 @@ TEST_F(UdpSenderTest, UnknownFlowsAndOtherDestinationsAreIgnored) {
             .udp_sender_seen(
                 {.flow = flow("10.0.0.1", 40002, "10.0.0.2", 9000), .pid = 200, .start_time = 0})
             .empty());
-    EXPECT_EQ(live_.size(), 1U);
+    EXPECT_EQ(processor_.counters().new_udp_owners, 0U);
 }
 
-TEST_F(UdpSenderTest, SpecialIdentitiesAreNeverForgotten) {
+TEST_F(UdpSenderTest, SpecialIdentitiesAreLeftAlone) {
     attributor_.kind = firewall::ProcessKind::Portwarden;
     static_cast<void>(send_from_port(40000));
     EXPECT_TRUE(
@@ -159,10 +199,10 @@ TEST_F(UdpSenderTest, SpecialIdentitiesAreNeverForgotten) {
             .udp_sender_seen(
                 {.flow = flow("10.0.0.1", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 0})
             .empty());
-    EXPECT_EQ(live_.size(), 1U);
+    EXPECT_EQ(processor_.counters().new_udp_owners, 0U);
 }
 
-TEST_F(UdpSenderTest, WithoutLiveConnectionsNothingIsForgotten) {
+TEST_F(UdpSenderTest, WithoutLiveConnectionsNothingChanges) {
     PacketProcessor bare(policies_, table_, events_, clock_, &attributor_);
     static_cast<void>(bare.handle(packet::Direction::Outbound, out_.udp(40000, 9000)));
     EXPECT_TRUE(
