@@ -35,6 +35,7 @@
 #include "interception/conntrack.h"
 #include "interception/conntrack_destroy_listener.h"
 #include "interception/nfqueue.h"
+#include "interception/queue_keeper.h"
 #include "interception/rule_set.h"
 #include "network/attributor.h"
 #include "network/connection_table.h"
@@ -170,9 +171,9 @@ std::string read_text_file(const std::filesystem::path& path) {
 }
 
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
-// releases it before the queue closes it.
+// releases it before the queue closes it (at stop, or when the keeper replaces a failed one).
 struct QueueBinding {
-    std::unique_ptr<interception::NfQueue> queue;
+    std::unique_ptr<interception::QueueKeeper> keeper;
     packet::Direction direction = packet::Direction::Outbound;
     std::unique_ptr<asio::posix::stream_descriptor> descriptor;
     std::unique_ptr<asio::steady_timer> backoff;
@@ -235,6 +236,11 @@ private:
     void forget_remembered_verdicts();
     void wait_for_packets(QueueBinding& binding);
     void on_readable(QueueBinding& binding);
+    void queue_failed(QueueBinding& binding, const Error& error);
+    void schedule_reopen(QueueBinding& binding);
+    void queue_reopened(QueueBinding& binding);
+    void write_queue_event(const QueueBinding& binding, std::string_view state);
+    [[nodiscard]] nlohmann::json queue_states_json() const;
     void schedule_expiry();
     void write_lifecycle(const std::string& json);
     [[nodiscard]] std::string stats_json() const;
@@ -423,6 +429,7 @@ nlohmann::json Daemon::status_json() const {
             {"attribution", attribution_json()},
             {"dns", dns_json()},
             {"queues", {17040, 17140, 17060, 17160}},
+            {"queueStates", queue_states_json()},
             {"ipv4Rules", ipv4_rules_},
             {"ipv6Rules", ipv6_rules_},
             {"profiles", store_->profiles().size()},
@@ -848,7 +855,15 @@ Status Daemon::bind_queues() {
         binding.direction = spec.direction;
         binding.descriptor = std::make_unique<asio::posix::stream_descriptor>(io_, (*queue)->fd());
         binding.backoff = std::make_unique<asio::steady_timer>(io_);
-        binding.queue = std::move(*queue);
+        binding.keeper = std::make_unique<interception::QueueKeeper>(
+            spec.number, std::move(*queue),
+            [number = spec.number]() -> Result<std::unique_ptr<interception::PacketQueue>> {
+                auto reopened = interception::NfQueue::open({.queue_number = number});
+                if (!reopened) {
+                    return std::unexpected(reopened.error());
+                }
+                return std::move(*reopened);
+            });
         queues_.push_back(std::move(binding));
     }
     queues_with_deferred_verdicts_.assign(queues_.size(), false);
@@ -900,18 +915,25 @@ void Daemon::serve() {
 }
 
 void Daemon::wait_for_packets(QueueBinding& binding) {
-    binding.descriptor->async_wait(asio::posix::stream_descriptor::wait_read,
-                                   [this, &binding](const boost::system::error_code& error) {
-                                       if (!error) {
-                                           on_readable(binding);
-                                       }
-                                   });
+    binding.descriptor->async_wait(
+        asio::posix::stream_descriptor::wait_read,
+        [this, &binding](const boost::system::error_code& error) {
+            if (!error) {
+                on_readable(binding);
+            } else if (error != asio::error::operation_aborted) {
+                // A socket the event loop cannot wait on is as dead as one that fails to read.
+                queue_failed(binding, Error{.what = "wait on nfqueue " +
+                                                    std::to_string(binding.keeper->queue_number()),
+                                            .reason = std::error_code(error.value(),
+                                                                      std::system_category())});
+            }
+        });
 }
 
 void Daemon::on_readable(QueueBinding& binding) {
     const packet::Direction direction = binding.direction;
     const auto queue_index = static_cast<std::uint32_t>(&binding - queues_.data());
-    const auto drained = binding.queue->drain(
+    const auto drained = binding.keeper->queue()->drain(
         [this, direction,
          queue_index](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
             return processor_->handle(direction, packet.bytes,
@@ -920,19 +942,97 @@ void Daemon::on_readable(QueueBinding& binding) {
     events_->flush();
     schedule_retries();
     if (drained) {
+        binding.keeper->drained();
         wait_for_packets(binding);
         return;
     }
-    // The kernel keeps the packets queued (or drops them: fail-closed); try again shortly
-    // rather than spinning on a broken socket.
-    log_->error("queue_error queue={} error=\"{}\"", binding.queue->queue_number(),
-                drained.error().message());
-    binding.backoff->expires_after(kQueueErrorBackoff);
+    queue_failed(binding, drained.error());
+}
+
+// Issue 10 item 9: a queue socket that keeps failing is replaced (the original's outage #110:
+// one queue died silently, and its packets were dropped from then on). Reported as a log line,
+// a "queue" event, the status's queueStates and the stats' counters.
+void Daemon::queue_failed(QueueBinding& binding, const Error& error) {
+    const auto outcome = binding.keeper->queue_failed(
+        error, [&binding] { static_cast<void>(binding.descriptor->release()); });
+    switch (outcome) {
+        case interception::QueueKeeper::Outcome::Retry:
+            // The kernel keeps the packets queued (or drops them: fail-closed); try again
+            // shortly rather than spinning on a broken socket.
+            log_->error("queue_error queue={} error=\"{}\"", binding.keeper->queue_number(),
+                        error.message());
+            binding.backoff->expires_after(kQueueErrorBackoff);
+            binding.backoff->async_wait([this, &binding](const boost::system::error_code& wait) {
+                if (!wait) {
+                    wait_for_packets(binding);
+                }
+            });
+            return;
+        case interception::QueueKeeper::Outcome::Reopened:
+            queue_reopened(binding);
+            return;
+        case interception::QueueKeeper::Outcome::Closed:
+            log_->error(
+                "queue_closed queue={} error=\"{}\" (its packets are dropped until it is bound "
+                "again; retrying)",
+                binding.keeper->queue_number(), binding.keeper->last_error());
+            write_queue_event(binding, "closed");
+            schedule_reopen(binding);
+            return;
+    }
+}
+
+void Daemon::schedule_reopen(QueueBinding& binding) {
+    binding.backoff->expires_after(binding.keeper->retry_delay());
     binding.backoff->async_wait([this, &binding](const boost::system::error_code& error) {
-        if (!error) {
-            wait_for_packets(binding);
+        if (error) {
+            return;
         }
+        if (binding.keeper->try_reopen()) {
+            queue_reopened(binding);
+            return;
+        }
+        log_->warn("queue_reopen_failed queue={} error=\"{}\" retry_in_ms={}",
+                   binding.keeper->queue_number(), binding.keeper->last_error(),
+                   binding.keeper->retry_delay().count());
+        schedule_reopen(binding);
     });
+}
+
+void Daemon::queue_reopened(QueueBinding& binding) {
+    binding.descriptor =
+        std::make_unique<asio::posix::stream_descriptor>(io_, binding.keeper->queue()->fd());
+    log_->warn("queue_reopened queue={} after=\"{}\" reopened={}", binding.keeper->queue_number(),
+               binding.keeper->last_error(), binding.keeper->counters().reopened);
+    write_queue_event(binding, "reopened");
+    wait_for_packets(binding);
+}
+
+void Daemon::write_queue_event(const QueueBinding& binding, std::string_view state) {
+    const nlohmann::ordered_json event = {{"event", "queue"},
+                                          {"time", network::utc_timestamp_now()},
+                                          {"queue", binding.keeper->queue_number()},
+                                          {"state", state},
+                                          {"error", binding.keeper->last_error()},
+                                          {"reopened", binding.keeper->counters().reopened}};
+    write_lifecycle(event.dump());
+    events_->flush();
+}
+
+nlohmann::json Daemon::queue_states_json() const {
+    nlohmann::json states = nlohmann::json::array();
+    for (const QueueBinding& binding : queues_) {
+        const auto& counters = binding.keeper->counters();
+        states.push_back(
+            {{"queue", binding.keeper->queue_number()},
+             {"state", binding.keeper->state() == interception::QueueKeeper::State::Open
+                           ? "open"
+                           : "closed"},
+             {"failures", counters.failures},
+             {"reopened", counters.reopened},
+             {"lastError", binding.keeper->last_error()}});
+    }
+    return states;
 }
 
 void Daemon::schedule_expiry() {
@@ -981,7 +1081,12 @@ void Daemon::schedule_retries() {
 }
 
 void Daemon::verdict(network::PacketRef packet, std::uint32_t mark) {
-    queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
+    // A queue closed since the packet came took the packet with it.
+    interception::PacketQueue* queue = queues_[packet.queue].keeper->queue();
+    if (queue == nullptr) {
+        return;
+    }
+    queue->queue_verdict(packet.packet_id, mark);
     queues_with_deferred_verdicts_[packet.queue] = true;
 }
 
@@ -991,9 +1096,13 @@ void Daemon::flush() {
             continue;
         }
         queues_with_deferred_verdicts_[index] = false;
-        if (auto sent = queues_[index].queue->flush_verdicts(); !sent) {
-            log_->error("deferred_verdicts_failed queue={} error=\"{}\"",
-                        queues_[index].queue->queue_number(), sent.error().message());
+        interception::PacketQueue* queue = queues_[index].keeper->queue();
+        if (queue == nullptr) {
+            continue;
+        }
+        if (auto sent = queue->flush_verdicts(); !sent) {
+            log_->error("deferred_verdicts_failed queue={} error=\"{}\"", queue->queue_number(),
+                        sent.error().message());
         }
     }
 }
@@ -1045,9 +1154,13 @@ void Daemon::stop() {
 
 std::string Daemon::stats_json() const {
     const auto& counters = processor_->counters();
-    interception::NfQueue::Counters queues;
+    interception::QueueCounters queues;
+    std::uint64_t queue_failures = 0;
+    std::uint64_t queue_reopens = 0;
     for (const QueueBinding& binding : queues_) {
-        const auto& queue = binding.queue->counters();
+        queue_failures += binding.keeper->counters().failures;
+        queue_reopens += binding.keeper->counters().reopened;
+        const auto queue = binding.keeper->queue_counters();
         queues.verdicts += queue.verdicts;
         queues.receive_errors += queue.receive_errors;
         queues.truncated_messages += queue.truncated_messages;
@@ -1065,6 +1178,8 @@ std::string Daemon::stats_json() const {
         {"receiveErrors", queues.receive_errors},
         {"truncatedMessages", queues.truncated_messages},
         {"sendErrors", queues.send_errors},
+        {"queueFailures", queue_failures},
+        {"queueReopens", queue_reopens},
         {"attribution", attribution_stats_json()},
         {"dns", dns_stats_json()},
     };
