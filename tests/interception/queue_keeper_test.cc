@@ -131,17 +131,29 @@ TEST_F(QueueKeeperTest, AnErrorThatPassesDoesNotCostTheQueue) {
     EXPECT_EQ(opener_.attempts, 1); // only the first bind
 }
 
-TEST_F(QueueKeeperTest, WhileBindingFailsItIsRetriedWithBackoffUntilItWorks) {
-    opener_.opened[0]->failing = true;
-    opener_.refuse = true; // say, another program took the queue number meanwhile
-    static_cast<void>(drain_once());
-    static_cast<void>(drain_once());
-    EXPECT_EQ(drain_once(), QueueKeeper::Outcome::Closed);
+class ClosedQueueKeeperTest : public QueueKeeperTest {
+protected:
+    // The socket fails and binding again is refused (say, another program took the number).
+    void SetUp() override {
+        opener_.opened[0]->failing = true;
+        opener_.refuse = true;
+        for (int failure = 0; failure < QueueKeeper::kFailuresBeforeReopen; ++failure) {
+            last_outcome_ = drain_once();
+        }
+    }
+
+    QueueKeeper::Outcome last_outcome_ = QueueKeeper::Outcome::Retry;
+};
+
+TEST_F(ClosedQueueKeeperTest, AQueueThatCannotBeBoundAgainIsClosed) {
+    EXPECT_EQ(last_outcome_, QueueKeeper::Outcome::Closed);
     EXPECT_EQ(keeper_.state(), QueueKeeper::State::Closed);
     EXPECT_EQ(keeper_.queue(), nullptr);
     EXPECT_EQ(keeper_.retry_delay(), QueueKeeper::kFirstRetryDelay);
     EXPECT_NE(keeper_.last_error().find("bind nfqueue 17040"), std::string::npos);
+}
 
+TEST_F(ClosedQueueKeeperTest, BindingIsRetriedWithBackoff) {
     std::vector<std::chrono::milliseconds> delays;
     for (int attempt = 0; attempt < 8; ++attempt) {
         EXPECT_FALSE(keeper_.try_reopen());
@@ -149,14 +161,22 @@ TEST_F(QueueKeeperTest, WhileBindingFailsItIsRetriedWithBackoffUntilItWorks) {
     }
     EXPECT_EQ(delays.front(), std::chrono::milliseconds(200));
     EXPECT_EQ(delays.back(), QueueKeeper::kMaxRetryDelay);
-    EXPECT_TRUE(std::is_sorted(delays.begin(), delays.end()));
+    EXPECT_TRUE(std::ranges::is_sorted(delays));
     EXPECT_EQ(keeper_.counters().reopen_failures, 9U);
+}
 
+TEST_F(ClosedQueueKeeperTest, TheQueueIsOpenAgainOnceBindingWorks) {
+    EXPECT_FALSE(keeper_.try_reopen());
     opener_.refuse = false;
     EXPECT_TRUE(keeper_.try_reopen());
     EXPECT_EQ(keeper_.state(), QueueKeeper::State::Open);
     EXPECT_EQ(keeper_.counters().reopened, 1U);
     EXPECT_EQ(keeper_.retry_delay(), QueueKeeper::kFirstRetryDelay);
+}
+
+TEST_F(ClosedQueueKeeperTest, FailuresReportedWhileClosedOnlyCount) {
+    EXPECT_EQ(keeper_.queue_failed(receive_error(), {}), QueueKeeper::Outcome::Closed);
+    EXPECT_EQ(keeper_.counters().failures, 4U);
 }
 
 TEST_F(QueueKeeperTest, CountersOfReplacedSocketsAreKept) {
@@ -170,16 +190,6 @@ TEST_F(QueueKeeperTest, CountersOfReplacedSocketsAreKept) {
     const QueueCounters total = keeper_.queue_counters();
     EXPECT_EQ(total.packets, 2U);
     EXPECT_EQ(total.verdicts, 1U);
-}
-
-TEST_F(QueueKeeperTest, FailuresReportedWhileClosedOnlyCount) {
-    opener_.opened[0]->failing = true;
-    opener_.refuse = true;
-    for (int failure = 0; failure < QueueKeeper::kFailuresBeforeReopen; ++failure) {
-        static_cast<void>(drain_once());
-    }
-    EXPECT_EQ(keeper_.queue_failed(receive_error(), {}), QueueKeeper::Outcome::Closed);
-    EXPECT_EQ(keeper_.counters().failures, 4U);
 }
 
 } // namespace
