@@ -393,6 +393,59 @@ TEST_F(SocketOwnerRecordsTest, FireAndForgetUdpFromAnExitedProcessIsAttributed) 
                          exchange.child, kNobody, FlowMatch::AnyLocalAddress));
 }
 
+// Sends one datagram to `address` from a socket bound to `source_port` (SO_REUSEADDR).
+int send_udp_from(std::uint16_t source_port, sockaddr_in address) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) {
+        return 3;
+    }
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in local = v4_address(source_port);
+    if (::bind(fd, as_sockaddr(local), sizeof(local)) != 0) {
+        return 4;
+    }
+    const char byte = 'x';
+    return ::sendto(fd, &byte, 1, 0, as_sockaddr(address), sizeof(address)) == 1 ? 0 : 1;
+}
+
+// Issue 10 item 8: every socket that sends on a UDP flow no record named it for is reported,
+// with the socket the record named before, so that the firewall can decide a reused 5-tuple
+// again for its new sender.
+TEST_F(SocketOwnerRecordsTest, ANewSocketOnAUdpFlowIsReportedWithThePreviousOne) {
+    ASSERT_GE(records_->udp_sender_fd(), 0) << "no ring buffer for UDP sender reports";
+    const auto receiver = bind_endpoint(AF_INET, SOCK_DGRAM);
+    ASSERT_TRUE(receiver) << errno_text();
+    auto spare = bind_endpoint(AF_INET, SOCK_DGRAM); // a free local port for the senders
+    ASSERT_TRUE(spare) << errno_text();
+    const std::uint16_t source_port = spare->port;
+    spare->fd.reset();
+    const std::uint16_t port = receiver->port;
+    const auto send = [source_port, port] {
+        return send_udp_from(source_port, v4_address(port));
+    };
+    const Exchange first = exchange_with_child(cgroup(), *receiver, Transport::Udp, send);
+    ASSERT_TRUE(first.ok()) << first.describe();
+    const Exchange second = exchange_with_child(cgroup(), *receiver, Transport::Udp, send);
+    ASSERT_TRUE(second.ok()) << second.describe();
+
+    std::vector<UdpSender> reports;
+    const auto drained = records_->drain_udp_senders([&](const UdpSender& sender) {
+        if (sender.flow.local_port == source_port && sender.flow.remote_port == port) {
+            reports.push_back(sender);
+        }
+    });
+    ASSERT_TRUE(drained) << drained.error().message();
+    ASSERT_EQ(reports.size(), 2U);
+    EXPECT_EQ(reports[0].owner.tgid, static_cast<std::uint32_t>(first.child));
+    EXPECT_EQ(reports[0].previous_cookie, 0U); // the flow's first send
+    EXPECT_EQ(reports[1].owner.tgid, static_cast<std::uint32_t>(second.child));
+    EXPECT_EQ(reports[1].previous_cookie, reports[0].owner.cookie);
+    EXPECT_EQ(reports[1].flow.local_address, loopback_v4()); // bound to 127.0.0.1
+    EXPECT_EQ(reports[1].flow.remote_address, loopback_v4());
+    EXPECT_EQ(records_->udp_senders_lost(), 0U);
+}
+
 TEST_F(SocketOwnerRecordsTest, DualStackTcpSocketReachingIpv4IsFoundWithIpv4Addresses) {
     const auto listener = bind_endpoint(AF_INET, SOCK_STREAM);
     ASSERT_TRUE(listener) << errno_text();

@@ -265,8 +265,7 @@ int SocketOwnerRecords::on_udp_sender(void* context, void* data, std::size_t siz
     UdpSenderEvent event{};
     std::memcpy(&event, data, sizeof(event));
     const bool any_local =
-        std::all_of(std::begin(event.key.local_address), std::end(event.key.local_address),
-                    [](std::uint8_t byte) { return byte == 0; });
+        std::ranges::all_of(event.key.local_address, [](std::uint8_t byte) { return byte == 0; });
     (*self->udp_sender_handler_)(UdpSender{
         .flow = flow_of_key(event.key),
         .owner = to_owner(event.owner, any_local ? FlowMatch::AnyLocalAddress : FlowMatch::Exact),
