@@ -535,7 +535,7 @@ void Daemon::wait_for_udp_senders() {
 // chain at that moment saves the old mark again (CONNMARK --save-mark), so the change is applied
 // once more shortly after, if it still holds.
 void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
-    static const auto nanoseconds_per_tick = 1'000'000'000 / std::max(1L, ::sysconf(_SC_CLK_TCK));
+    static const auto kNanosecondsPerTick = 1'000'000'000 / std::max(1L, ::sysconf(_SC_CLK_TCK));
     const network::UdpSender seen{
         .flow = {.protocol = sender.flow.protocol,
                  .local_address = sender.flow.local_address,
@@ -544,7 +544,7 @@ void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
                  .remote_port = sender.flow.remote_port},
         .pid = sender.owner.tgid,
         .start_time = static_cast<std::uint64_t>(sender.owner.process_start.count()) /
-                      static_cast<std::uint64_t>(nanoseconds_per_tick)};
+                      static_cast<std::uint64_t>(kNanosecondsPerTick)};
     auto changes = processor_->udp_sender_seen(seen);
     if (changes.empty()) {
         return;
