@@ -170,10 +170,21 @@ std::string read_text_file(const std::filesystem::path& path) {
     return text.str();
 }
 
+// PacketRef.queue for the daemon: the queue's index in the low byte, its socket's generation
+// above (see QueueBinding::generation).
+constexpr std::uint32_t kQueueIndexMask = 0xff;
+constexpr std::uint32_t queue_ref(std::uint32_t index, std::uint32_t generation) {
+    return index | (generation << 8U);
+}
+
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
 // releases it before the queue closes it (at stop, or when the keeper replaces a failed one).
 struct QueueBinding {
     std::unique_ptr<interception::QueueKeeper> keeper;
+    // Counts the sockets the queue had. A new socket numbers its packets from 1 again, so a
+    // verdict owed to a packet of an earlier one must not reach it (it would decide another
+    // packet): PacketRef.queue carries the generation next to the index (queue_ref()).
+    std::uint32_t generation = 0;
     packet::Direction direction = packet::Direction::Outbound;
     std::unique_ptr<asio::posix::stream_descriptor> descriptor;
     std::unique_ptr<asio::steady_timer> backoff;
@@ -932,7 +943,8 @@ void Daemon::wait_for_packets(QueueBinding& binding) {
 
 void Daemon::on_readable(QueueBinding& binding) {
     const packet::Direction direction = binding.direction;
-    const auto queue_index = static_cast<std::uint32_t>(&binding - queues_.data());
+    const std::uint32_t queue_index =
+        queue_ref(static_cast<std::uint32_t>(&binding - queues_.data()), binding.generation);
     const auto drained = binding.keeper->queue()->drain(
         [this, direction,
          queue_index](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
@@ -1000,6 +1012,7 @@ void Daemon::schedule_reopen(QueueBinding& binding) {
 }
 
 void Daemon::queue_reopened(QueueBinding& binding) {
+    ++binding.generation;
     binding.descriptor =
         std::make_unique<asio::posix::stream_descriptor>(io_, binding.keeper->queue()->fd());
     log_->warn("queue_reopened queue={} after=\"{}\" reopened={}", binding.keeper->queue_number(),
@@ -1082,12 +1095,14 @@ void Daemon::schedule_retries() {
 
 void Daemon::verdict(network::PacketRef packet, std::uint32_t mark) {
     // A queue closed since the packet came took the packet with it.
-    interception::PacketQueue* queue = queues_[packet.queue].keeper->queue();
-    if (queue == nullptr) {
+    const std::uint32_t index = packet.queue & kQueueIndexMask;
+    const QueueBinding& binding = queues_[index];
+    interception::PacketQueue* queue = binding.keeper->queue();
+    if (queue == nullptr || packet.queue != queue_ref(index, binding.generation)) {
         return;
     }
     queue->queue_verdict(packet.packet_id, mark);
-    queues_with_deferred_verdicts_[packet.queue] = true;
+    queues_with_deferred_verdicts_[index] = true;
 }
 
 void Daemon::flush() {

@@ -24,8 +24,6 @@
 
 namespace pw::network {
 
-// Names a queued packet whose verdict is given later: which queue it came from (the daemon's
-// index) and the kernel's packet id in it.
 // A process that sent on a UDP flow, as the eBPF records report it (issue 10 item 8).
 struct UdpSender {
     ConnectionKey flow;           // local address unspecified when the socket did not know it
@@ -33,6 +31,8 @@ struct UdpSender {
     std::uint64_t start_time = 0; // its start, clock ticks after boot; 0 when unknown
 };
 
+// Names a queued packet whose verdict is given later: which queue it came from (the daemon's
+// reference: the queue's index and its socket's generation) and the kernel's packet id in it.
 struct PacketRef {
     std::uint32_t queue = 0;
     std::uint32_t packet_id = 0;
