@@ -113,27 +113,36 @@ protected:
                ::recv(receiver_.get(), &received, 1, 0) == 1;
     }
 
+    // The socket dies: /dev/null takes its fd (the NfQueue closes /dev/null later, once). Then
+    // its failed drains go to the keeper as the daemon reports them; returns the last outcome.
+    QueueKeeper::Outcome kill_socket_and_report_failures() {
+        const UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+        const int fd = keeper_->queue()->fd();
+        if (!null.valid() || ::dup2(null.get(), fd) != fd) {
+            return QueueKeeper::Outcome::Retry;
+        }
+        QueueKeeper::Outcome outcome = QueueKeeper::Outcome::Retry;
+        for (int attempt = 0; attempt < QueueKeeper::kFailuresBeforeReopen; ++attempt) {
+            const auto drained = keeper_->queue()->drain([](const QueuedPacket&) { return 1700U; });
+            if (drained) {
+                return QueueKeeper::Outcome::Retry; // a dead socket must fail to receive
+            }
+            outcome = keeper_->queue_failed(drained.error(), [this] { ++before_close_; });
+        }
+        return outcome;
+    }
+
     UniqueFd receiver_;
     UniqueFd sender_;
     std::optional<QueueKeeper> keeper_;
+    int before_close_ = 0;
 };
 
 TEST_F(QueueKeeperNetnsTest, ADeadQueueSocketIsReplacedAndPacketsAreAnsweredAgain) {
     ASSERT_TRUE(passes());
-    // The socket dies: /dev/null takes its fd (the NfQueue closes /dev/null later, once).
-    const UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
-    ASSERT_TRUE(null.valid());
-    ASSERT_EQ(::dup2(null.get(), keeper_->queue()->fd()), keeper_->queue()->fd());
-
-    int before_close = 0;
-    QueueKeeper::Outcome outcome = QueueKeeper::Outcome::Retry;
-    for (int attempt = 0; attempt < QueueKeeper::kFailuresBeforeReopen; ++attempt) {
-        const auto drained = keeper_->queue()->drain([](const QueuedPacket&) { return 1700U; });
-        ASSERT_FALSE(drained) << "a dead socket must fail to receive";
-        outcome = keeper_->queue_failed(drained.error(), [&] { ++before_close; });
-    }
+    const auto outcome = kill_socket_and_report_failures();
     EXPECT_EQ(outcome, QueueKeeper::Outcome::Reopened) << keeper_->last_error();
-    EXPECT_EQ(before_close, 1);
+    EXPECT_EQ(before_close_, 1);
     EXPECT_EQ(keeper_->counters().reopened, 1U);
     EXPECT_TRUE(passes()) << "the queue bound again answers packets";
 }

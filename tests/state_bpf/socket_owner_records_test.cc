@@ -409,6 +409,19 @@ int send_udp_from(std::uint16_t source_port, sockaddr_in address) {
     return ::sendto(fd, &byte, 1, 0, as_sockaddr(address), sizeof(address)) == 1 ? 0 : 1;
 }
 
+// Whether `report` names `child` as the sender on loopback, and `previous` as the socket before.
+::testing::AssertionResult reported(const UdpSender& report, pid_t child, std::uint64_t previous) {
+    if (report.owner.tgid != static_cast<std::uint32_t>(child) ||
+        report.previous_cookie != previous || report.flow.local_address != loopback_v4() ||
+        report.flow.remote_address != loopback_v4()) {
+        return ::testing::AssertionFailure()
+               << "report tgid=" << report.owner.tgid << " previous=" << report.previous_cookie
+               << " local=" << report.flow.local_address.to_string() << ", expected tgid=" << child
+               << " previous=" << previous;
+    }
+    return ::testing::AssertionSuccess();
+}
+
 // Issue 10 item 8: every socket that sends on a UDP flow no record named it for is reported,
 // with the socket the record named before, so that the firewall can decide a reused 5-tuple
 // again for its new sender.
@@ -437,12 +450,8 @@ TEST_F(SocketOwnerRecordsTest, ANewSocketOnAUdpFlowIsReportedWithThePreviousOne)
     });
     ASSERT_TRUE(drained) << drained.error().message();
     ASSERT_EQ(reports.size(), 2U);
-    EXPECT_EQ(reports[0].owner.tgid, static_cast<std::uint32_t>(first.child));
-    EXPECT_EQ(reports[0].previous_cookie, 0U); // the flow's first send
-    EXPECT_EQ(reports[1].owner.tgid, static_cast<std::uint32_t>(second.child));
-    EXPECT_EQ(reports[1].previous_cookie, reports[0].owner.cookie);
-    EXPECT_EQ(reports[1].flow.local_address, loopback_v4()); // bound to 127.0.0.1
-    EXPECT_EQ(reports[1].flow.remote_address, loopback_v4());
+    EXPECT_TRUE(reported(reports[0], first.child, 0)); // the flow's first send
+    EXPECT_TRUE(reported(reports[1], second.child, reports[0].owner.cookie));
     EXPECT_EQ(records_->udp_senders_lost(), 0U);
 }
 
