@@ -425,33 +425,54 @@ int send_udp_from(std::uint16_t source_port, sockaddr_in address) {
 // Issue 10 item 8: every socket that sends on a UDP flow no record named it for is reported,
 // with the socket the record named before, so that the firewall can decide a reused 5-tuple
 // again for its new sender.
-TEST_F(SocketOwnerRecordsTest, ANewSocketOnAUdpFlowIsReportedWithThePreviousOne) {
-    ASSERT_GE(records_->udp_sender_fd(), 0) << "no ring buffer for UDP sender reports";
+// Two children, one after the other, send on the same UDP flow (same local port, same
+// destination); what the records reported about that flow.
+struct TwoSenders {
+    Exchange first;
+    Exchange second;
+    std::vector<UdpSender> reports;
+    std::string error; // empty when both sent and the reports could be read
+};
+
+TwoSenders two_senders_on_one_flow(const fs::path& cgroup, SocketOwnerRecords& records) {
+    TwoSenders result;
     const auto receiver = bind_endpoint(AF_INET, SOCK_DGRAM);
-    ASSERT_TRUE(receiver) << errno_text();
     auto spare = bind_endpoint(AF_INET, SOCK_DGRAM); // a free local port for the senders
-    ASSERT_TRUE(spare) << errno_text();
+    if (!receiver || !spare) {
+        result.error = "bind: " + errno_text();
+        return result;
+    }
     const std::uint16_t source_port = spare->port;
     spare->fd.reset();
     const std::uint16_t port = receiver->port;
     const auto send = [source_port, port] {
         return send_udp_from(source_port, v4_address(port));
     };
-    const Exchange first = exchange_with_child(cgroup(), *receiver, Transport::Udp, send);
-    ASSERT_TRUE(first.ok()) << first.describe();
-    const Exchange second = exchange_with_child(cgroup(), *receiver, Transport::Udp, send);
-    ASSERT_TRUE(second.ok()) << second.describe();
-
-    std::vector<UdpSender> reports;
-    const auto drained = records_->drain_udp_senders([&](const UdpSender& sender) {
+    result.first = exchange_with_child(cgroup, *receiver, Transport::Udp, send);
+    result.second = exchange_with_child(cgroup, *receiver, Transport::Udp, send);
+    if (!result.first.ok() || !result.second.ok()) {
+        result.error = result.first.describe() + "; " + result.second.describe();
+        return result;
+    }
+    const auto drained = records.drain_udp_senders([&](const UdpSender& sender) {
         if (sender.flow.local_port == source_port && sender.flow.remote_port == port) {
-            reports.push_back(sender);
+            result.reports.push_back(sender);
         }
     });
-    ASSERT_TRUE(drained) << drained.error().message();
-    ASSERT_EQ(reports.size(), 2U);
-    EXPECT_TRUE(reported(reports[0], first.child, 0)); // the flow's first send
-    EXPECT_TRUE(reported(reports[1], second.child, reports[0].owner.cookie));
+    if (!drained) {
+        result.error = drained.error().message();
+    }
+    return result;
+}
+
+TEST_F(SocketOwnerRecordsTest, ANewSocketOnAUdpFlowIsReportedWithThePreviousOne) {
+    ASSERT_GE(records_->udp_sender_fd(), 0) << "no ring buffer for UDP sender reports";
+    const TwoSenders senders = two_senders_on_one_flow(cgroup(), *records_);
+    ASSERT_TRUE(senders.error.empty()) << senders.error;
+    ASSERT_EQ(senders.reports.size(), 2U);
+    EXPECT_TRUE(reported(senders.reports[0], senders.first.child, 0)); // the flow's first send
+    EXPECT_TRUE(
+        reported(senders.reports[1], senders.second.child, senders.reports[0].owner.cookie));
     EXPECT_EQ(records_->udp_senders_lost(), 0U);
 }
 
