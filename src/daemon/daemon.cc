@@ -16,6 +16,7 @@
 #include <sstream>
 #include <stop_token>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -44,6 +45,7 @@
 #include "interception/conntrack.h"
 #include "interception/conntrack_destroy_listener.h"
 #include "interception/nfqueue.h"
+#include "interception/queue_keeper.h"
 #include "interception/rule_set.h"
 #include "network/attributor.h"
 #include "network/connection_table.h"
@@ -93,6 +95,9 @@ constexpr auto kQueueErrorBackoff = std::chrono::milliseconds(100);
 // How often the kernel's rules are compared with what we installed (issue 10 item 3: at least
 // every 2 s, restored within 5 s). One iptables-save per family and check, in a child process.
 constexpr auto kRuleCheckInterval = std::chrono::seconds(1);
+// A mark cut over for a new UDP sender is applied again after this: long enough for a packet
+// that was inside the chains to have passed.
+constexpr auto kReapplyAfter = std::chrono::milliseconds(20);
 // Rule statistics and last-seen times go to the database this often (one transaction each).
 constexpr int kStatisticsFlushTicks = 10;
 // The free heap goes back to the kernel (common/heap.h) at the slow tick after start and after
@@ -157,6 +162,23 @@ public:
 private:
     std::unique_ptr<state::SocketTable> sockets_;
 };
+
+// Where a private cgroup2 is mounted for the eBPF programs when no cgroup v2 hierarchy is
+// visible (issue 10 item 9); only for the moment of attaching them.
+constexpr std::string_view kRunDirectory = "/run/portwarden";
+
+// The cgroup the eBPF programs observe: --bpf-cgroup, else the cgroup v2 root, mounted
+// privately if need be.
+Result<state::bpf::Cgroup2Root> bpf_cgroup_for(const RunOptions& options) {
+    if (!options.bpf_cgroup) {
+        return state::bpf::find_or_mount_cgroup2_root(kRunDirectory);
+    }
+    auto named = state::bpf::resolve_cgroup2_directory(*options.bpf_cgroup);
+    if (!named) {
+        return std::unexpected(named.error());
+    }
+    return state::bpf::Cgroup2Root{.path = std::move(*named), .private_mount = nullptr};
+}
 
 interception::FlowTuple flow_of(const network::ConnectionKey& key) {
     return {.protocol = key.protocol,
@@ -305,10 +327,21 @@ network::JsonLinesEventWriter::Options event_writer_options(const config::EventS
             .repeats = {.count = limits.repeat_limit, .window = limits.repeat_window}};
 }
 
+// PacketRef.queue for the daemon: the queue's index in the low byte, its socket's generation
+// above (see QueueBinding::generation).
+constexpr std::uint32_t kQueueIndexMask = 0xff;
+constexpr std::uint32_t queue_ref(std::uint32_t index, std::uint32_t generation) {
+    return index | (generation << 8U);
+}
+
 // One bound queue registered with the event loop. The descriptor borrows the queue's fd and
-// releases it before the queue closes it.
+// releases it before the queue closes it (at stop, or when the keeper replaces a failed one).
 struct QueueBinding {
-    std::unique_ptr<interception::NfQueue> queue;
+    std::unique_ptr<interception::QueueKeeper> keeper;
+    // Counts the sockets the queue had. A new socket numbers its packets from 1 again, so a
+    // verdict owed to a packet of an earlier one must not reach it (it would decide another
+    // packet): PacketRef.queue carries the generation next to the index (queue_ref()).
+    std::uint32_t generation = 0;
     packet::Direction direction = packet::Direction::Outbound;
     std::unique_ptr<asio::posix::stream_descriptor> descriptor;
     std::unique_ptr<asio::steady_timer> backoff;
@@ -370,6 +403,8 @@ private:
     void apply_event_settings();
     void apply_mark_changes(const std::vector<network::MarkChange>& changes);
     void set_up_attribution();
+    void wait_for_udp_senders();
+    void udp_sender_seen(const state::bpf::UdpSender& sender);
     [[nodiscard]] Status set_up_dns();
     [[nodiscard]] nlohmann::ordered_json dns_json() const;
     [[nodiscard]] nlohmann::ordered_json dns_stats_json() const;
@@ -381,6 +416,11 @@ private:
     void forget_remembered_verdicts();
     void wait_for_packets(QueueBinding& binding);
     void on_readable(QueueBinding& binding);
+    void queue_failed(QueueBinding& binding, const Error& error);
+    void schedule_reopen(QueueBinding& binding);
+    void queue_reopened(QueueBinding& binding);
+    void write_queue_event(const QueueBinding& binding, std::string_view state);
+    [[nodiscard]] nlohmann::json queue_states_json() const;
     void schedule_expiry();
     void wait_for_stop_signal();
     void wait_for_control_signals();
@@ -444,6 +484,8 @@ private:
     asio::steady_timer retry_timer_;
     bool retry_timer_armed_ = false;
     std::unique_ptr<asio::posix::stream_descriptor> conntrack_ends_descriptor_;
+    // The eBPF records' reports of new UDP senders (issue 10 item 8); borrows libbpf's fd.
+    std::unique_ptr<asio::posix::stream_descriptor> udp_senders_descriptor_;
     std::vector<bool> queues_with_deferred_verdicts_;
     Clock::TimePoint next_process_expiry_;
     std::vector<QueueBinding> queues_;
@@ -594,6 +636,7 @@ nlohmann::json Daemon::status_json() const {
             {"attribution", attribution_json()},
             {"dns", dns_json()},
             {"queues", {17040, 17140, 17060, 17160}},
+            {"queueStates", queue_states_json()},
             {"ipv4Rules", ipv4_rules_},
             {"ipv6Rules", ipv6_rules_},
             {"rules", rules_stats_json()},
@@ -674,6 +717,68 @@ void Daemon::wait_for_conntrack_ends() {
         });
 }
 
+void Daemon::wait_for_udp_senders() {
+    if (!udp_senders_descriptor_) {
+        return;
+    }
+    udp_senders_descriptor_->async_wait(
+        asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& error) {
+            if (error) {
+                return;
+            }
+            const auto drained = kernel_records_->drain_udp_senders(
+                [this](const state::bpf::UdpSender& sender) { udp_sender_seen(sender); });
+            if (!drained) {
+                log_->error("udp_senders_failed error=\"{}\" (a reused UDP flow keeps its verdict)",
+                            drained.error().message());
+                return;
+            }
+            events_->flush();
+            wait_for_udp_senders();
+        });
+}
+
+// Issue 10 item 8: a process sending on a live UDP flow that was decided for another process
+// must not ride that verdict. The processor decides the connection again for the new sender and
+// the kernel's mark is cut over as for a settings change (the conntrack entry stays: a reply in
+// flight still belongs to it). A packet of the flow that was between the mangle and the filter
+// chain at that moment saves the old mark again (CONNMARK --save-mark), so the change is applied
+// once more shortly after, if it still holds.
+void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
+    static const auto kNanosecondsPerTick = 1'000'000'000 / std::max(1L, ::sysconf(_SC_CLK_TCK));
+    const network::UdpSender seen{
+        .flow = {.protocol = sender.flow.protocol,
+                 .local_address = sender.flow.local_address,
+                 .local_port = sender.flow.local_port,
+                 .remote_address = sender.flow.remote_address,
+                 .remote_port = sender.flow.remote_port},
+        .pid = sender.owner.tgid,
+        .start_time = static_cast<std::uint64_t>(sender.owner.process_start.count()) /
+                      static_cast<std::uint64_t>(kNanosecondsPerTick)};
+    auto changes = processor_->udp_sender_seen(seen);
+    if (changes.empty()) {
+        return;
+    }
+    for (const network::MarkChange& change : changes) {
+        log_->info("udp_new_sender connection={} pid={} old_mark={} new_mark={}", change.id,
+                   seen.pid, change.old_mark, change.new_mark);
+    }
+    apply_mark_changes(changes);
+    auto timer = std::make_shared<asio::steady_timer>(io_, kReapplyAfter);
+    timer->async_wait([this, timer, changes = std::move(changes)](
+                          const boost::system::error_code& error) mutable {
+        if (error) {
+            return;
+        }
+        std::erase_if(changes, [this](const network::MarkChange& change) {
+            const network::LiveConnection* live = live_.find(change.key);
+            return live == nullptr || live->id != change.id ||
+                   live->decision.mark != change.new_mark;
+        });
+        apply_mark_changes(changes);
+    });
+}
+
 void Daemon::settings_changed(const profile::SettingsChange& change) {
     if (!change.profile_id) {
         apply_event_settings();
@@ -730,16 +835,21 @@ void Daemon::set_up_attribution() {
         return;
     }
     if (options_.attribution == AttributionMode::Auto) {
-        auto cgroup = options_.bpf_cgroup
-                          ? state::bpf::resolve_cgroup2_directory(*options_.bpf_cgroup)
-                          : state::bpf::find_cgroup2_root();
-        auto records = cgroup ? state::bpf::SocketOwnerRecords::load(*cgroup)
+        // A private cgroup2 mount, if any, goes at the end of this block: the attached
+        // programs hold the cgroup, not the mount.
+        auto cgroup = bpf_cgroup_for(options_);
+        auto records = cgroup ? state::bpf::SocketOwnerRecords::load(cgroup->path)
                               : Result<std::unique_ptr<state::bpf::SocketOwnerRecords>>(
                                     std::unexpected(cgroup.error()));
         if (records) {
             kernel_records_ = std::move(*records);
-            log_->info("attribution_ebpf cgroup={} exec_records={}", cgroup->string(),
+            log_->info("attribution_ebpf cgroup={} private_mount={} exec_records={}",
+                       cgroup->path.string(), cgroup->private_mount != nullptr,
                        kernel_records_->has_exec_records());
+            if (kernel_records_->udp_sender_fd() >= 0) {
+                udp_senders_descriptor_ = std::make_unique<asio::posix::stream_descriptor>(
+                    io_, kernel_records_->udp_sender_fd());
+            }
             if (!kernel_records_->has_exec_records()) {
                 log_->warn(
                     "attribution_exec_records_unavailable (the kernel refused the exec "
@@ -953,6 +1063,9 @@ nlohmann::ordered_json Daemon::attribution_stats_json() const {
         stats["socketErrors"] = counters.socket_errors;
         stats["remoteOnlyHints"] = counters.remote_only_hints;
         stats["staleUdpRecords"] = counters.stale_udp_records;
+        stats["newUdpOwners"] = processor.new_udp_owners;
+        stats["udpSenderReportsLost"] =
+            kernel_records_ ? kernel_records_->udp_senders_lost() : std::uint64_t{0};
         const auto& registry = processes_->counters();
         stats["processLookups"] = registry.lookups;
         stats["processCacheHits"] = registry.cache_hits;
@@ -983,7 +1096,15 @@ Status Daemon::bind_queues() {
         binding.direction = spec.direction;
         binding.descriptor = std::make_unique<asio::posix::stream_descriptor>(io_, (*queue)->fd());
         binding.backoff = std::make_unique<asio::steady_timer>(io_);
-        binding.queue = std::move(*queue);
+        binding.keeper = std::make_unique<interception::QueueKeeper>(
+            spec.number, std::move(*queue),
+            [number = spec.number]() -> Result<std::unique_ptr<interception::PacketQueue>> {
+                auto reopened = interception::NfQueue::open({.queue_number = number});
+                if (!reopened) {
+                    return std::unexpected(reopened.error());
+                }
+                return std::move(*reopened);
+            });
         queues_.push_back(std::move(binding));
     }
     queues_with_deferred_verdicts_.assign(queues_.size(), false);
@@ -1026,6 +1147,7 @@ void Daemon::serve() {
     }
     schedule_expiry();
     wait_for_conntrack_ends();
+    wait_for_udp_senders();
     watcher_.start();
     io_.run();
 }
@@ -1143,18 +1265,26 @@ nlohmann::ordered_json Daemon::rules_stats_json() const {
 }
 
 void Daemon::wait_for_packets(QueueBinding& binding) {
-    binding.descriptor->async_wait(asio::posix::stream_descriptor::wait_read,
-                                   [this, &binding](const boost::system::error_code& error) {
-                                       if (!error) {
-                                           on_readable(binding);
-                                       }
-                                   });
+    binding.descriptor->async_wait(
+        asio::posix::stream_descriptor::wait_read,
+        [this, &binding](const boost::system::error_code& error) {
+            if (!error) {
+                on_readable(binding);
+            } else if (error != asio::error::operation_aborted) {
+                // A socket the event loop cannot wait on is as dead as one that fails to read.
+                queue_failed(binding, Error{.what = "wait on nfqueue " +
+                                                    std::to_string(binding.keeper->queue_number()),
+                                            .reason = std::error_code(error.value(),
+                                                                      std::system_category())});
+            }
+        });
 }
 
 void Daemon::on_readable(QueueBinding& binding) {
     const packet::Direction direction = binding.direction;
-    const auto queue_index = static_cast<std::uint32_t>(&binding - queues_.data());
-    const auto drained = binding.queue->drain(
+    const std::uint32_t queue_index =
+        queue_ref(static_cast<std::uint32_t>(&binding - queues_.data()), binding.generation);
+    const auto drained = binding.keeper->queue()->drain(
         [this, direction,
          queue_index](const interception::QueuedPacket& packet) -> std::optional<std::uint32_t> {
             return processor_->handle(direction, packet.bytes,
@@ -1163,19 +1293,98 @@ void Daemon::on_readable(QueueBinding& binding) {
     events_->flush();
     schedule_retries();
     if (drained) {
+        binding.keeper->drained();
         wait_for_packets(binding);
         return;
     }
-    // The kernel keeps the packets queued (or drops them: fail-closed); try again shortly
-    // rather than spinning on a broken socket.
-    log_->error("queue_error queue={} error=\"{}\"", binding.queue->queue_number(),
-                drained.error().message());
-    binding.backoff->expires_after(kQueueErrorBackoff);
+    queue_failed(binding, drained.error());
+}
+
+// Issue 10 item 9: a queue socket that keeps failing is replaced (the original's outage #110:
+// one queue died silently, and its packets were dropped from then on). Reported as a log line,
+// a "queue" event, the status's queueStates and the stats' counters.
+void Daemon::queue_failed(QueueBinding& binding, const Error& error) {
+    const auto outcome = binding.keeper->queue_failed(
+        error, [&binding] { static_cast<void>(binding.descriptor->release()); });
+    switch (outcome) {
+        case interception::QueueKeeper::Outcome::Retry:
+            // The kernel keeps the packets queued (or drops them: fail-closed); try again
+            // shortly rather than spinning on a broken socket.
+            log_->error("queue_error queue={} error=\"{}\"", binding.keeper->queue_number(),
+                        error.message());
+            binding.backoff->expires_after(kQueueErrorBackoff);
+            binding.backoff->async_wait([this, &binding](const boost::system::error_code& wait) {
+                if (!wait) {
+                    wait_for_packets(binding);
+                }
+            });
+            return;
+        case interception::QueueKeeper::Outcome::Reopened:
+            queue_reopened(binding);
+            return;
+        case interception::QueueKeeper::Outcome::Closed:
+            log_->error(
+                "queue_closed queue={} error=\"{}\" (its packets are dropped until it is bound "
+                "again; retrying)",
+                binding.keeper->queue_number(), binding.keeper->last_error());
+            write_queue_event(binding, "closed");
+            schedule_reopen(binding);
+            return;
+    }
+}
+
+void Daemon::schedule_reopen(QueueBinding& binding) {
+    binding.backoff->expires_after(binding.keeper->retry_delay());
     binding.backoff->async_wait([this, &binding](const boost::system::error_code& error) {
-        if (!error) {
-            wait_for_packets(binding);
+        if (error) {
+            return;
         }
+        if (binding.keeper->try_reopen()) {
+            queue_reopened(binding);
+            return;
+        }
+        log_->warn("queue_reopen_failed queue={} error=\"{}\" retry_in_ms={}",
+                   binding.keeper->queue_number(), binding.keeper->last_error(),
+                   binding.keeper->retry_delay().count());
+        schedule_reopen(binding);
     });
+}
+
+void Daemon::queue_reopened(QueueBinding& binding) {
+    ++binding.generation;
+    binding.descriptor =
+        std::make_unique<asio::posix::stream_descriptor>(io_, binding.keeper->queue()->fd());
+    log_->warn("queue_reopened queue={} after=\"{}\" reopened={}", binding.keeper->queue_number(),
+               binding.keeper->last_error(), binding.keeper->counters().reopened);
+    write_queue_event(binding, "reopened");
+    wait_for_packets(binding);
+}
+
+void Daemon::write_queue_event(const QueueBinding& binding, std::string_view state) {
+    const nlohmann::ordered_json event = {{"event", "queue"},
+                                          {"time", network::utc_timestamp_now()},
+                                          {"queue", binding.keeper->queue_number()},
+                                          {"state", state},
+                                          {"error", binding.keeper->last_error()},
+                                          {"reopened", binding.keeper->counters().reopened}};
+    write_lifecycle(event.dump());
+    events_->flush();
+}
+
+nlohmann::json Daemon::queue_states_json() const {
+    nlohmann::json states = nlohmann::json::array();
+    for (const QueueBinding& binding : queues_) {
+        const auto& counters = binding.keeper->counters();
+        states.push_back(
+            {{"queue", binding.keeper->queue_number()},
+             {"state", binding.keeper->state() == interception::QueueKeeper::State::Open
+                           ? "open"
+                           : "closed"},
+             {"failures", counters.failures},
+             {"reopened", counters.reopened},
+             {"lastError", binding.keeper->last_error()}});
+    }
+    return states;
 }
 
 void Daemon::schedule_expiry() {
@@ -1238,8 +1447,15 @@ void Daemon::schedule_retries() {
 }
 
 void Daemon::verdict(network::PacketRef packet, std::uint32_t mark) {
-    queues_[packet.queue].queue->queue_verdict(packet.packet_id, mark);
-    queues_with_deferred_verdicts_[packet.queue] = true;
+    // A queue closed since the packet came took the packet with it.
+    const std::uint32_t index = packet.queue & kQueueIndexMask;
+    const QueueBinding& binding = queues_[index];
+    interception::PacketQueue* queue = binding.keeper->queue();
+    if (queue == nullptr || packet.queue != queue_ref(index, binding.generation)) {
+        return;
+    }
+    queue->queue_verdict(packet.packet_id, mark);
+    queues_with_deferred_verdicts_[index] = true;
 }
 
 void Daemon::flush() {
@@ -1248,9 +1464,13 @@ void Daemon::flush() {
             continue;
         }
         queues_with_deferred_verdicts_[index] = false;
-        if (auto sent = queues_[index].queue->flush_verdicts(); !sent) {
-            log_->error("deferred_verdicts_failed queue={} error=\"{}\"",
-                        queues_[index].queue->queue_number(), sent.error().message());
+        interception::PacketQueue* queue = queues_[index].keeper->queue();
+        if (queue == nullptr) {
+            continue;
+        }
+        if (auto sent = queue->flush_verdicts(); !sent) {
+            log_->error("deferred_verdicts_failed queue={} error=\"{}\"", queue->queue_number(),
+                        sent.error().message());
         }
     }
 }
@@ -1298,6 +1518,9 @@ bool Daemon::stop() {
     if (conntrack_ends_descriptor_) {
         static_cast<void>(conntrack_ends_descriptor_->release());
     }
+    if (udp_senders_descriptor_) {
+        static_cast<void>(udp_senders_descriptor_->release()); // libbpf closes it
+    }
     for (QueueBinding& binding : queues_) {
         // The queue owns the fd; the descriptor must not close it a second time.
         static_cast<void>(binding.descriptor->release());
@@ -1311,9 +1534,13 @@ bool Daemon::stop() {
 
 std::string Daemon::stats_json() const {
     const auto& counters = processor_->counters();
-    interception::NfQueue::Counters queues;
+    interception::QueueCounters queues;
+    std::uint64_t queue_failures = 0;
+    std::uint64_t queue_reopens = 0;
     for (const QueueBinding& binding : queues_) {
-        const auto& queue = binding.queue->counters();
+        queue_failures += binding.keeper->counters().failures;
+        queue_reopens += binding.keeper->counters().reopened;
+        const auto queue = binding.keeper->queue_counters();
         queues.verdicts += queue.verdicts;
         queues.receive_errors += queue.receive_errors;
         queues.truncated_messages += queue.truncated_messages;
@@ -1331,6 +1558,8 @@ std::string Daemon::stats_json() const {
         {"receiveErrors", queues.receive_errors},
         {"truncatedMessages", queues.truncated_messages},
         {"sendErrors", queues.send_errors},
+        {"queueFailures", queue_failures},
+        {"queueReopens", queue_reopens},
         {"attribution", attribution_stats_json()},
         {"dns", dns_stats_json()},
         {"rules", rules_stats_json()},

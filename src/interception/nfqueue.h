@@ -10,18 +10,11 @@
 
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "interception/packet_queue.h"
 
 struct mnl_socket;
 
 namespace pw::interception {
-
-// One packet handed over by the kernel, valid only during the handler call: `bytes` points
-// into the receive buffer.
-struct QueuedPacket {
-    std::uint32_t packet_id = 0;
-    std::span<const std::uint8_t> bytes; // from the IP header on, at most the copy range
-    std::uint32_t original_length = 0;   // the packet's full length (bytes may be shorter)
-};
 
 struct MnlSocketDeleter {
     void operator()(mnl_socket* socket) const noexcept;
@@ -32,7 +25,7 @@ using MnlSocket = std::unique_ptr<mnl_socket, MnlSocketDeleter>;
 // registers fd() with its event loop and calls drain() when it is readable. Verdicts are
 // batched: all verdicts for one drain() go to the kernel in one sendto(). Runs on the
 // event-loop thread only.
-class NfQueue {
+class NfQueue final : public PacketQueue {
 public:
     struct Options {
         std::uint16_t queue_number = 0;
@@ -42,18 +35,8 @@ public:
         std::uint32_t max_queue_length = 8192;
     };
 
-    struct Counters {
-        std::uint64_t packets = 0;
-        std::uint64_t verdicts = 0;
-        std::uint64_t receive_errors = 0; // ENOBUFS: the kernel dropped packets for us
-        std::uint64_t truncated_messages = 0;
-        std::uint64_t send_errors =
-            0; // verdict batches the kernel refused // larger than a receive slot: left unanswered
-    };
-
-    // Returns the mark for the packet's NF_ACCEPT verdict now, or nullopt to answer later with
-    // queue_verdict() (e.g. while attribution is in flight).
-    using Handler = std::function<std::optional<std::uint32_t>(const QueuedPacket&)>;
+    using Counters = QueueCounters;
+    using Handler = PacketHandler;
 
     // Binds the queue; fails with a clear error when another process holds it or the kernel
     // lacks nfnetlink_queue.
@@ -63,19 +46,15 @@ public:
     NfQueue& operator=(const NfQueue&) = delete;
     NfQueue(NfQueue&&) = delete;
     NfQueue& operator=(NfQueue&&) = delete;
-    ~NfQueue();
+    ~NfQueue() override;
 
-    [[nodiscard]] int fd() const;
-    [[nodiscard]] std::uint16_t queue_number() const { return options_.queue_number; }
-    [[nodiscard]] const Counters& counters() const { return counters_; }
-
-    // Reads every packet waiting on the socket without blocking and answers them in one batch.
-    // Returns the number of packets read.
-    [[nodiscard]] Result<std::size_t> drain(const Handler& handler);
-
-    // Adds a verdict (NF_ACCEPT + mark) to the pending batch; flush_verdicts() sends it.
-    void queue_verdict(std::uint32_t packet_id, std::uint32_t mark);
-    [[nodiscard]] Status flush_verdicts();
+    // interception::PacketQueue
+    [[nodiscard]] int fd() const override;
+    [[nodiscard]] std::uint16_t queue_number() const override { return options_.queue_number; }
+    [[nodiscard]] const Counters& counters() const override { return counters_; }
+    [[nodiscard]] Result<std::size_t> drain(const Handler& handler) override;
+    void queue_verdict(std::uint32_t packet_id, std::uint32_t mark) override;
+    [[nodiscard]] Status flush_verdicts() override;
 
 private:
     NfQueue(MnlSocket socket, const Options& options);

@@ -45,6 +45,8 @@ public:
     [[nodiscard]] ConnectionEntry* find(const ConnectionKey& key);
     // Remembers a new connection; returns false (and remembers nothing) when full.
     bool insert(const ConnectionKey& key, const ConnectionEntry& entry);
+    // Forgets the connection now (its next packet is a new connection); false when unknown.
+    bool erase(const ConnectionKey& key) { return entries_.erase(key) > 0; }
     // Forgets connections past their linger or idle time; returns how many. After a burst it
     // also gives the memory back, so that the daemon's footprint follows its load.
     std::size_t expire(Clock::TimePoint now);

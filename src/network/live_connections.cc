@@ -6,6 +6,10 @@
 
 namespace pw::network {
 
+namespace {
+constexpr std::uint8_t kUdp = 17;
+} // namespace
+
 class LiveConnections::VisitGuard {
 public:
     explicit VisitGuard(bool& visiting) : visiting_(visiting) {
@@ -46,11 +50,14 @@ void LiveConnections::add(const ConnectionKey& key, LiveConnection connection) {
             Node& oldest = *oldest_;
             emptied = oldest.profile;
             unlink(oldest);
-            entries_.erase(entries_.find(*oldest.key));
+            erase_entry(*oldest.key);
         }
         ++counters_.added;
         found = entries_.try_emplace(key).first;
         found->second.key = &found->first;
+        if (key.protocol == kUdp) {
+            udp_index_.emplace(any_local(key), &found->first);
+        }
     }
     Node& node = found->second;
     node.connection = std::move(connection);
@@ -71,9 +78,44 @@ bool LiveConnections::remove(const ConnectionKey& key) {
     ++counters_.removed;
     const Profiles::value_type& profile = *found->second.profile;
     unlink(found->second);
-    entries_.erase(found);
+    erase_entry(key);
     drop_if_empty(profile);
     return true;
+}
+
+ConnectionKey LiveConnections::any_local(const ConnectionKey& key) {
+    ConnectionKey indexed = key;
+    indexed.local_address = IpAddress();
+    return indexed;
+}
+
+void LiveConnections::erase_entry(const ConnectionKey& key) {
+    const auto found = entries_.find(key);
+    if (found == entries_.end()) {
+        return;
+    }
+    if (key.protocol == kUdp) {
+        auto [first, last] = udp_index_.equal_range(any_local(key));
+        for (auto entry = first; entry != last; ++entry) {
+            if (entry->second == &found->first) {
+                udp_index_.erase(entry);
+                break;
+            }
+        }
+    }
+    entries_.erase(found);
+}
+
+std::vector<ConnectionKey> LiveConnections::find_udp_any_local(const ConnectionKey& key) const {
+    std::vector<ConnectionKey> keys;
+    if (key.protocol != kUdp) {
+        return keys;
+    }
+    auto [first, last] = udp_index_.equal_range(any_local(key));
+    for (auto entry = first; entry != last; ++entry) {
+        keys.push_back(*entry->second);
+    }
+    return keys;
 }
 
 const LiveConnection* LiveConnections::find(const ConnectionKey& key) const {

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/clock.h"
@@ -106,6 +107,10 @@ public:
     // The registered connection, or nullptr; valid until the next add() or remove().
     [[nodiscard]] const LiveConnection* find(const ConnectionKey& key) const;
 
+    // The keys of the registered UDP connections that match `key` in all but the local address
+    // (a socket bound to the wildcard address does not know its own), from an index: no scan.
+    [[nodiscard]] std::vector<ConnectionKey> find_udp_any_local(const ConnectionKey& key) const;
+
     // Visits the selected connections, oldest first. `visit` must not add or remove.
     void for_each(const LiveFilter& filter, const Visitor& visit) const;
 
@@ -169,8 +174,16 @@ private:
     // Set while a visitor or `decide` runs: they must not change the lists being walked.
     class VisitGuard;
 
+    // `key` without its local address: the key of the UDP index.
+    [[nodiscard]] static ConnectionKey any_local(const ConnectionKey& key);
+    // Erases the node under `key` from the map and the UDP index (already unlinked).
+    void erase_entry(const ConnectionKey& key);
+
     std::size_t capacity_;
     std::unordered_map<ConnectionKey, Node, ConnectionKeyHash> entries_;
+    // UDP connections by any_local(key) -> their key in entries_ (issue 10 item 8: a new sender
+    // on a flow is reported with the local address its socket knows, often none).
+    std::unordered_multimap<ConnectionKey, const ConnectionKey*, ConnectionKeyHash> udp_index_;
     Profiles profiles_;
     Node* oldest_ = nullptr;
     Node* newest_ = nullptr;

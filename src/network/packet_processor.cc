@@ -393,6 +393,123 @@ void PacketProcessor::connection_ended(const ConnectionKey& key) {
     }
 }
 
+namespace {
+
+// Whether `connection` was decided for another process than `sender`. Only connections of an
+// ordinary, known process are compared: the special identities have no PID to compare with.
+bool decided_for_another_process(const LiveConnection& connection, const UdpSender& sender) {
+    if (connection.facts.direction != packet::Direction::Outbound ||
+        !connection.facts.process.has_value()) {
+        return false;
+    }
+    const firewall::ProcessFacts& process = *connection.facts.process;
+    if (process.kind != firewall::ProcessKind::Process || process.pid <= 0 || sender.pid <= 0) {
+        return false;
+    }
+    if (process.pid != sender.pid) {
+        return true;
+    }
+    // The same PID, reused by a new process (start times known on both sides and different).
+    return process.start_time != 0 && sender.start_time != 0 &&
+           process.start_time != sender.start_time;
+}
+
+} // namespace
+
+std::vector<MarkChange> PacketProcessor::udp_sender_seen(const UdpSender& sender) {
+    ++counters_.udp_senders;
+    std::vector<MarkChange> changes;
+    if (live_ == nullptr) {
+        return changes;
+    }
+    std::vector<ConnectionKey> candidates;
+    if (sender.flow.local_address.is_unspecified()) {
+        candidates = live_->find_udp_any_local(sender.flow);
+    } else {
+        candidates.push_back(sender.flow);
+    }
+    for (const ConnectionKey& key : candidates) {
+        const LiveConnection* connection = live_->find(key);
+        if (connection == nullptr || !decided_for_another_process(*connection, sender)) {
+            continue;
+        }
+        ++counters_.new_udp_owners;
+        if (auto change = redecide_for_new_sender(key, *connection, sender)) {
+            changes.push_back(*change);
+        }
+    }
+    if (!changes.empty()) {
+        events_.flush();
+    }
+    return changes;
+}
+
+firewall::ProcessFacts PacketProcessor::new_sender_facts(const firewall::ConnectionFacts& facts,
+                                                         const UdpSender& sender) {
+    // The flow record names the new sender now: attribution as for a new connection. Should it
+    // name someone else (a socket table that still sees the old socket), the report's PID is
+    // what is known for sure.
+    if (attributor_ != nullptr) {
+        auto attribution = attributor_->attribute(facts);
+        if (attribution.process && attribution.process->pid == sender.pid) {
+            return std::move(*attribution.process);
+        }
+    }
+    firewall::ProcessFacts process;
+    process.pid = sender.pid;
+    process.start_time = sender.start_time;
+    process.source = "ebpf";
+    return process;
+}
+
+std::optional<MarkChange> PacketProcessor::redecide_for_new_sender(const ConnectionKey& key,
+                                                                   const LiveConnection& connection,
+                                                                   const UdpSender& sender) {
+    const Clock::TimePoint now = clock_.now();
+    LiveConnection updated = connection; // `connection` goes with the add() below
+    updated.facts.process = new_sender_facts(updated.facts, sender);
+    const profile::Policy policy =
+        policies_.policy_for(&*updated.facts.process, updated.facts.direction);
+    updated.facts.profile = policy.settings->profile;
+    firewall::Decision decision = firewall::decide(*policy.settings, updated.facts);
+    MarkChange change{.key = key,
+                      .direction = updated.facts.direction,
+                      .id = updated.id,
+                      .old_mark = updated.decision.mark,
+                      .new_mark = 0,
+                      .old_persistence = updated.decision.persistence,
+                      .new_persistence = packet::Persistence::Temporary};
+    if (decision.outcome == firewall::Outcome::Ask) {
+        // A live connection cannot be held for a prompt: forget it, and its next packet is a
+        // new connection of the new sender, held like any other (the caller clears the mark).
+        live_->remove(key);
+        table_.erase(key);
+        return change;
+    }
+    add_tie(decision, policy.tie);
+    decision.reason = "new sender on a live UDP flow: " + decision.reason;
+    const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
+    // Always reported, even with the same verdict: the event names the process that sends now.
+    events_.connection_decided(updated.id, updated.facts, decision, mark);
+    if (ConnectionEntry* entry = table_.find(key)) {
+        entry->mark = mark;
+        entry->persistence = decision.persistence;
+        entry->last_seen = now;
+    }
+    change.new_mark = mark;
+    change.new_persistence = decision.persistence;
+    updated.profile_id = policy.settings->profile.id;
+    updated.decision = {
+        .mark = mark, .persistence = decision.persistence, .reason = std::move(decision.reason)};
+    updated.decided_at = now;
+    live_->add(key, std::move(updated));
+    if (change.new_mark == change.old_mark && change.new_persistence == change.old_persistence) {
+        return std::nullopt; // nothing to change in the kernel
+    }
+    ++counters_.cut_over;
+    return change;
+}
+
 void PacketProcessor::send(std::span<const PacketRef> packets, std::uint32_t mark) {
     if (verdicts_ == nullptr) {
         return;

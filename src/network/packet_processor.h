@@ -24,8 +24,15 @@
 
 namespace pw::network {
 
+// A process that sent on a UDP flow, as the eBPF records report it (issue 10 item 8).
+struct UdpSender {
+    ConnectionKey flow;           // local address unspecified when the socket did not know it
+    std::int64_t pid = -1;        // the sending process
+    std::uint64_t start_time = 0; // its start, clock ticks after boot; 0 when unknown
+};
+
 // Names a queued packet whose verdict is given later: which queue it came from (the daemon's
-// index) and the kernel's packet id in it.
+// reference: the queue's index and its socket's generation) and the kernel's packet id in it.
 struct PacketRef {
     std::uint32_t queue = 0;
     std::uint32_t packet_id = 0;
@@ -58,6 +65,8 @@ public:
         std::uint64_t unanswered = 0;           // held connections blocked: no answer in time
         std::uint64_t reevaluations = 0;        // reevaluate() calls
         std::uint64_t cut_over = 0;             // live connections whose verdict changed
+        std::uint64_t udp_senders = 0;          // udp_sender_seen() calls
+        std::uint64_t new_udp_owners = 0;       // live UDP connections decided again: a new sender
     };
 
     // Where the verdicts of packets that handle() held back go: verdict() for each, then
@@ -117,6 +126,17 @@ public:
 
     // The kernel forgot the connection (conntrack destroy event): it is live no more.
     void connection_ended(const ConnectionKey& key);
+
+    // A process sent on a UDP flow with a socket no record named for it (issue 10 item 8). A
+    // live outbound connection of that flow decided for another process (a program reusing the
+    // local port and destination of one that is gone, or still sending) is decided again for the
+    // new sender, as a re-evaluation would: a "decided" event names it, its connection-table
+    // entry changes at once, and the returned changes are for the caller to apply to the kernel
+    // (the conntrack mark, which would otherwise go on passing the new sender's packets with
+    // the old verdict). Should the new sender's decision be "ask", the connection is forgotten
+    // (change to mark 0, temporary) and its next packet held as a new one. Connections of the
+    // special identities (kernel, portwarden ...) are left alone.
+    [[nodiscard]] std::vector<MarkChange> udp_sender_seen(const UdpSender& sender);
 
     // Returns the mark for this packet's NF_ACCEPT verdict, or nullopt when the decision waits
     // (another attribution attempt, or a prompt): the verdict then goes to the VerdictSink,
@@ -203,6 +223,10 @@ private:
     void on_prompt_closed(profile::PromptEvent event, const profile::Prompt& prompt,
                           const profile::PromptAnswer* answer);
     void send(std::span<const PacketRef> packets, std::uint32_t mark);
+    [[nodiscard]] firewall::ProcessFacts new_sender_facts(const firewall::ConnectionFacts& facts,
+                                                          const UdpSender& sender);
+    [[nodiscard]] std::optional<MarkChange> redecide_for_new_sender(
+        const ConnectionKey& key, const LiveConnection& connection, const UdpSender& sender);
     void reevaluate_held(const LiveFilter& filter);
 
     profile::PolicyProvider& policies_;

@@ -691,11 +691,16 @@ _CGROUP_NAME = re.compile(r"^pwt-(\d+)-[0-9a-f]+$")
 
 
 def hermetic_args(extra_args, directory):
-    """`extra_args`, plus `--resolved-monitor off` unless they name a monitor socket: a daemon
+    """`extra_args`, plus `--attribution tables` unless they name a mode or a --bpf-cgroup (see
+    below); `--resolved-monitor off` unless they name a monitor socket: a daemon
     under test must not subscribe to the host's systemd-resolved (its answers would label the
     test's connections); and `--data-dir DIRECTORY/data` unless they name one, so that its
     settings database is the test's own (a test that restarts a daemon passes the same one)."""
     extra_args = list(extra_args)
+    # Without a cgroup of the test's own, no eBPF: the daemon would otherwise mount a private
+    # cgroup2 (it sees none under `ip netns exec`) and attach to the host's cgroup v2 root.
+    if "--bpf-cgroup" not in extra_args and "--attribution" not in extra_args:
+        extra_args += ["--attribution", "tables"]
     if "--resolved-monitor" not in extra_args:
         extra_args += ["--resolved-monitor", "off"]
     if "--data-dir" not in extra_args:

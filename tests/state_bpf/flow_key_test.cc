@@ -70,5 +70,40 @@ TEST(FlowKeyTest, WildcardKeysForgetTheLocalEnd) {
     EXPECT_EQ(remote_only.remote_address[0], 0x20);
 }
 
+TEST(FlowKeyTest, KeysReadBackAsTheFlowTheyWereMadeFrom) {
+    const Flow v4{.protocol = 17,
+                  .local_address = address("10.0.0.2"),
+                  .local_port = 5353,
+                  .remote_address = address("192.0.2.1"),
+                  .remote_port = 53};
+    const Flow read_v4 = flow_of_key(make_flow_key(v4, FlowMatch::Exact));
+    EXPECT_EQ(read_v4.protocol, 17);
+    EXPECT_EQ(read_v4.local_address, v4.local_address);
+    EXPECT_EQ(read_v4.local_port, 5353);
+    EXPECT_EQ(read_v4.remote_address, v4.remote_address);
+    EXPECT_EQ(read_v4.remote_port, 53);
+
+    const Flow v6{.protocol = 17,
+                  .local_address = address("fd00::2"),
+                  .local_port = 40000,
+                  .remote_address = address("2001:db8::1"),
+                  .remote_port = 443};
+    const Flow read_v6 = flow_of_key(make_flow_key(v6, FlowMatch::Exact));
+    EXPECT_EQ(read_v6.local_address, v6.local_address);
+    EXPECT_EQ(read_v6.remote_address, v6.remote_address);
+}
+
+TEST(FlowKeyTest, AnUnknownLocalAddressReadsAsTheUnspecifiedAddressOfTheRemotesFamily) {
+    const Flow v6{.protocol = 17,
+                  .local_address = address("fd00::2"),
+                  .local_port = 40000,
+                  .remote_address = address("2001:db8::1"),
+                  .remote_port = 443};
+    const Flow read = flow_of_key(make_flow_key(v6, FlowMatch::AnyLocalAddress));
+    EXPECT_TRUE(read.local_address.is_unspecified());
+    EXPECT_FALSE(read.local_address.is_v4());
+    EXPECT_EQ(read.local_port, 40000);
+}
+
 } // namespace
 } // namespace pw::state::bpf

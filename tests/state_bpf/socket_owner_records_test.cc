@@ -393,6 +393,89 @@ TEST_F(SocketOwnerRecordsTest, FireAndForgetUdpFromAnExitedProcessIsAttributed) 
                          exchange.child, kNobody, FlowMatch::AnyLocalAddress));
 }
 
+// Sends one datagram to `address` from a socket bound to `source_port` (SO_REUSEADDR).
+int send_udp_from(std::uint16_t source_port, sockaddr_in address) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) {
+        return 3;
+    }
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in local = v4_address(source_port);
+    if (::bind(fd, as_sockaddr(local), sizeof(local)) != 0) {
+        return 4;
+    }
+    const char byte = 'x';
+    return ::sendto(fd, &byte, 1, 0, as_sockaddr(address), sizeof(address)) == 1 ? 0 : 1;
+}
+
+// Whether `report` names `child` as the sender on loopback, and `previous` as the socket before.
+::testing::AssertionResult reported(const UdpSender& report, pid_t child, std::uint64_t previous) {
+    if (report.owner.tgid != static_cast<std::uint32_t>(child) ||
+        report.previous_cookie != previous || report.flow.local_address != loopback_v4() ||
+        report.flow.remote_address != loopback_v4()) {
+        return ::testing::AssertionFailure()
+               << "report tgid=" << report.owner.tgid << " previous=" << report.previous_cookie
+               << " local=" << report.flow.local_address.to_string() << ", expected tgid=" << child
+               << " previous=" << previous;
+    }
+    return ::testing::AssertionSuccess();
+}
+
+// Issue 10 item 8: every socket that sends on a UDP flow no record named it for is reported,
+// with the socket the record named before, so that the firewall can decide a reused 5-tuple
+// again for its new sender.
+// Two children, one after the other, send on the same UDP flow (same local port, same
+// destination); what the records reported about that flow.
+struct TwoSenders {
+    Exchange first;
+    Exchange second;
+    std::vector<UdpSender> reports;
+    std::string error; // empty when both sent and the reports could be read
+};
+
+TwoSenders two_senders_on_one_flow(const fs::path& cgroup, SocketOwnerRecords& records) {
+    TwoSenders result;
+    const auto receiver = bind_endpoint(AF_INET, SOCK_DGRAM);
+    auto spare = bind_endpoint(AF_INET, SOCK_DGRAM); // a free local port for the senders
+    if (!receiver || !spare) {
+        result.error = "bind: " + errno_text();
+        return result;
+    }
+    const std::uint16_t source_port = spare->port;
+    spare->fd.reset();
+    const std::uint16_t port = receiver->port;
+    const auto send = [source_port, port] {
+        return send_udp_from(source_port, v4_address(port));
+    };
+    result.first = exchange_with_child(cgroup, *receiver, Transport::Udp, send);
+    result.second = exchange_with_child(cgroup, *receiver, Transport::Udp, send);
+    if (!result.first.ok() || !result.second.ok()) {
+        result.error = result.first.describe() + "; " + result.second.describe();
+        return result;
+    }
+    const auto drained = records.drain_udp_senders([&](const UdpSender& sender) {
+        if (sender.flow.local_port == source_port && sender.flow.remote_port == port) {
+            result.reports.push_back(sender);
+        }
+    });
+    if (!drained) {
+        result.error = drained.error().message();
+    }
+    return result;
+}
+
+TEST_F(SocketOwnerRecordsTest, ANewSocketOnAUdpFlowIsReportedWithThePreviousOne) {
+    ASSERT_GE(records_->udp_sender_fd(), 0) << "no ring buffer for UDP sender reports";
+    const TwoSenders senders = two_senders_on_one_flow(cgroup(), *records_);
+    ASSERT_TRUE(senders.error.empty()) << senders.error;
+    ASSERT_EQ(senders.reports.size(), 2U);
+    EXPECT_TRUE(reported(senders.reports[0], senders.first.child, 0)); // the flow's first send
+    EXPECT_TRUE(
+        reported(senders.reports[1], senders.second.child, senders.reports[0].owner.cookie));
+    EXPECT_EQ(records_->udp_senders_lost(), 0U);
+}
+
 TEST_F(SocketOwnerRecordsTest, DualStackTcpSocketReachingIpv4IsFoundWithIpv4Addresses) {
     const auto listener = bind_endpoint(AF_INET, SOCK_STREAM);
     ASSERT_TRUE(listener) << errno_text();

@@ -1,6 +1,7 @@
 #include "state/bpf/flow_key.h"
 
 #include <algorithm>
+#include <span>
 
 namespace pw::state::bpf {
 
@@ -21,6 +22,19 @@ SocketOwnerFlowKey make_flow_key(const Flow& flow, FlowMatch match) {
         std::ranges::copy(flow.local_address.bytes(), std::begin(key.local_address));
     }
     return key;
+}
+
+Flow flow_of_key(const SocketOwnerFlowKey& key) {
+    const bool v4 = key.family == PW_SOCKET_OWNER_FAMILY_V4;
+    const auto address = [v4](const __u8(&bytes)[16]) { // NOLINT(modernize-avoid-c-arrays): ABI
+        const std::span<const std::uint8_t, 16> all(bytes);
+        return v4 ? IpAddress::from_v4_bytes(all.first<4>()) : IpAddress::from_v6_bytes(all);
+    };
+    return Flow{.protocol = key.protocol,
+                .local_address = address(key.local_address),
+                .local_port = key.local_port,
+                .remote_address = address(key.remote_address),
+                .remote_port = key.remote_port};
 }
 
 } // namespace pw::state::bpf

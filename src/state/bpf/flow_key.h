@@ -10,4 +10,8 @@ namespace pw::state::bpf {
 // RemoteOnly: nothing). Pure; unit-tested without root.
 [[nodiscard]] SocketOwnerFlowKey make_flow_key(const Flow& flow, FlowMatch match);
 
+// The flow a key names, the inverse of make_flow_key(): a local address the programs did not
+// know (all zeros) becomes the unspecified address of the remote's family. Pure.
+[[nodiscard]] Flow flow_of_key(const SocketOwnerFlowKey& key);
+
 } // namespace pw::state::bpf

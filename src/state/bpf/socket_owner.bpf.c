@@ -62,6 +62,20 @@ struct {
     __type(value, struct SocketOwnerValue);
 } owner_by_flow SEC(".maps");
 
+// UDP flows that a new socket sends on (see UdpSenderEvent): the daemon reads them as they
+// come. When the ring is full, events are lost and counted in udp_sender_lost.
+struct {
+    __uint(type, BPF_MAP_TYPE_RINGBUF);
+    __uint(max_entries, PW_UDP_SENDER_RING_BYTES);
+} udp_senders SEC(".maps");
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, __u64);
+} udp_sender_lost SEC(".maps");
+
 // The last exec of each process (tgid), for processes gone before the firewall reads /proc.
 struct {
     __uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -157,6 +171,31 @@ static __always_inline void put_remote_v6(struct SocketOwnerFlowKey* key,
     key->remote_port = bpf_ntohs((__u16)ctx->user_port);
 }
 
+// Reports a UDP flow with a known local port whose record named another socket, or none:
+// the first send of a flow, or a new socket (and maybe process) reusing one (UdpSenderEvent).
+// Sends on the socket the record already names, the common case, cost one lookup.
+static __always_inline void report_new_udp_sender(const struct SocketOwnerFlowKey* key,
+                                                  const struct SocketOwnerValue* value) {
+    if (key->protocol != IPPROTO_UDP || key->local_port == 0) {
+        return; // without the local port, the flow is not known yet
+    }
+    struct SocketOwnerValue* previous = bpf_map_lookup_elem(&owner_by_flow, key);
+    if (previous && previous->cookie == value->cookie) {
+        return;
+    }
+    struct UdpSenderEvent event;
+    __builtin_memcpy(&event.key, key, sizeof(event.key));
+    __builtin_memcpy(&event.owner, value, sizeof(event.owner));
+    event.previous_cookie = previous ? previous->cookie : 0;
+    if (bpf_ringbuf_output(&udp_senders, &event, sizeof(event), 0) != 0) {
+        __u32 zero = 0;
+        __u64* lost = bpf_map_lookup_elem(&udp_sender_lost, &zero);
+        if (lost) {
+            *lost += 1;
+        }
+    }
+}
+
 // Records the flow `key` (remote end filled in) for the socket of a connect() or sendmsg()
 // call, with what the socket knows of its local end; returns the record's value.
 static __always_inline void record_flow(struct bpf_sock_addr* ctx, struct SocketOwnerFlowKey* key,
@@ -164,6 +203,7 @@ static __always_inline void record_flow(struct bpf_sock_addr* ctx, struct Socket
     key->protocol = (__u8)ctx->protocol;
     put_local_from_sock(key, ctx->sk);
     fill_value(value, bpf_get_socket_cookie(ctx));
+    report_new_udp_sender(key, value);
     bpf_map_update_elem(&owner_by_flow, key, value, BPF_ANY);
 }
 

@@ -42,6 +42,20 @@ struct SocketOwnerValue {
     __u32 padding;
 };
 
+// Ring buffer bytes for UdpSenderEvent records (a power of two, a multiple of the page size):
+// ~4,000 events, read by the daemon as they come.
+#define PW_UDP_SENDER_RING_BYTES (256 * 1024)
+
+// A socket sent on a UDP flow that no record named it for: either the first send of the flow,
+// or another socket (often another process) reusing a flow that an earlier socket used. The
+// firewall decides such a flow again when it was decided for another process (issue 10 item 8):
+// conntrack would otherwise give the new sender the old sender's verdict.
+struct UdpSenderEvent {
+    struct SocketOwnerFlowKey key;
+    struct SocketOwnerValue owner; // the new sender
+    __u64 previous_cookie;         // the socket the record named before, 0 if none
+};
+
 // Bytes of an executed file's path kept per exec record; longer paths are cut (and flagged).
 #define PW_EXEC_PATH_MAX 256
 

@@ -4,12 +4,14 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -104,16 +106,27 @@ void BpfObjectDeleter::operator()(bpf_object* object) const noexcept {
     bpf_object__close(object);
 }
 
+void RingBufferDeleter::operator()(ring_buffer* ring) const noexcept {
+    ring_buffer__free(ring);
+}
+
 SocketOwnerRecords::SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, MapFds maps)
     : object_(std::move(object)),
       links_(std::move(links)),
       owner_by_cookie_fd_(maps.owner_by_cookie),
       owner_by_flow_fd_(maps.owner_by_flow),
-      exec_by_tgid_fd_(maps.exec_by_tgid) {}
+      exec_by_tgid_fd_(maps.exec_by_tgid),
+      udp_sender_lost_fd_(maps.udp_sender_lost) {
+    // Without the ring, reused UDP flows are not noticed, but attribution works as before.
+    if (maps.udp_senders >= 0) {
+        udp_senders_.reset(ring_buffer__new(maps.udp_senders, &on_udp_sender, this, nullptr));
+    }
+}
 
 SocketOwnerRecords::~SocketOwnerRecords() {
     // Detach first (while the programs still exist), then unload. The member order does the
     // same; spelling it out keeps a reordering of members from changing it.
+    udp_senders_.reset();
     links_.clear();
     object_.reset();
 }
@@ -142,7 +155,10 @@ Result<std::unique_ptr<SocketOwnerRecords>> SocketOwnerRecords::load(
     bpf_map* owner_by_cookie = bpf_object__find_map_by_name(object->get(), "owner_by_cookie");
     bpf_map* owner_by_flow = bpf_object__find_map_by_name(object->get(), "owner_by_flow");
     bpf_map* exec_by_tgid = bpf_object__find_map_by_name(object->get(), "exec_by_tgid");
-    if (owner_by_cookie == nullptr || owner_by_flow == nullptr || exec_by_tgid == nullptr) {
+    bpf_map* udp_senders = bpf_object__find_map_by_name(object->get(), "udp_senders");
+    bpf_map* udp_sender_lost = bpf_object__find_map_by_name(object->get(), "udp_sender_lost");
+    if (owner_by_cookie == nullptr || owner_by_flow == nullptr || exec_by_tgid == nullptr ||
+        udp_senders == nullptr || udp_sender_lost == nullptr) {
         return fail("eBPF socket-owner object lacks its maps (build mismatch)");
     }
 
@@ -180,7 +196,9 @@ Result<std::unique_ptr<SocketOwnerRecords>> SocketOwnerRecords::load(
     // The links hold their own reference to the cgroup; cgroup_fd closes here.
     const MapFds maps{.owner_by_cookie = bpf_map__fd(owner_by_cookie),
                       .owner_by_flow = bpf_map__fd(owner_by_flow),
-                      .exec_by_tgid = with_exec ? bpf_map__fd(exec_by_tgid) : -1};
+                      .exec_by_tgid = with_exec ? bpf_map__fd(exec_by_tgid) : -1,
+                      .udp_senders = bpf_map__fd(udp_senders),
+                      .udp_sender_lost = bpf_map__fd(udp_sender_lost)};
     return std::unique_ptr<SocketOwnerRecords>(
         new SocketOwnerRecords(std::move(*object), std::move(links), maps));
 }
@@ -233,6 +251,59 @@ std::optional<ExecRecord> SocketOwnerRecords::find_exec(std::uint32_t tgid) cons
                       .interpreter = text_of(value.interpreter),
                       .inherited = (value.flags & PW_EXEC_INHERITED) != 0,
                       .path_cut = (value.flags & PW_EXEC_PATH_CUT) != 0};
+}
+
+int SocketOwnerRecords::udp_sender_fd() const {
+    return udp_senders_ ? ring_buffer__epoll_fd(udp_senders_.get()) : -1;
+}
+
+int SocketOwnerRecords::on_udp_sender(void* context, void* data, std::size_t size) {
+    const auto* self = static_cast<const SocketOwnerRecords*>(context);
+    if (size < sizeof(UdpSenderEvent) || self->udp_sender_handler_ == nullptr) {
+        return 0; // a build mismatch, or a report outside drain_udp_senders(): skip it
+    }
+    UdpSenderEvent event{};
+    std::memcpy(&event, data, sizeof(event));
+    const bool any_local =
+        std::ranges::all_of(event.key.local_address, [](std::uint8_t byte) { return byte == 0; });
+    (*self->udp_sender_handler_)(UdpSender{
+        .flow = flow_of_key(event.key),
+        .owner = to_owner(event.owner, any_local ? FlowMatch::AnyLocalAddress : FlowMatch::Exact),
+        .previous_cookie = event.previous_cookie});
+    return 0;
+}
+
+Result<std::size_t> SocketOwnerRecords::drain_udp_senders(const UdpSenderHandler& on_sender) {
+    if (!udp_senders_) {
+        return std::size_t{0};
+    }
+    udp_sender_handler_ = &on_sender;
+    const int consumed = ring_buffer__consume(udp_senders_.get());
+    udp_sender_handler_ = nullptr;
+    if (consumed < 0) {
+        return fail_errno("read eBPF UDP sender reports", -consumed);
+    }
+    return static_cast<std::size_t>(consumed);
+}
+
+std::uint64_t SocketOwnerRecords::udp_senders_lost() const {
+    if (udp_sender_lost_fd_ < 0) {
+        return 0;
+    }
+    const int cpus = libbpf_num_possible_cpus();
+    if (cpus <= 0) {
+        return 0;
+    }
+    std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(cpus));
+    const std::uint32_t zero = 0;
+    if (bpf_map_lookup_elem(udp_sender_lost_fd_, &zero, per_cpu.data()) != 0) {
+        return 0;
+    }
+    std::uint64_t lost = 0;
+    for (const std::uint64_t count : per_cpu) {
+        lost += count;
+    }
+    return lost;
 }
 
 } // namespace pw::state::bpf

@@ -3,9 +3,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/ip_address.h"
@@ -14,6 +16,7 @@
 // libbpf's handles, used in socket_owner_records.cc only.
 struct bpf_link;
 struct bpf_object;
+struct ring_buffer;
 
 namespace pw::state::bpf {
 
@@ -63,6 +66,16 @@ struct Flow {
     std::uint16_t remote_port = 0;
 };
 
+// A socket sent on a UDP flow that no record named it for: the flow's first send, or a new
+// socket (often of another process) reusing the flow of an earlier one. The firewall decides a
+// flow again when its new sender is another process than the one it was decided for (issue 10
+// item 8: conntrack would give the new sender the old one's verdict).
+struct UdpSender {
+    Flow flow; // the local address is unspecified when the socket was bound to the wildcard
+    Owner owner;
+    std::uint64_t previous_cookie = 0; // the socket the record named before; 0: none
+};
+
 struct BpfLinkDeleter {
     void operator()(bpf_link* link) const noexcept; // detaches the program
 };
@@ -72,6 +85,11 @@ struct BpfObjectDeleter {
     void operator()(bpf_object* object) const noexcept; // unloads programs and maps
 };
 using BpfObject = std::unique_ptr<bpf_object, BpfObjectDeleter>;
+
+struct RingBufferDeleter {
+    void operator()(ring_buffer* ring) const noexcept;
+};
+using RingBuffer = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 
 // What the kernel recorded about sockets and processes. SocketOwnerRecords in the daemon;
 // tests of the attribution logic use a fake. Lookups are read-only.
@@ -124,19 +142,37 @@ public:
     // records still work, exited processes are then only known by PID.
     [[nodiscard]] bool has_exec_records() const { return exec_by_tgid_fd_ >= 0; }
 
+    // New UDP senders (UdpSender), as the kernel reports them. The fd becomes readable when
+    // reports wait; -1 when they are not available. Register it with the event loop and call
+    // drain_udp_senders() when readable.
+    [[nodiscard]] int udp_sender_fd() const;
+    // Hands every waiting report to `on_sender`, oldest first; returns how many.
+    using UdpSenderHandler = std::function<void(const UdpSender&)>;
+    [[nodiscard]] Result<std::size_t> drain_udp_senders(const UdpSenderHandler& on_sender);
+    // Reports the kernel dropped because nobody read them fast enough.
+    [[nodiscard]] std::uint64_t udp_senders_lost() const;
+
 private:
     struct MapFds {
         int owner_by_cookie = -1;
         int owner_by_flow = -1;
         int exec_by_tgid = -1; // -1 without exec records
+        int udp_senders = -1;  // the ring buffer
+        int udp_sender_lost = -1;
     };
     SocketOwnerRecords(BpfObject object, std::vector<BpfLink> links, MapFds maps);
+    // libbpf's ring_buffer sample callback: `context` is this.
+    static int on_udp_sender(void* context, void* data, std::size_t size);
 
     BpfObject object_;
     std::vector<BpfLink> links_;  // declared after object_: detached before it is unloaded
     int owner_by_cookie_fd_ = -1; // owned by object_
     int owner_by_flow_fd_ = -1;   // owned by object_
     int exec_by_tgid_fd_ = -1;    // owned by object_
+    int udp_sender_lost_fd_ = -1; // owned by object_
+    RingBuffer udp_senders_;      // null when the ring could not be set up
+    // Set during drain_udp_senders(): libbpf's C callback reaches it through its context.
+    const UdpSenderHandler* udp_sender_handler_ = nullptr;
 };
 
 // Where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup on a unified system,
@@ -149,5 +185,43 @@ private:
 
 // True when `path` is a directory on a cgroup2 file system.
 [[nodiscard]] bool is_cgroup2_directory(const std::filesystem::path& path);
+
+// A cgroup2 file system that we mounted on a fresh directory of our own, for as long as the
+// object lives: the destructor unmounts it (lazily) and removes the directory. Attach the
+// programs first: an attachment holds the cgroup itself, not the mount. Never mounts over an
+// existing mount point (issue 10 item 9: never over the host's /sys/fs/cgroup).
+class PrivateCgroup2Mount {
+public:
+    // Mounts cgroup2 on a new directory `parent`/cgroup2-XXXXXX (parent made 0700 if missing).
+    // It shows the root of the caller's cgroup namespace: the whole host for a daemon in the
+    // initial one, the namespace's own root for one started with `unshare --cgroup`.
+    [[nodiscard]] static Result<std::unique_ptr<PrivateCgroup2Mount>> create(
+        const std::filesystem::path& parent);
+
+    PrivateCgroup2Mount(const PrivateCgroup2Mount&) = delete;
+    PrivateCgroup2Mount& operator=(const PrivateCgroup2Mount&) = delete;
+    PrivateCgroup2Mount(PrivateCgroup2Mount&&) = delete;
+    PrivateCgroup2Mount& operator=(PrivateCgroup2Mount&&) = delete;
+    ~PrivateCgroup2Mount();
+
+    [[nodiscard]] const std::filesystem::path& path() const { return path_; }
+
+private:
+    explicit PrivateCgroup2Mount(std::filesystem::path path) : path_(std::move(path)) {}
+    std::filesystem::path path_;
+};
+
+// The cgroup v2 root to attach the programs to.
+struct Cgroup2Root {
+    std::filesystem::path path;
+    // Set when no hierarchy was visible and we mounted one (keep it until attached).
+    std::unique_ptr<PrivateCgroup2Mount> private_mount;
+};
+
+// find_cgroup2_root(), or when no cgroup v2 hierarchy is visible (a hybrid host without the
+// unified mount, a daemon started by `ip netns exec`, which mounts a fresh /sys), a private
+// cgroup2 mount under `run_directory` instead of giving up eBPF for the slower socket tables.
+[[nodiscard]] Result<Cgroup2Root> find_or_mount_cgroup2_root(
+    const std::filesystem::path& run_directory);
 
 } // namespace pw::state::bpf
