@@ -3,6 +3,7 @@
 // connections waiting for attribution and a full connection table. Each test below fails when
 // the line it guards is taken out (checked by doing so).
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -76,32 +77,48 @@ protected:
 
 // A temporary verdict is remembered until the connection is idle: each of its packets renews
 // the entry, so a connection that keeps talking is never decided (and reported) a second time.
-TEST_F(PacketProcessorPathsTest, PacketsOfAKnownConnectionKeepItAlive) {
-    settings_.permanent_verdicts = firewall::PermanentVerdicts::Off;
-    const ConnectionTable::Limits limits;
-    ConnectionTable table(limits);
-    PacketProcessor processor(policies_, table, events_, clock_);
-    const auto packet = out_.udp(40000, 5000);
-    const auto half_idle = limits.udp_idle / 2 + std::chrono::seconds(10);
+class KeepAliveTest : public PacketProcessorPathsTest {
+protected:
+    KeepAliveTest() { settings_.permanent_verdicts = firewall::PermanentVerdicts::Off; }
 
-    EXPECT_EQ(processor.handle(packet::Direction::Outbound, packet), packet::mark::kAccept);
-    for (int round = 0; round < 3; ++round) {
-        clock_.advance(half_idle);
-        EXPECT_EQ(processor.expire_connections(), 0U) << "round " << round;
-        EXPECT_EQ(processor.handle(packet::Direction::Outbound, packet), packet::mark::kAccept);
+    // Three packets more than half the idle time apart after the first: the connection outlives
+    // its idle time (counted from its first packet) only if each packet renews it. Returns how
+    // many connections expired meanwhile.
+    std::size_t talk_for_longer_than_the_idle_time() {
+        EXPECT_EQ(processor_.handle(packet::Direction::Outbound, packet_), packet::mark::kAccept);
+        std::size_t expired = 0;
+        for (int round = 0; round < 3; ++round) {
+            clock_.advance(limits_.udp_idle / 2 + std::chrono::seconds(10));
+            expired += processor_.expire_connections();
+            marks_.push_back(processor_.handle(packet::Direction::Outbound, packet_));
+        }
+        return expired;
     }
-    EXPECT_EQ(processor.counters().connections, 1U);
-    EXPECT_EQ(processor.counters().known, 3U);
+
+    const ConnectionTable::Limits limits_;
+    ConnectionTable table_{limits_};
+    PacketProcessor processor_{policies_, table_, events_, clock_};
+    const std::vector<std::uint8_t> packet_ = out_.udp(40000, 5000);
+    std::vector<std::optional<std::uint32_t>> marks_;
+};
+
+TEST_F(KeepAliveTest, PacketsOfAKnownConnectionKeepItAlive) {
+    EXPECT_EQ(talk_for_longer_than_the_idle_time(), 0U);
+    EXPECT_EQ(marks_, std::vector<std::optional<std::uint32_t>>(3, packet::mark::kAccept));
+    EXPECT_EQ(processor_.counters().connections, 1U);
+    EXPECT_EQ(processor_.counters().known, 3U);
     EXPECT_EQ(events_.decided.size(), 1U);
-    const ConnectionEntry* entry = table.find(
-        ConnectionKey::from_packet(*packet::parse_packet(packet), packet::Direction::Outbound));
+}
+
+TEST_F(KeepAliveTest, TheEntryCountsThePacketsAndExpiresOnceSilent) {
+    static_cast<void>(talk_for_longer_than_the_idle_time());
+    const ConnectionEntry* entry = table_.find(
+        ConnectionKey::from_packet(*packet::parse_packet(packet_), packet::Direction::Outbound));
     ASSERT_NE(entry, nullptr);
     EXPECT_EQ(entry->packets, 4U);
     EXPECT_EQ(entry->last_seen, clock_.now());
-
-    // Silent for the idle time: forgotten.
-    clock_.advance(limits.udp_idle);
-    EXPECT_EQ(processor.expire_connections(), 1U);
+    clock_.advance(limits_.udp_idle);
+    EXPECT_EQ(processor_.expire_connections(), 1U);
 }
 
 // The name memory says which name a program resolved to reach an address. An inbound
@@ -131,34 +148,50 @@ TEST_F(PacketProcessorPathsTest, InboundConnectionsCarryNoDomain) {
 
 // Connections waiting for attribution hold their packets in the kernel's queue; beyond the cap
 // a new connection is decided at once (with what is known) instead of waiting too.
-TEST_F(PacketProcessorPathsTest, PendingConnectionsAreCapped) {
-    ConnectionTable table;
-    NeverFoundAttributor attributor;
-    IgnoredVerdicts verdicts;
-    PacketProcessor processor(policies_, table, events_, clock_, &attributor);
-    processor.set_verdict_sink(verdicts);
-    constexpr std::size_t kCap = PacketProcessor::kMaxPendingConnections;
+class PendingCapTest : public PacketProcessorPathsTest {
+protected:
+    static constexpr std::size_t kCap = PacketProcessor::kMaxPendingConnections;
 
-    for (std::size_t index = 0; index < kCap; ++index) {
-        const auto port = static_cast<std::uint16_t>(1024 + index);
-        ASSERT_EQ(processor.handle(packet::Direction::Outbound, out_.udp(port, 5000),
-                                   {.packet_id = static_cast<std::uint32_t>(index)}),
-                  std::nullopt)
-            << "connection " << index;
+    PendingCapTest() { processor_.set_verdict_sink(verdicts_); }
+
+    // Starts kCap connections that all wait for attribution; returns how many did.
+    std::size_t fill_to_the_cap() {
+        std::size_t waiting = 0;
+        for (std::size_t index = 0; index < kCap; ++index) {
+            const auto port = static_cast<std::uint16_t>(1024 + index);
+            const PacketRef ref{.packet_id = static_cast<std::uint32_t>(index)};
+            waiting += processor_.handle(packet::Direction::Outbound, out_.udp(port, 5000), ref) ==
+                       std::nullopt;
+        }
+        return waiting;
     }
-    EXPECT_EQ(processor.pending_connections(), kCap);
-    EXPECT_TRUE(events_.decided.empty());
 
-    const auto one_more = out_.udp(static_cast<std::uint16_t>(1024 + kCap), 5000);
-    const auto mark = processor.handle(packet::Direction::Outbound, one_more);
-    ASSERT_TRUE(mark.has_value()) << "a connection beyond the cap must not wait";
-    EXPECT_EQ(*mark, packet::mark::kPermanentAccept);
-    EXPECT_EQ(processor.pending_connections(), kCap);
-    EXPECT_EQ(processor.counters().deferred, kCap);
-    EXPECT_EQ(processor.counters().pending_full, 1U);
+    std::optional<std::uint32_t> one_more() {
+        return processor_.handle(packet::Direction::Outbound,
+                                 out_.udp(static_cast<std::uint16_t>(1024 + kCap), 5000));
+    }
+
+    ConnectionTable table_;
+    NeverFoundAttributor attributor_;
+    IgnoredVerdicts verdicts_;
+    PacketProcessor processor_{policies_, table_, events_, clock_, &attributor_};
+};
+
+TEST_F(PendingCapTest, UpToTheCapConnectionsWait) {
+    EXPECT_EQ(fill_to_the_cap(), kCap);
+    EXPECT_EQ(processor_.pending_connections(), kCap);
+    EXPECT_EQ(processor_.counters().deferred, kCap);
+    EXPECT_TRUE(events_.decided.empty());
+}
+
+TEST_F(PendingCapTest, AConnectionBeyondTheCapIsDecidedAtOnce) {
+    static_cast<void>(fill_to_the_cap());
+    EXPECT_EQ(one_more(), packet::mark::kPermanentAccept) << "beyond the cap nothing may wait";
+    EXPECT_EQ(processor_.pending_connections(), kCap);
+    EXPECT_EQ(processor_.counters().pending_full, 1U);
     ASSERT_EQ(events_.decided.size(), 1U);
-    ASSERT_TRUE(events_.decided[0].connection.process.has_value());
-    EXPECT_EQ(events_.decided[0].connection.process->kind, firewall::ProcessKind::Unidentified);
+    EXPECT_EQ(events_.decided[0].connection.process.value_or(firewall::ProcessFacts{}).kind,
+              firewall::ProcessKind::Unidentified);
 }
 
 // With the connection table full a new connection is still decided, by the rules, and counted;

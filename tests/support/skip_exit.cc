@@ -1,7 +1,7 @@
 #include "support/skip_exit.h"
 
-#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <string_view>
 
@@ -38,8 +38,8 @@ public:
     }
     void OnTestEnd(const ::testing::TestInfo& test) override {
         if (test.result()->Skipped()) {
-            std::printf("[ skipped  ] %s.%s\n", test.test_suite_name(), test.name());
-            std::fflush(stdout);
+            std::cout << "[ skipped  ] " << test.test_suite_name() << '.' << test.name() << '\n'
+                      << std::flush; // as gtest's own lines: before a crash can lose them
             return;
         }
         gtest_printer_->OnTestEnd(test);
@@ -51,13 +51,13 @@ public:
         gtest_printer_->OnEnvironmentsTearDownStart(unit);
     }
     void OnTestIterationEnd(const ::testing::UnitTest& unit, int /*iteration*/) override {
-        std::printf("[==========] %d tests from %d test suites ran. (%lld ms total)\n",
-                    unit.test_to_run_count(), unit.test_suite_to_run_count(),
-                    static_cast<long long>(unit.elapsed_time()));
-        std::printf("[  PASSED  ] %d tests.\n", unit.successful_test_count());
+        std::cout << "[==========] " << unit.test_to_run_count() << " tests from "
+                  << unit.test_suite_to_run_count() << " test suites ran. (" << unit.elapsed_time()
+                  << " ms total)\n";
+        std::cout << "[  PASSED  ] " << unit.successful_test_count() << " tests.\n";
         print_tests(unit, "[ skipped  ]", &::testing::TestResult::Skipped);
         print_tests(unit, "[  FAILED  ]", &::testing::TestResult::Failed);
-        std::fflush(stdout);
+        std::cout << std::flush;
     }
     void OnTestProgramEnd(const ::testing::UnitTest& unit) override {
         gtest_printer_->OnTestProgramEnd(unit);
@@ -71,7 +71,7 @@ private:
             for (int test_index = 0; test_index < suite.total_test_count(); ++test_index) {
                 const ::testing::TestInfo& test = *suite.GetTestInfo(test_index);
                 if (test.should_run() && (test.result()->*selected)()) {
-                    std::printf("%s %s.%s\n", tag, suite.name(), test.name());
+                    std::cout << tag << ' ' << suite.name() << '.' << test.name() << '\n';
                 }
             }
         }
@@ -105,8 +105,8 @@ int exit_code_with_skips(int result) {
         return 0;
     }
     if (skips_are_failures()) {
-        std::fprintf(stderr, "FAIL: %d test(s) skipped, and with CI=true every test must run\n",
-                     unit.skipped_test_count());
+        std::cerr << "FAIL: " << unit.skipped_test_count()
+                  << " test(s) skipped, and with CI=true every test must run\n";
         return 1;
     }
     return unit.successful_test_count() == 0 ? kSkipExitCode : 0;
