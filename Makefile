@@ -4,7 +4,8 @@
 #   make test   all tests: unit, fuzz (20 s each), and (as root) integration in namespaces
 #   make fuzz   the fuzzing campaign: every fuzz target for FUZZ_RUNS executions, one at a time,
 #               new coverage merged into tests/fuzz/corpus/ (commit it); figures in
-#               build/release/fuzz-campaign/stats.txt. FUZZ_TARGETS="a b" limits it to those.
+#               build/release/fuzz-campaign/stats.txt. FUZZ_TARGETS="a b" limits it to those;
+#               PW_FUZZ_MAX_SECONDS=N stops each target after N s (reported as not done).
 #   make bench  the system benchmarks in namespaces
 PRESET ?= release
 BUILD_DIR := build/$(PRESET)

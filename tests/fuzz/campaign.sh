@@ -7,9 +7,10 @@
 # names; without them every fuzzer runs.
 #
 # Each fuzzer runs RUNS executions in one process (the CPU is shared: one target at a time,
-# never -jobs > 1) on a fresh copy of its corpus from the repository. Then the inputs that found
-# new coverage are merged back into the repository's corpus with -merge=1, which keeps only
-# those that add a feature, so tests/fuzz/corpus/<target>/ stays small; commit them.
+# never -jobs > 1) on a fresh copy of its corpus from the repository; PW_FUZZ_MAX_SECONDS=N
+# stops each after N seconds at most. Then the inputs that found new coverage are merged back
+# into the repository's corpus with -merge=1, which keeps only those that add a feature, so
+# tests/fuzz/corpus/<target>/ stays small; commit them.
 # libFuzzer's final figures (executions, cov: edges, ft: features, corpus) go to
 # WORK_ROOT/stats.txt, one line a target, and the full logs to WORK_ROOT/<target>/fuzz.log.
 # Exit code: 0 when every target ran RUNS executions without a finding, 1 otherwise.
@@ -25,6 +26,9 @@ work_root=$2
 runs=$3
 shift 3
 merge=${PW_FUZZ_MERGE:-1}
+# A time box per target in seconds (0: none). A target stopped by it before RUNS executions
+# is reported with the executions it reached and fails the campaign.
+max_seconds=${PW_FUZZ_MAX_SECONDS:-0}
 
 if [ ! -f "$manifest" ]; then
     echo "FAIL: no fuzzer manifest $manifest; configure with cmake first" >&2
@@ -80,16 +84,25 @@ while read -r name binary corpus; do
     cp -R "$corpus/." "$work/corpus/"
     echo "fuzz: $name, $runs executions from $(ls "$corpus" | wc -l) seeds ($work/fuzz.log)"
     status=0
-    (cd "$work" && "$binary" -runs="$runs" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$work/corpus") \
-        >"$work/fuzz.log" 2>&1 || status=$?
+    (cd "$work" && "$binary" -runs="$runs" -max_total_time="$max_seconds" -timeout=10 \
+        -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+        "$work/corpus") >"$work/fuzz.log" 2>&1 || status=$?
     if [ "$status" -eq 0 ] && [ "$merge" = 1 ]; then
         # Only the inputs that add coverage to what the repository holds already are copied.
         "$binary" -merge=1 -rss_limit_mb=2048 "$corpus" "$work/corpus" >"$work/merge.log" 2>&1 ||
             { echo "FAIL: $name: merging the corpus back failed ($work/merge.log)" >&2; failed=1; }
     fi
-    summarise "$name" "$work/fuzz.log" "$status" "$(ls "$corpus" | wc -l)"
+    # What the repository's corpus alone covers now, as `make test` starts from it.
+    "$binary" -runs=0 -rss_limit_mb=2048 "$corpus" >"$work/replay.log" 2>&1 || true
+    replay=$(grep -E '^#[0-9]+[[:space:]]+INITED' "$work/replay.log" | tail -n 1 |
+        sed -n 's/.* cov: \([0-9]*\) ft: \([0-9]*\).*/repo_cov=\1 repo_ft=\2/p')
+    summarise "$name" "$work/fuzz.log" "$status" "$(ls "$corpus" | wc -l) ${replay:-repo_cov=?}"
     ran=$((ran + 1))
+    executed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log" | tail -n 1)
+    if [ "$status" -eq 0 ] && [ "${executed:-0}" -lt "$runs" ]; then
+        echo "FAIL: $name stopped by the time box after ${executed:-?} of $runs executions" >&2
+        failed=1
+    fi
     if [ "$status" -ne 0 ]; then
         echo "FAIL: $name exited with $status; reproducers in $work/artifacts:" >&2
         ls -1 "$work/artifacts" >&2
