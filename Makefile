@@ -1,14 +1,21 @@
 # The commands a newcomer needs. Everything builds in build/release (optimised, -Werror).
 #   make run    install dependencies, build, run the firewall in the foreground (root)
 #   make demo   the same, sandboxed in network namespaces with a simulated internet
-#   make test   all tests: unit, fuzz, and (as root) integration in namespaces
+#   make test   all tests: unit, fuzz (20 s each), and (as root) integration in namespaces
+#   make fuzz   the fuzzing campaign: every fuzz target for FUZZ_RUNS executions, one at a time,
+#               new coverage merged into tests/fuzz/corpus/ (commit it); figures in
+#               build/release/fuzz-campaign/stats.txt. FUZZ_TARGETS="a b" limits it to those;
+#               PW_FUZZ_MAX_SECONDS=N stops each target after N s (reported as not done).
 #   make bench  the system benchmarks in namespaces
 PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 PORTWARDEN := $(BUILD_DIR)/src/cli/portwarden
 ARGS ?=
+CTEST_ARGS ?=
+FUZZ_RUNS ?= 10000000
+FUZZ_TARGETS ?=
 
-.PHONY: setup build run demo test unit bench lint format clean
+.PHONY: setup build run demo test unit fuzz bench lint format clean
 
 setup:
 	@scripts/setup.sh
@@ -24,10 +31,17 @@ demo: build
 	scripts/demo.sh $(PORTWARDEN)
 
 test: build
-	ctest --test-dir $(BUILD_DIR) --output-on-failure --timeout 900
+	ctest --test-dir $(BUILD_DIR) --output-on-failure --timeout 900 $(CTEST_ARGS)
 
 unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -L unit
+
+# Only the fuzzers are built (with clang++-19); a fuzzer that cannot be built fails the campaign.
+fuzz: setup
+	@cmake --preset $(PRESET) >/dev/null
+	@cmake --build --preset $(PRESET) --target fuzz_targets
+	tests/fuzz/campaign.sh $(BUILD_DIR)/tests/fuzz/fuzzers.txt $(BUILD_DIR)/fuzz-campaign \
+		$(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 # Debian's opensnitchd is unpacked (never installed: that would start it on this host's own
 # network) and measured beside portwarden; the benchmark goes on without it if it cannot be had.

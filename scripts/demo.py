@@ -22,6 +22,7 @@ import json
 import sys
 import threading
 import time
+import unittest
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
@@ -260,9 +261,15 @@ def main():
                 time.sleep(0.2)
             finally:
                 stop.set()
-            say(f"portwarden stopped (exit {code}); rules removed, namespaces deleted.")
+            note = "" if code == 0 else "  UNEXPECTED: portwarden must exit 0"
+            say(f"portwarden stopped (exit {code}); rules removed, namespaces deleted.{note}")
     return 1 if surprises or code != 0 else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except unittest.SkipTest as skip:
+        # No root, namespaces or cgroup v2: ctest reads the exit code (world.SKIP_EXIT_CODE).
+        print(f"INTEGRATION SKIPPED: {skip}", file=sys.stderr, flush=True)
+        sys.exit(pw_world.skip_exit_code())

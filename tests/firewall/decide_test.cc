@@ -295,6 +295,27 @@ TEST(Decide, DhcpServerSidePortsAreNotFastTracked) {
               Verdict::Block);
 }
 
+// The fast-track bypasses every rule, so both ports must match: a program that binds the DHCP
+// client port (68 or 546) gets no free pass to any other server port.
+TEST(Decide, DhcpClientPortAloneIsNotFastTracked) {
+    for (const std::uint16_t remote : {53, 68, 443, 546, 547}) {
+        EXPECT_EQ(decide(block_everything(), udp(Direction::Outbound, 68, remote)).verdict,
+                  Verdict::Block)
+            << "68 -> " << remote;
+        EXPECT_EQ(decide(block_everything(), udp(Direction::Inbound, 68, remote)).verdict,
+                  Verdict::Drop)
+            << "68 <- " << remote;
+    }
+    for (const std::uint16_t remote : {53, 67, 443, 546}) {
+        EXPECT_EQ(decide(block_everything(), udp(Direction::Outbound, 546, remote)).verdict,
+                  Verdict::Block)
+            << "546 -> " << remote;
+        EXPECT_EQ(decide(block_everything(), udp(Direction::Inbound, 546, remote)).verdict,
+                  Verdict::Drop)
+            << "546 <- " << remote;
+    }
+}
+
 TEST(Decide, DhcpPortsOverTcpAreNotFastTracked) {
     ConnectionFacts facts = udp(Direction::Outbound, 68, 67);
     facts.protocol = protocol::kTcp;

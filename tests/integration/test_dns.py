@@ -652,12 +652,30 @@ class NameserverTest(DnsCase):
         self.assertEqual(completed.returncode, 0, f"{completed.stdout}{completed.stderr}")
         return [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]
 
+    # A query with a whole header and QR clear is a query: it gets an error answer (RFC 1035
+    # 4.1.1: FORMERR, NOTIMP or REFUSED), not silence, which would leave the client waiting for
+    # its timeout. Only garbage (no header) may go unanswered, and a response (QR set) must be:
+    # answering responses lets two servers bounce errors at each other.
+    MUST_ANSWER = {"header only, one question announced", "two questions", "class CH",
+                   "no question", "label past the end", "compression loop",
+                   "question plus answer count"}
+    NEVER_ANSWER = {"QR set"}
+
     def check_malformed(self, transport):
         cases = self.run_malformed(transport)
         self.assertGreaterEqual(len(cases), 6, f"{cases}")
+        labels = {case["case"] for case in cases}
+        self.assertLessEqual(self.MUST_ANSWER | self.NEVER_ANSWER, labels,
+                             f"the sender must try every case\n{cases}")
+        unanswered = sorted(case["case"] for case in cases
+                            if case["case"] in self.MUST_ANSWER and case.get("reply") is None)
+        self.assertEqual(unanswered, [],
+                         f"{transport}: no answer to these queries\n{self.daemon.describe()}")
         for case in cases:
             with self.subTest(transport=transport, case=case["case"]):
                 reply = case.get("reply")
+                if case["case"] in self.NEVER_ANSWER:
+                    self.assertIsNone(reply, f"a response was answered: {json.dumps(case)}")
                 if reply is None:
                     continue  # no answer is a correct answer to garbage
                 context = f"{json.dumps(case)}\n{self.daemon.describe()}"

@@ -29,6 +29,7 @@
 #include "fakes/private_network_namespace.h"
 #include "interception/conntrack.h"
 #include "interception/rule_set.h"
+#include "support/skip_exit.h"
 
 namespace pw::interception {
 namespace {
@@ -446,5 +447,6 @@ int main(int argc, char** argv) {
         return 1;
     }
     ::testing::InitGoogleTest(&argc, argv);
-    return RUN_ALL_TESTS();
+    pw::testing::use_skip_code_printer();
+    return pw::testing::exit_code_with_skips(RUN_ALL_TESTS());
 }

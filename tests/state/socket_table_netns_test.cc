@@ -31,6 +31,7 @@
 #include "fakes/socket_address.h"
 #include "state/proc_net_socket_table.h"
 #include "state/sock_diag_socket_table.h"
+#include "support/skip_exit.h"
 
 namespace pw::state {
 namespace {
@@ -413,5 +414,6 @@ int main(int argc, char** argv) {
         return 1;
     }
     ::testing::InitGoogleTest(&argc, argv);
-    return RUN_ALL_TESTS();
+    pw::testing::use_skip_code_printer();
+    return pw::testing::exit_code_with_skips(RUN_ALL_TESTS());
 }

@@ -5,6 +5,7 @@
 #include "state/bpf/socket_owner_records.h"
 
 #include <arpa/inet.h>
+#include <linux/bpf.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -50,6 +51,30 @@ constexpr uid_t kNobody = 65534;
 
 std::string errno_text() {
     return std::error_code(errno, std::system_category()).message();
+}
+
+// Why this process cannot load eBPF programs at all, or nullopt when it can: a two-instruction
+// cgroup/skb program ("return 1") that every kernel with cgroup eBPF accepts. Only then may the
+// tests skip. Once this loads, a rejection of our programs (the verifier refusing a program that
+// loaded before) is a failure: a bug of ours or a kernel regression, never "not available here".
+std::optional<std::string> bpf_unavailable() {
+    std::array<bpf_insn, 2> program{};
+    program[0].code = BPF_ALU64 | BPF_MOV | BPF_K; // r0 = 1
+    program[0].dst_reg = BPF_REG_0;
+    program[0].imm = 1;
+    program[1].code = BPF_JMP | BPF_EXIT;
+    static constexpr char kLicense[] = "GPL"; // NOLINT(modernize-avoid-c-arrays): C string
+    bpf_attr attributes{};
+    attributes.prog_type = BPF_PROG_TYPE_CGROUP_SKB;
+    attributes.insns = reinterpret_cast<std::uintptr_t>(program.data());
+    attributes.insn_cnt = program.size();
+    attributes.license = reinterpret_cast<std::uintptr_t>(kLicense);
+    const long fd = ::syscall(SYS_bpf, BPF_PROG_LOAD, &attributes, sizeof(attributes));
+    if (fd < 0) {
+        return "bpf(BPF_PROG_LOAD) refuses even a trivial program: " + errno_text();
+    }
+    ::close(static_cast<int>(fd));
+    return std::nullopt;
 }
 
 IpAddress loopback_v4() {
@@ -323,6 +348,12 @@ protected:
         if (::geteuid() != 0) {
             GTEST_SKIP() << "INTEGRATION SKIPPED: needs root (eBPF cgroup programs)";
         }
+#if defined(PW_TEST_EBPF_STUB)
+        GTEST_SKIP() << "INTEGRATION SKIPPED: built without eBPF support (scripts/setup.sh)";
+#endif
+        if (const auto reason = bpf_unavailable()) {
+            GTEST_SKIP() << "INTEGRATION SKIPPED: " << *reason;
+        }
         auto root = find_cgroup2_root();
         if (!root) {
             GTEST_SKIP() << "INTEGRATION SKIPPED: " << root.error().message();
@@ -337,10 +368,9 @@ protected:
         }
         cgroup_ = std::make_unique<TestCgroup>(root_, path);
         auto records = SocketOwnerRecords::load(path);
-        if (!records) {
-            GTEST_SKIP() << "INTEGRATION SKIPPED: eBPF cannot load here: "
-                         << records.error().message();
-        }
+        // eBPF works here (bpf_unavailable() above): failing to load or attach ours is a bug.
+        ASSERT_TRUE(records.has_value())
+            << "the kernel loads eBPF programs, but not ours: " << records.error().message();
         records_ = std::move(*records);
     }
 
