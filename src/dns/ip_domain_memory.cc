@@ -7,7 +7,8 @@ namespace pw::dns {
 
 void IpDomainMemory::record(std::string_view scope, const IpAddress& address,
                             std::string_view domain, std::span<const std::string> cname_chain,
-                            std::chrono::seconds ttl, Clock::TimePoint now) {
+                            std::chrono::seconds ttl, Clock::TimePoint now,
+                            const std::optional<IpAddress>& resolver) {
     if (limits_.max_entries == 0) {
         return;
     }
@@ -21,6 +22,7 @@ void IpDomainMemory::record(std::string_view scope, const IpAddress& address,
             entry.name.cname_chain.assign(cname_chain.begin(), cname_chain.end());
         }
         entry.name.recorded_at = now;
+        entry.name.resolver = resolver;
         entry.expires_at = now + keep;
         // The newest answer moves to the young end.
         oldest_first_.splice(oldest_first_.end(), oldest_first_, entry.age);
@@ -33,7 +35,8 @@ void IpDomainMemory::record(std::string_view scope, const IpAddress& address,
     Key key{.scope = std::string(scope), .address = address};
     ResolvedName name{.domain = std::string(domain),
                       .cname_chain = {cname_chain.begin(), cname_chain.end()},
-                      .recorded_at = now};
+                      .recorded_at = now,
+                      .resolver = resolver};
     oldest_first_.push_back(key);
     entries_.emplace(std::move(key), Entry{.name = std::move(name),
                                            .expires_at = now + keep,

@@ -21,6 +21,11 @@ struct ResolvedName {
     std::string domain;                   // the name that was asked for
     std::vector<std::string> cname_chain; // the CNAMEs followed to the address, in order
     Clock::TimePoint recorded_at;         // when the answer came
+    // The upstream server that gave the answer, for `filter/removeOutOfScopeDNS` at connection
+    // time (a setting changed since the query, an answer given to the system DNS client for
+    // everyone); nullopt when unknown (answers seen through systemd-resolved's monitor).
+    std::optional<IpAddress> resolver{}; // NOLINT(readability-redundant-member-init): GCC
+                                         // -Wmissing-field-initializers
     bool operator==(const ResolvedName&) const = default;
 };
 
@@ -48,10 +53,11 @@ public:
 
     // Remembers that `domain` (through `cname_chain`) resolved to `address` for `scope`; a newer
     // answer for the same scope and address replaces the older one. Called for every answered
-    // query, cache hits included, so refreshing a known entry allocates nothing.
+    // query, cache hits included, so refreshing a known entry allocates nothing. `resolver` is
+    // the upstream that answered, when known.
     void record(std::string_view scope, const IpAddress& address, std::string_view domain,
                 std::span<const std::string> cname_chain, std::chrono::seconds ttl,
-                Clock::TimePoint now);
+                Clock::TimePoint now, const std::optional<IpAddress>& resolver = std::nullopt);
 
     // The most recent name for `address` in `scope`, else in the global scope; nullopt when
     // neither remembers it (or it expired).

@@ -64,10 +64,10 @@ struct DomainFacts {
     std::string domain;
     std::vector<std::string> cname_chain;
     // The scope of the resolver that gave the answer (ip_scope() of the upstream's address), for
-    // `filter/removeOutOfScopeDNS` at connection time (decide() step "resolver scope"). nullopt
-    // when unknown, which is always today: the IP -> domain memory does not keep the resolver.
-    // The nameserver already removes out-of-scope addresses from the answers it gives
-    // (answer_filter.h), so this only matters for answers learnt elsewhere (systemd-resolved).
+    // `filter/removeOutOfScopeDNS` at connection time (decide() step "resolver scope"): the
+    // nameserver removes out-of-scope addresses from the answers it gives (answer_filter.h), but
+    // the setting may have been turned on since, or the answer went to the system DNS client
+    // for everyone. nullopt when unknown (names seen through systemd-resolved's monitor).
     std::optional<IpScope> resolver_scope{}; // NOLINT(readability-redundant-member-init): GCC
                                              // -Wmissing-field-initializers
 };
@@ -104,8 +104,8 @@ struct ConnectionFacts {
     // (255.255.255.255, 239.255.255.250, ff02::fb ...). Discovery protocols (SSDP, mDNS,
     // NetBIOS, WS-Discovery) get their answers from each device's own address, which conntrack
     // does not see as a reply, so without this a blockInbound would drop them. The packet path
-    // fills it by remembering recent outbound broadcasts and multicasts per local endpoint and
-    // process; it does not yet, and nullopt means "not a reply" (decide() step "broadcast
+    // fills it from the permitted outbound broadcasts and multicasts it remembers
+    // (network/broadcast_replies.h); nullopt means "not a reply" (decide() step "broadcast
     // reply").
     std::optional<IpAddress> answers_broadcast_to{}; // NOLINT(readability-redundant-member-init):
                                                      // GCC -Wmissing-field-initializers

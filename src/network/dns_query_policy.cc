@@ -242,8 +242,8 @@ void DnsQueryPolicy::answered(const dns::ClientQuery& query, const dns::QueryPla
     if (!addresses.empty()) {
         const std::chrono::seconds ttl = remaining_ttl(*answer, outcome.age_seconds);
         for (const IpAddress& address : addresses) {
-            memory_.record(scope, address, query.query.question.name, answer->cname_chain, ttl,
-                           now);
+            memory_.record(scope, address, query.query.question.name, answer->cname_chain, ttl, now,
+                           answer->upstream_address);
         }
         counters_.recorded += addresses.size();
     }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "firewall/decide.h"
+#include "firewall/ip_scope.h"
 #include "network/dns_query_policy.h"
 #include "packet/packet_parser.h"
 #include "packet/verdict.h"
@@ -130,8 +131,11 @@ void PacketProcessor::add_domain(firewall::ConnectionFacts& facts, Clock::TimePo
     const std::string_view scope =
         memory_scope(facts.profile, facts.process ? &*facts.process : nullptr);
     if (auto name = domain_memory_->lookup(scope, facts.remote_address, now)) {
-        facts.domain = firewall::DomainFacts{.domain = std::move(name->domain),
-                                             .cname_chain = std::move(name->cname_chain)};
+        facts.domain = firewall::DomainFacts{
+            .domain = std::move(name->domain),
+            .cname_chain = std::move(name->cname_chain),
+            .resolver_scope =
+                name->resolver ? std::optional(firewall::ip_scope(*name->resolver)) : std::nullopt};
     }
 }
 
@@ -168,6 +172,9 @@ std::optional<std::uint32_t> PacketProcessor::decide(std::uint64_t id,
     const firewall::FilterSettings& settings = *policy.settings;
     facts.profile = settings.profile;
     add_domain(facts, now);
+    if (facts.direction == packet::Direction::Inbound) {
+        facts.answers_broadcast_to = broadcasts_.answered(facts, now);
+    }
     events_.connection_new(id, facts);
     firewall::Decision decision = firewall::decide(settings, facts);
     add_tie(decision, policy.tie);
@@ -287,6 +294,9 @@ std::uint32_t PacketProcessor::finish(std::uint64_t id, const firewall::Connecti
                                       const firewall::Decision& decision, const ConnectionKey& key,
                                       Clock::TimePoint now) {
     remember_dns_client(facts, settings, decision, now);
+    if (decision.verdict == packet::Verdict::Accept) {
+        broadcasts_.sent(key, facts, now);
+    }
     if (decision.rule) {
         policies_.rule_matched(settings, *decision.rule);
     }
@@ -388,6 +398,7 @@ void PacketProcessor::reevaluate_held(const LiveFilter& filter) {
 }
 
 void PacketProcessor::connection_ended(const ConnectionKey& key) {
+    broadcasts_.ended(key, clock_.now());
     if (live_ != nullptr) {
         live_->remove(key);
     }

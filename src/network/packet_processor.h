@@ -13,6 +13,7 @@
 #include "firewall/decide.h"
 #include "firewall/settings.h"
 #include "network/attributor.h"
+#include "network/broadcast_replies.h"
 #include "network/connection_table.h"
 #include "network/dns_client_directory.h"
 #include "network/event_sink.h"
@@ -164,6 +165,9 @@ public:
     std::size_t expire_connections() { return table_.expire(clock_.now()); }
 
     [[nodiscard]] const Counters& counters() const { return counters_; }
+    // The outbound broadcasts and multicasts remembered for their answers (decide() step
+    // "broadcast reply").
+    [[nodiscard]] const BroadcastReplies& broadcast_replies() const { return broadcasts_; }
 
     // Connections waiting for attribution at once at most; beyond it, new ones are decided
     // without waiting.
@@ -239,6 +243,7 @@ private:
     const dns::IpDomainMemory* domain_memory_ = nullptr;
     profile::PromptBroker* prompts_ = nullptr;
     LiveConnections* live_ = nullptr;
+    BroadcastReplies broadcasts_;
     state::RetryPolicy retry_policy_;
     std::unordered_map<ConnectionKey, PendingConnection, ConnectionKeyHash> pending_;
     std::unordered_map<ConnectionKey, HeldConnection, ConnectionKeyHash> held_;

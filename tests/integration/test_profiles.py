@@ -377,6 +377,78 @@ class InboundTest(ProfilesCase):
         self.assertIn(f"+ * tcp/{LISTENER_PORT}", event["reason"])
 
 
+# A discovery client: one datagram to the SSDP multicast group from a fixed local port, then
+# the first unicast answer from any device (printed as JSON).
+DISCOVERY_CLIENT = """
+import json, socket, sys
+local_port, timeout = int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], local_port))
+s.sendto(b"M-SEARCH * HTTP/1.1", ("239.255.255.250", 1900))
+print(json.dumps({"sent": True}), flush=True)
+s.settimeout(timeout)
+try:
+    data, sender = s.recvfrom(2048)
+    print(json.dumps({"outcome": "ok", "from": sender[0], "data": data.decode()}), flush=True)
+except OSError as error:
+    print(json.dumps({"outcome": "error", "detail": str(error)}), flush=True)
+"""
+
+# A device's unicast answer to the client's port, from the internet namespace (a LAN address).
+DEVICE_ANSWER = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 1900))
+s.sendto(b"HTTP/1.1 200 OK", (sys.argv[2], int(sys.argv[3])))
+"""
+
+
+class BroadcastReplyTest(ProfilesCase):
+    """The devices' unicast answers to a multicast of this process pass blockInbound (decide()
+    step "broadcast reply"); the same datagram to a port that sent nothing does not."""
+
+    def discover(self, timeout):
+        local_port = next(_PORTS)
+        client = self.world.spawn("client", [sys.executable, "-c", DISCOVERY_CLIENT, CLIENT_V4,
+                                             local_port, timeout], text=True)
+        self.assertEqual(json.loads(client.stdout.readline()), {"sent": True})
+        return client, local_port
+
+    def answer(self, local_port):
+        self.world.run("internet", [sys.executable, "-c", DEVICE_ANSWER, INTERNET_V4, CLIENT_V4,
+                                    str(local_port)])
+
+    def test_a_devices_answer_to_a_multicast_is_permitted(self):
+        self.start()
+        client, local_port = self.discover(timeout=10)
+        sent = self.decided_for_port(local_port, "the multicast")
+        self.assertEqual(sent["verdict"], "accept", json.dumps(sent))
+        self.answer(local_port)
+        stdout, _ = client.communicate(timeout=20)
+        report = json.loads(stdout.splitlines()[-1])
+        answered = self.decided(lambda e: e.get("direction") == "inbound"
+                                and (e.get("local") or {}).get("port") == local_port,
+                                "the device's answer")
+        self.assertEqual(report.get("outcome"), "ok", f"{report}\n{json.dumps(answered)}")
+        self.assertEqual(report["from"], INTERNET_V4)
+        self.assertEqual(answered["verdict"], "accept", json.dumps(answered))
+        self.assertIn("broadcast to 239.255.255.250", answered["reason"])
+
+    def test_the_same_datagram_to_a_port_that_sent_nothing_is_dropped(self):
+        self.start()
+        listener = self.world.spawn("client", [_PROGRAMS["alpha"], "udp-listen", str(LISTENER_PORT),
+                                               "--timeout", "5"], text=True)
+        self.assertIn("listening", listener.stdout.readline())
+        self.answer(LISTENER_PORT)
+        dropped = self.decided(lambda e: e.get("direction") == "inbound"
+                               and (e.get("local") or {}).get("port") == LISTENER_PORT,
+                               "the unsolicited datagram")
+        self.assertEqual(dropped["verdict"], "drop", json.dumps(dropped))
+        self.assertIn("blockInbound", dropped["reason"])
+        listener.kill()
+        listener.wait(timeout=5)
+
+
 class PeerToPeerTest(ProfilesCase):
     def resolve_and_connect(self, name):
         """p2p-client (getaddrinfo, then connect): returns (connected report, decided event)."""

@@ -263,7 +263,10 @@ TEST_F(DnsQueryPolicyTest, AddressesTheAskerMayNotReachAreRemovedAndNotRemembere
                       .answer = &answer,
                       .age_seconds = 0,
                       .failure = {}});
-    EXPECT_TRUE(memory_.lookup("/usr/bin/host", web_, clock_.now()).has_value());
+    const auto remembered = memory_.lookup("/usr/bin/host", web_, clock_.now());
+    ASSERT_TRUE(remembered.has_value());
+    // The resolver is remembered with the name, for removeOutOfScopeDNS at connection time.
+    EXPECT_EQ(remembered->resolver, answer.upstream_address);
     EXPECT_FALSE(memory_.lookup("/usr/bin/host", lan, clock_.now()).has_value());
     ASSERT_EQ(events_.answers.size(), 1U);
     EXPECT_EQ(events_.answers[0], 1U);

@@ -311,6 +311,32 @@ TEST_F(PacketProcessorDnsTest, WithoutAnAnswerOfItsOwnTheGlobalScopeNamesTheAddr
     EXPECT_FALSE(events_.records.back().connection.domain.has_value());
 }
 
+TEST_F(PacketProcessorDnsTest, AConnectionCarriesTheScopeOfTheResolverThatAnswered) {
+    // An Internet resolver named a LAN address (a rebinding attempt) while removeOutOfScopeDNS
+    // was off; the setting is on by the time the application connects.
+    memory_.record("curl-profile", IpAddress::parse("192.168.1.20").value(), "rebind.example", {},
+                   std::chrono::seconds(60), clock_.now(),
+                   IpAddress::parse("198.51.100.53").value());
+    // The same kind of answer from a LAN resolver is in scope.
+    memory_.record("curl-profile", IpAddress::parse("192.168.1.21").value(), "printer.lan", {},
+                   std::chrono::seconds(60), clock_.now(), IpAddress::parse("192.168.1.1").value());
+    settings_.remove_out_of_scope_dns = true;
+    const testing::PacketBuilder out("192.168.1.10", "192.168.1.20");
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out.tcp(40000, 80)),
+              packet::mark::kPermanentBlock);
+    const auto& blocked = events_.records.back();
+    ASSERT_TRUE(blocked.connection.domain.has_value());
+    EXPECT_EQ(blocked.connection.domain->resolver_scope, firewall::IpScope::Global);
+    EXPECT_THAT(blocked.reason, ::testing::HasSubstr("removeOutOfScopeDNS"));
+
+    const testing::PacketBuilder lan("192.168.1.10", "192.168.1.21");
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, lan.tcp(40001, 80)),
+              packet::mark::kPermanentAccept);
+    ASSERT_TRUE(events_.records.back().connection.domain.has_value());
+    EXPECT_EQ(events_.records.back().connection.domain->resolver_scope,
+              firewall::IpScope::SiteLocal);
+}
+
 TEST_F(PacketProcessorDnsTest, RecordsWhoSentQueriesToOurNameserverAndAstrayOnes) {
     const testing::PacketBuilder direct("127.0.0.1", "127.0.0.17");
     EXPECT_EQ(processor_.handle(packet::Direction::Outbound, direct.udp(40000, 53)),
@@ -338,6 +364,92 @@ namespace pw::network {
 namespace {
 
 // `filter/defaultAction: ask` (issue 9 item 4): held connections, prompts and their answers.
+// An attributor whose process can be switched between packets (PID and start time).
+class SwitchableAttributor final : public Attributor {
+public:
+    SwitchableAttributor() { become(100, 5000); }
+    void become(std::int64_t pid, std::uint64_t start_time) {
+        process.pid = pid;
+        process.start_time = start_time;
+        process.executable = "/usr/bin/discover-" + std::to_string(pid);
+        process.identity = process.executable;
+    }
+    Attribution attribute(const firewall::ConnectionFacts& /*connection*/) override {
+        return {.process = process, .worth_retrying = false};
+    }
+    firewall::ProcessFacts process;
+};
+
+class BroadcastReplyTest : public ::testing::Test {
+protected:
+    // The default blockInbound is on: only a recognised answer gets through.
+    firewall::FilterSettings settings_;
+    profile::FixedPolicyProvider policies_{settings_};
+    ConnectionTable table_;
+    RecordingEventSink events_;
+    testing::FakeClock clock_;
+    SwitchableAttributor process_;
+    PacketProcessor processor_{policies_, table_, events_, clock_, &process_};
+
+    const testing::PacketBuilder ssdp_{"192.168.1.10", "239.255.255.250"};
+    const testing::PacketBuilder device_{"192.168.1.77", "192.168.1.10"};
+};
+
+TEST_F(BroadcastReplyTest, ADevicesAnswerToThisProcesssMulticastIsPermitted) {
+    ASSERT_TRUE(settings_.block_inbound);
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, ssdp_.udp(41000, 1900)),
+              packet::mark::kPermanentAccept);
+    EXPECT_EQ(processor_.handle(packet::Direction::Inbound, device_.udp(1900, 41000)),
+              packet::mark::kPermanentAccept);
+    const auto& answer = events_.records.back();
+    ASSERT_TRUE(answer.connection.answers_broadcast_to.has_value());
+    EXPECT_EQ(answer.connection.answers_broadcast_to->to_string(), "239.255.255.250");
+    EXPECT_THAT(answer.reason, ::testing::HasSubstr("broadcast to 239.255.255.250"));
+    EXPECT_EQ(processor_.broadcast_replies().counters().answers, 1U);
+}
+
+TEST_F(BroadcastReplyTest, AnotherProcessOnThePortOrAnotherPortIsNoAnswer) {
+    static_cast<void>(processor_.handle(packet::Direction::Outbound, ssdp_.udp(41000, 1900)));
+    // The port reused by another program (same PID, another start: PID reuse).
+    process_.become(100, 6000);
+    EXPECT_EQ(processor_.handle(packet::Direction::Inbound, device_.udp(1900, 41000)),
+              packet::mark::kPermanentDrop);
+    EXPECT_FALSE(events_.records.back().connection.answers_broadcast_to.has_value());
+    EXPECT_THAT(events_.records.back().reason, ::testing::HasSubstr("blockInbound"));
+    process_.become(100, 5000);
+    EXPECT_EQ(processor_.handle(packet::Direction::Inbound, device_.udp(1900, 41001)),
+              packet::mark::kPermanentDrop);
+}
+
+TEST_F(BroadcastReplyTest, AnswersAreRecognisedForAWindowAfterTheFlowEnded) {
+    static_cast<void>(processor_.handle(packet::Direction::Outbound, ssdp_.udp(41000, 1900)));
+    const ConnectionKey flow{.protocol = packet::protocol::kUdp,
+                             .local_address = IpAddress::parse("192.168.1.10").value(),
+                             .local_port = 41000,
+                             .remote_address = IpAddress::parse("239.255.255.250").value(),
+                             .remote_port = 1900};
+    // Live flows are remembered however long they last (their later sends never reach us).
+    clock_.advance(std::chrono::hours(1));
+    processor_.connection_ended(flow);
+    clock_.advance(BroadcastReplies::kAnswerWindow - std::chrono::seconds(1));
+    EXPECT_EQ(processor_.handle(packet::Direction::Inbound, device_.udp(1900, 41000)),
+              packet::mark::kPermanentAccept);
+    clock_.advance(std::chrono::seconds(1));
+    const testing::PacketBuilder late_device("192.168.1.78", "192.168.1.10");
+    EXPECT_EQ(processor_.handle(packet::Direction::Inbound, late_device.udp(1900, 41000)),
+              packet::mark::kPermanentDrop);
+}
+
+TEST_F(BroadcastReplyTest, ABlockedBroadcastIsNotRemembered) {
+    settings_.block_lan = true;
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, ssdp_.udp(41000, 1900)),
+              packet::mark::kPermanentBlock);
+    settings_.block_lan = false;
+    EXPECT_EQ(processor_.handle(packet::Direction::Inbound, device_.udp(1900, 41000)),
+              packet::mark::kPermanentDrop);
+    EXPECT_EQ(processor_.broadcast_replies().size(), 0U);
+}
+
 class AskingPacketProcessorTest : public ::testing::Test {
 protected:
     AskingPacketProcessorTest() {
