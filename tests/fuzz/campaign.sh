@@ -36,6 +36,8 @@ if [ ! -f "$manifest" ]; then
 fi
 
 mkdir -p "$work_root"
+# Absolute: each fuzzer runs inside its own work directory (its crash files land there).
+work_root=$(cd "$work_root" && pwd)
 stats="$work_root/stats.txt"
 : >"$stats"
 failed=0
