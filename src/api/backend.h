@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -71,6 +72,11 @@ public:
 
     [[nodiscard]] virtual nlohmann::json prompts() = 0;
     virtual void answer_prompt(std::uint64_t id, const nlohmann::json& answer, Respond respond) = 0;
+
+    // Pauses filtering for `length` (replacing a pause that runs); resume() ends it. Both answer
+    // {"paused": bool, "until": "2026-12-05T12:40:00Z" or null}.
+    virtual void pause(std::chrono::seconds length, Respond respond) = 0;
+    virtual void resume(Respond respond) = 0;
 };
 
 } // namespace pw::api

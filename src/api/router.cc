@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <expected>
@@ -10,6 +11,8 @@
 #include <system_error>
 #include <utility>
 #include <vector>
+
+#include "common/duration.h"
 
 namespace pw::api {
 namespace {
@@ -33,6 +36,8 @@ enum class Route : std::uint8_t {
     Setting,
     Prompts,
     PromptAnswer,
+    Pause,
+    Resume,
 };
 
 // A route and its parameters, percent-decoded.
@@ -178,6 +183,12 @@ std::expected<Match, Reply> match(std::string_view path) {
         if (first == "prompts") {
             return only(Route::Prompts);
         }
+        if (first == "pause") {
+            return only(Route::Pause);
+        }
+        if (first == "resume") {
+            return only(Route::Resume);
+        }
         return not_found;
     }
     if (first == "profiles") {
@@ -286,6 +297,33 @@ const std::string& rules_owner(const Match& match) {
     return match.route == Route::GlobalRules ? kGlobal : match.profile_id;
 }
 
+// POST /pause: {"duration": "15m"}; without it, kDefaultPause. A pause is for trying something
+// out: longer than kLongestPause is refused (change the settings instead).
+constexpr std::chrono::minutes kDefaultPause{5};
+constexpr std::chrono::hours kLongestPause{24};
+
+void pause(Backend& backend, Match& /*match*/, json& body, Respond& respond) {
+    std::chrono::seconds length = kDefaultPause;
+    for (const auto& [member, value] : body.items()) {
+        if (member != "duration") {
+            respond(error_reply(400, "unknown member " + quote(member) +
+                                         " in the body: it may only have \"duration\""));
+            return;
+        }
+        const std::optional<std::chrono::seconds> parsed =
+            value.is_string() ? parse_duration(value.get_ref<const std::string&>()) : std::nullopt;
+        if (!parsed || *parsed > kLongestPause) {
+            respond(error_reply(400,
+                                "\"duration\" must be a text such as \"90s\", \"15m\" or "
+                                "\"2h\", at most 24h, not " +
+                                    quote(value.dump())));
+            return;
+        }
+        length = *parsed;
+    }
+    backend.pause(length, std::move(respond));
+}
+
 constexpr std::array kEndpoints = {
     Endpoint{.route = Route::Status,
              .method = "GET",
@@ -381,6 +419,14 @@ constexpr std::array kEndpoints = {
              .handler =
                  [](Backend& backend, Match& match, json& body, Respond& respond) {
                      backend.answer_prompt(match.prompt_id, body, std::move(respond));
+                 }},
+    Endpoint{.route = Route::Pause, .method = "POST", .body = Body::JsonObject, .handler = pause},
+    Endpoint{.route = Route::Resume,
+             .method = "POST",
+             .body = Body::None,
+             .handler =
+                 [](Backend& backend, Match&, json&, Respond& respond) {
+                     backend.resume(std::move(respond));
                  }},
 };
 

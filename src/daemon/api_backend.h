@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -20,9 +21,12 @@ namespace pw::daemon {
 class ApiBackend final : public api::Backend {
 public:
     using StatusSource = std::function<nlohmann::json()>;
+    // Pauses filtering for the length given, or resumes it (nullopt); returns the pause state.
+    using PauseControl = std::function<nlohmann::json(std::optional<std::chrono::seconds>)>;
 
-    ApiBackend(profile::SettingsStore& store, profile::PromptBroker& prompts, StatusSource status)
-        : store_(store), prompts_(prompts), status_(std::move(status)) {}
+    ApiBackend(profile::SettingsStore& store, profile::PromptBroker& prompts, StatusSource status,
+               PauseControl pause)
+        : store_(store), prompts_(prompts), status_(std::move(status)), pause_(std::move(pause)) {}
 
     [[nodiscard]] nlohmann::json status() override { return status_(); }
     [[nodiscard]] nlohmann::json profiles() override;
@@ -42,6 +46,12 @@ public:
     [[nodiscard]] nlohmann::json prompts() override;
     void answer_prompt(std::uint64_t id, const nlohmann::json& answer,
                        api::Respond respond) override;
+    void pause(std::chrono::seconds length, api::Respond respond) override {
+        respond(api::Reply{.status = 200, .body = pause_(length), .allow = {}});
+    }
+    void resume(api::Respond respond) override {
+        respond(api::Reply{.status = 200, .body = pause_(std::nullopt), .allow = {}});
+    }
 
 private:
     // Changes the rule list that `body` names (global: empty `profile_id`) with `edit`, which
@@ -57,6 +67,7 @@ private:
     profile::SettingsStore& store_;
     profile::PromptBroker& prompts_;
     StatusSource status_;
+    PauseControl pause_;
 };
 
 } // namespace pw::daemon

@@ -402,6 +402,11 @@ private:
     void settings_changed(const profile::SettingsChange& change);
     void apply_event_settings();
     void apply_mark_changes(const std::vector<network::MarkChange>& changes);
+    // Pauses filtering until `until` (wall clock) or ends the pause (nullopt): every live and
+    // held connection is decided again, a "pause" event and a log line say so.
+    [[nodiscard]] nlohmann::json set_pause(
+        std::optional<std::chrono::system_clock::time_point> until);
+    [[nodiscard]] nlohmann::json pause_json() const;
     void set_up_attribution();
     void wait_for_udp_senders();
     void udp_sender_seen(const state::bpf::UdpSender& sender);
@@ -446,6 +451,7 @@ private:
     // Re-evaluation (issue 9 item 5): the live connections, the kernel's table to cut them
     // over, and its reports of ended entries. The kernel parts are null when unavailable.
     network::LiveConnections live_;
+    network::FilterPause pause_;
     std::optional<interception::ConntrackTable> conntrack_;
     std::optional<interception::ConntrackDestroyListener> conntrack_ends_;
     // The local API (core/listenAddress); null when "off".
@@ -516,6 +522,7 @@ Status Daemon::start() {
     processor_ = std::make_unique<network::PacketProcessor>(*store_, table_, *events_, clock_,
                                                             attributor_.get());
     processor_->set_verdict_sink(*this);
+    processor_->set_pause(pause_);
     set_up_prompts();
     // Before the queues: the kernel reports only the ends of entries made while we listen.
     set_up_live_connections();
@@ -596,8 +603,12 @@ Status Daemon::start_api() {
         log_->info("api=off (core/listenAddress)");
         return {};
     }
-    api_backend_ =
-        std::make_unique<ApiBackend>(*store_, *prompts_, [this] { return status_json(); });
+    api_backend_ = std::make_unique<ApiBackend>(
+        *store_, *prompts_, [this] { return status_json(); },
+        [this](std::optional<std::chrono::seconds> length) {
+            return set_pause(length ? std::optional(std::chrono::system_clock::now() + *length)
+                                    : std::nullopt);
+        });
     auto sockets = state::SockDiagSocketTable::open();
     api_callers_ = std::make_unique<SocketCallerLookup>(
         sockets ? std::move(*sockets) : std::unique_ptr<state::SockDiagSocketTable>());
@@ -632,7 +643,8 @@ nlohmann::json Daemon::status_json() const {
     const auto& counters = processor_->counters();
     return {{"version", PW_VERSION},
             {"uptimeSeconds", uptime.count()},
-            {"paused", false},
+            {"paused", pause_.active()},
+            {"pausedUntil", pause_json()["until"]},
             {"attribution", attribution_json()},
             {"dns", dns_json()},
             {"queues", {17040, 17140, 17060, 17160}},
@@ -801,6 +813,36 @@ void Daemon::apply_event_settings() {
     }
 }
 
+nlohmann::json Daemon::pause_json() const {
+    const auto until = pause_.until();
+    return {{"paused", until.has_value()},
+            {"until", until ? nlohmann::json(network::utc_timestamp(*until)) : nlohmann::json()}};
+}
+
+nlohmann::json Daemon::set_pause(std::optional<std::chrono::system_clock::time_point> until) {
+    const bool was_paused = pause_.active();
+    if (until) {
+        pause_.pause(*until);
+        log_->warn("filtering_paused until={} (nothing is blocked until then)",
+                   network::utc_timestamp(*until));
+    } else {
+        pause_.resume();
+        log_->info("filtering_resumed{}", was_paused ? "" : " (was not paused)");
+    }
+    nlohmann::ordered_json event = {{"event", "pause"},
+                                    {"time", network::utc_timestamp_now()},
+                                    {"paused", pause_.active()},
+                                    {"until", pause_json()["until"]}};
+    write_lifecycle(event.dump());
+    // Everything decided before is decided again: connections blocked before the pause are let
+    // through (a UDP flow, a held prompt), those permitted during it are cut over at its end.
+    if (processor_ && (was_paused || pause_.active())) {
+        apply_mark_changes(processor_->reevaluate(network::LiveFilter::all()));
+    }
+    events_->flush();
+    return pause_json();
+}
+
 void Daemon::apply_mark_changes(const std::vector<network::MarkChange>& changes) {
     if (!conntrack_) {
         return;
@@ -914,6 +956,7 @@ Status Daemon::set_up_dns() {
     resolver_ = std::move(*resolver);
     dns_policy_ = std::make_unique<network::DnsQueryPolicy>(
         *store_, dns_clients_, attributor_.get(), domain_memory_, *events_, clock_);
+    dns_policy_->set_pause(pause_);
     // Issue 10: "localhost" on a host without IPv6 is 127.0.0.17 alone; enough descriptors for a
     // full TCP table.
     const config::HostListenEndpoints fitted =
@@ -1395,6 +1438,9 @@ void Daemon::schedule_expiry() {
         }
         processor_->expire_connections();
         prompts_->expire();
+        if (pause_.ended_by(std::chrono::system_clock::now())) {
+            static_cast<void>(set_pause(std::nullopt));
+        }
         ticks_ = (ticks_ + 1) % kStatisticsFlushTicks;
         store_->tick(ticks_ == 0 ? profile::SettingsStore::FlushStatistics::Yes
                                  : profile::SettingsStore::FlushStatistics::No);

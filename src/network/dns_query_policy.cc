@@ -149,10 +149,14 @@ dns::QueryPlan DnsQueryPolicy::plan(const dns::ClientQuery& query) {
         firewall::decide_query(*policy.settings, query.query.question.name);
     dns::QueryPlan plan;
     plan.action = nameserver_action(decision.action);
+    plan.reason = decision.reason;
+    if (plan.action != dns::QueryAction::Resolve && pause_ != nullptr && pause_->active()) {
+        plan.reason = pause_->note() + " (would block: " + plan.reason + ")";
+        plan.action = dns::QueryAction::Resolve;
+    }
     if (plan.action != dns::QueryAction::Resolve) {
         ++counters_.blocked;
     }
-    plan.reason = decision.reason;
     plan.context = std::make_unique<AskerContext>(std::move(asker), std::move(policy));
     return plan;
 }
@@ -161,8 +165,8 @@ void DnsQueryPolicy::review(const dns::ClientQuery& query, dns::QueryPlan& plan,
                             const dns::Answer& answer) {
     // Every context is ours: plan() made it.
     const auto* context = static_cast<const AskerContext*>(plan.context.get());
-    if (context == nullptr) {
-        return;
+    if (context == nullptr || (pause_ != nullptr && pause_->active())) {
+        return; // while paused, answers are given as they came
     }
     const firewall::FilterSettings& settings = *context->policy.settings;
     if (!answer.cname_chain.empty()) {

@@ -13,6 +13,7 @@
 #include "network/attributor.h"
 #include "network/dns_client_directory.h"
 #include "network/event_sink.h"
+#include "network/filter_pause.h"
 #include "profile/policy_provider.h"
 
 namespace pw::network {
@@ -61,6 +62,9 @@ public:
 
     [[nodiscard]] const Counters& counters() const { return counters_; }
 
+    // While `pause` is active, no name is blocked and no answer filtered (FilterPause).
+    void set_pause(const FilterPause& pause) { pause_ = &pause; }
+
 private:
     [[nodiscard]] std::shared_ptr<const firewall::ProcessFacts> find_asker(
         dns::ClientTransport transport, const IpAddress& client_address, std::uint16_t client_port,
@@ -72,6 +76,7 @@ private:
     dns::IpDomainMemory& memory_;
     EventSink& events_;
     const Clock& clock_;
+    const FilterPause* pause_ = nullptr;
     Counters counters_;
 };
 

@@ -40,6 +40,15 @@ std::string profile_note(const firewall::FilterSettings& settings) {
 
 } // namespace
 
+firewall::Decision PacketProcessor::decide_now(const firewall::FilterSettings& settings,
+                                               const firewall::ConnectionFacts& facts) const {
+    firewall::Decision decision = firewall::decide(settings, facts);
+    if (pause_ != nullptr) {
+        pause_->apply(decision);
+    }
+    return decision;
+}
+
 void PacketProcessor::enable_prompts(profile::PromptBroker& prompts) {
     prompts_ = &prompts;
     prompts.subscribe([this](profile::PromptEvent event, const profile::Prompt& prompt,
@@ -176,7 +185,7 @@ std::optional<std::uint32_t> PacketProcessor::decide(std::uint64_t id,
         facts.answers_broadcast_to = broadcasts_.answered(facts, now);
     }
     events_.connection_new(id, facts);
-    firewall::Decision decision = firewall::decide(settings, facts);
+    firewall::Decision decision = decide_now(settings, facts);
     add_tie(decision, policy.tie);
     if (decision.outcome == firewall::Outcome::Ask) {
         auto refused = hold(id, facts, policy, decision, key, packets);
@@ -263,7 +272,7 @@ void PacketProcessor::on_prompt_closed(profile::PromptEvent event, const profile
             const profile::Policy policy = policies_.policy_for(
                 held.facts.process ? &*held.facts.process : nullptr, held.facts.direction);
             settings = policy.settings;
-            decision = firewall::decide(*settings, held.facts);
+            decision = decide_now(*settings, held.facts);
             if (decision.outcome == firewall::Outcome::Ask) {
                 const bool permit = answer->verdict == profile::PromptVerdict::Permit;
                 decision = firewall::decide_as(
@@ -337,7 +346,7 @@ std::vector<MarkChange> PacketProcessor::reevaluate(const LiveFilter& filter) {
                 connection.facts.direction);
             firewall::ConnectionFacts facts = connection.facts;
             facts.profile = policy.settings->profile;
-            firewall::Decision decision = firewall::decide(*policy.settings, facts);
+            firewall::Decision decision = decide_now(*policy.settings, facts);
             if (decision.outcome == firewall::Outcome::Ask) {
                 return connection.decision; // decided once; a live connection is not asked
             }
@@ -375,7 +384,7 @@ void PacketProcessor::reevaluate_held(const LiveFilter& filter) {
         }
         const profile::Policy policy = policies_.policy_for(
             held.facts.process ? &*held.facts.process : nullptr, held.facts.direction);
-        firewall::Decision decision = firewall::decide(*policy.settings, held.facts);
+        firewall::Decision decision = decide_now(*policy.settings, held.facts);
         if (decision.outcome == firewall::Outcome::Ask) {
             ++entry;
             continue;
@@ -482,7 +491,7 @@ std::optional<MarkChange> PacketProcessor::redecide_for_new_sender(const Connect
     const profile::Policy policy =
         policies_.policy_for(&*updated.facts.process, updated.facts.direction);
     updated.facts.profile = policy.settings->profile;
-    firewall::Decision decision = firewall::decide(*policy.settings, updated.facts);
+    firewall::Decision decision = decide_now(*policy.settings, updated.facts);
     MarkChange change{.key = key,
                       .direction = updated.facts.direction,
                       .id = updated.id,

@@ -17,6 +17,7 @@
 #include "network/connection_table.h"
 #include "network/dns_client_directory.h"
 #include "network/event_sink.h"
+#include "network/filter_pause.h"
 #include "network/live_connections.h"
 #include "packet/packet_info.h"
 #include "profile/policy_provider.h"
@@ -113,6 +114,10 @@ public:
     // closes its prompt. Without them, ask blocks (the decision's fallback verdict).
     void enable_prompts(profile::PromptBroker& prompts);
 
+    // With a pause (issue 11): while `pause` is active, nothing is blocked or asked
+    // (FilterPause::apply); the caller re-evaluates when it starts or ends.
+    void set_pause(const FilterPause& pause) { pause_ = &pause; }
+
     // With re-evaluation (issue 9 item 5): every decided connection is registered in `live`
     // until it ends, so that a change of settings can decide it again.
     void enable_live_connections(LiveConnections& live) { live_ = &live; }
@@ -204,6 +209,9 @@ private:
                                                       const ConnectionKey& key, PacketRef ref,
                                                       Clock::TimePoint now);
     void add_domain(firewall::ConnectionFacts& facts, Clock::TimePoint now) const;
+    // firewall::decide(), then the pause (if any).
+    [[nodiscard]] firewall::Decision decide_now(const firewall::FilterSettings& settings,
+                                                const firewall::ConnectionFacts& facts) const;
     void remember_dns_client(const firewall::ConnectionFacts& facts,
                              const firewall::FilterSettings& settings,
                              const firewall::Decision& decision, Clock::TimePoint now);
@@ -244,6 +252,7 @@ private:
     profile::PromptBroker* prompts_ = nullptr;
     LiveConnections* live_ = nullptr;
     BroadcastReplies broadcasts_;
+    const FilterPause* pause_ = nullptr;
     state::RetryPolicy retry_policy_;
     std::unordered_map<ConnectionKey, PendingConnection, ConnectionKeyHash> pending_;
     std::unordered_map<ConnectionKey, HeldConnection, ConnectionKeyHash> held_;

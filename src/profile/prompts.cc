@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/duration.h"
 #include "packet/packet_info.h"
 
 namespace pw::profile {
@@ -32,39 +33,6 @@ std::string_view protocol_name(std::uint8_t protocol) {
     }
 }
 
-// "15m", "2h", "900s", "1d": a positive number and one unit.
-std::optional<std::chrono::seconds> parse_length(std::string_view text) {
-    if (text.size() < 2) {
-        return std::nullopt;
-    }
-    const char unit = text.back();
-    text.remove_suffix(1);
-    std::uint64_t count = 0;
-    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), count);
-    if (error != std::errc{} || end != text.data() + text.size() || count == 0 ||
-        count > 1'000'000'000) {
-        return std::nullopt;
-    }
-    std::uint64_t seconds_per_unit = 0;
-    switch (unit) {
-        case 's':
-            seconds_per_unit = 1;
-            break;
-        case 'm':
-            seconds_per_unit = 60;
-            break;
-        case 'h':
-            seconds_per_unit = 3600;
-            break;
-        case 'd':
-            seconds_per_unit = 86400;
-            break;
-        default:
-            return std::nullopt;
-    }
-    return std::chrono::seconds(static_cast<std::int64_t>(count * seconds_per_unit));
-}
-
 Result<PromptDuration> parse_duration(std::string_view text, std::chrono::seconds& length) {
     if (text == "once") {
         return PromptDuration::Once;
@@ -78,7 +46,7 @@ Result<PromptDuration> parse_duration(std::string_view text, std::chrono::second
     if (text == "always") {
         return PromptDuration::Always;
     }
-    if (const auto parsed = parse_length(text)) {
+    if (const auto parsed = pw::parse_duration(text)) {
         length = *parsed;
         return PromptDuration::For;
     }

@@ -108,6 +108,10 @@ public:
     void answer_prompt(std::uint64_t id, const nlohmann::json& answer, Respond respond) override {
         change({.name = "answer_prompt", .prompt_id = id, .body = answer}, std::move(respond));
     }
+    void pause(std::chrono::seconds length, Respond respond) override {
+        change({.name = "pause", .body = {{"seconds", length.count()}}}, std::move(respond));
+    }
+    void resume(Respond respond) override { change({.name = "resume"}, std::move(respond)); }
 
     // What the test looks at, from any thread.
     [[nodiscard]] std::vector<Call> calls() const {

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -270,6 +271,32 @@ TEST_F(RouterTest, PromptAnswersGoToTheBackendByNumber) {
     }
     EXPECT_EQ(handle("POST", "/api/v1/prompts/18446744073709551615/answer", answer).status, 200);
     EXPECT_EQ(last_call().prompt_id, 18446744073709551615U);
+}
+
+TEST_F(RouterTest, PauseTakesADurationAndResumeNothing) {
+    EXPECT_EQ(handle("POST", "/api/v1/pause", R"({"duration": "15m"})").status, 200);
+    EXPECT_EQ(last_call().name, "pause");
+    EXPECT_EQ(last_call().body, nlohmann::json({{"seconds", 900}}));
+    // Without a duration: five minutes.
+    EXPECT_EQ(handle("POST", "/api/v1/pause", "{}").status, 200);
+    EXPECT_EQ(last_call().body, nlohmann::json({{"seconds", 300}}));
+    EXPECT_EQ(handle("POST", "/api/v1/resume").status, 200);
+    EXPECT_EQ(last_call().name, "resume");
+    EXPECT_EQ(handle("GET", "/api/v1/pause").status, 405);
+}
+
+TEST_F(RouterTest, APauseWithoutAnEndOrWithOtherMembersIsRefused) {
+    const std::size_t before = backend_.calls().size();
+    for (const char* body :
+         {R"({"duration": "0m"})", R"({"duration": "25h"})", R"({"duration": 300})",
+          R"({"duration": "5 minutes"})", R"({"duration": null})", R"({"for": "5m"})"}) {
+        const Reply reply = handle("POST", "/api/v1/pause", body);
+        EXPECT_EQ(reply.status, 400) << body;
+        EXPECT_TRUE(reply.body.contains("error")) << body;
+    }
+    EXPECT_THAT(handle("POST", "/api/v1/pause", R"({"duration": "2d"})").body.at("error"),
+                ::testing::HasSubstr("at most 24h"));
+    EXPECT_EQ(backend_.calls().size(), before);
 }
 
 TEST_F(RouterTest, BodiesMustBeJsonObjects) {

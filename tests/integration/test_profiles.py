@@ -203,6 +203,21 @@ class ProfilesCase(unittest.TestCase):
                       f"{self.daemon.describe() if self.daemon else ''}")
         return reply.get("body")
 
+    def hold(self, role, host, timeout=20):
+        """Starts a client whose connection will wait for a prompt; returns (process, port)."""
+        local_port = next(_PORTS)
+        process = self.world.spawn("client", [_PROGRAMS[role], "tcp", host, ECHO_PORT,
+                                              "--source-port", local_port,
+                                              "--timeout", timeout], text=True)
+        return process, local_port
+
+    def prompt_event(self, action="opened", count=1):
+        events = self.daemon.wait_for(
+            lambda events: len([e for e in events if e.get("event") == "prompt"
+                                and e.get("action") == action]) >= count,
+            EVENT_TIMEOUT, f"{count} prompt {action} event(s)")
+        return [e for e in events if e.get("event") == "prompt" and e.get("action") == action]
+
     def create_profile(self, name, executable, settings):
         return self.api_ok("POST", "/api/v1/profiles", {
             "name": name,
@@ -492,21 +507,6 @@ class DnsTimeTest(ProfilesCase):
 
 
 class AskTest(ProfilesCase):
-    def hold(self, role, host, timeout=20):
-        """Starts a client whose connection will wait for a prompt; returns (process, port)."""
-        local_port = next(_PORTS)
-        process = self.world.spawn("client", [_PROGRAMS[role], "tcp", host, ECHO_PORT,
-                                              "--source-port", local_port,
-                                              "--timeout", timeout], text=True)
-        return process, local_port
-
-    def prompt_event(self, action="opened", count=1):
-        events = self.daemon.wait_for(
-            lambda events: len([e for e in events if e.get("event") == "prompt"
-                                and e.get("action") == action]) >= count,
-            EVENT_TIMEOUT, f"{count} prompt {action} event(s)")
-        return [e for e in events if e.get("event") == "prompt" and e.get("action") == action]
-
     def test_permit_always_releases_the_held_connection_and_survives_a_restart(self):
         data_dir = Path(tempfile.mkdtemp(dir=_DIRECTORY))
         self.start({"filter/defaultAction": "ask"}, data_dir=data_dir)
@@ -589,6 +589,47 @@ class AskTest(ProfilesCase):
             for process in processes:
                 process.kill()
                 process.wait(timeout=5)
+
+
+class PauseTest(ProfilesCase):
+    """POST /api/v1/pause permits everything for a while (issue 11); resume, or the end of the
+    duration, restores the rules."""
+
+    def test_a_pause_permits_what_is_blocked_until_resume(self):
+        self.start({"filter/defaultAction": "block"})
+        report, event = self.connect("alpha", INTERNET_V4)
+        self.assertNotEqual(report["outcome"], "ok", f"{report}\n{json.dumps(event)}")
+        paused = self.api_ok("POST", "/api/v1/pause", {"duration": "10m"})
+        self.assertTrue(paused["paused"], paused)
+        self.assertTrue(paused["until"].endswith("Z"), paused)
+        status = self.api_ok("GET", "/api/v1/status")
+        self.assertTrue(status["paused"], status)
+        self.assertEqual(status["pausedUntil"], paused["until"])
+        report, event = self.connect("alpha", INTERNET_V4)
+        self.assertEqual(report["outcome"], "ok", f"{report}\n{json.dumps(event)}")
+        self.assertEqual(event["verdict"], "accept", json.dumps(event))
+        self.assertIn("filtering paused until", event["reason"])
+        self.assertIn("would block: default action: block", event["reason"])
+
+        resumed = self.api_ok("POST", "/api/v1/resume")
+        self.assertEqual(resumed, {"paused": False, "until": None})
+        report, event = self.connect("alpha", INTERNET_V4)
+        self.assertNotEqual(report["outcome"], "ok", f"{report}\n{json.dumps(event)}")
+        self.assertIn("default action: block", event["reason"])
+        self.assertEqual([e["paused"] for e in self.daemon.events("pause")], [True, False])
+
+    def test_a_pause_releases_a_held_connection_and_ends_by_itself(self):
+        self.start({"filter/defaultAction": "ask"})
+        process, _ = self.hold("alpha", INTERNET_V4)
+        self.prompt_event()
+        self.api_ok("POST", "/api/v1/pause", {"duration": "3s"})
+        stdout, _ = process.communicate(timeout=20)
+        self.assertEqual(json.loads(stdout.splitlines()[0])["outcome"], "ok", stdout)
+        self.daemon.wait_for(lambda events: any(e.get("event") == "pause" and not e["paused"]
+                                                for e in events), 15, "the end of the pause")
+        self.assertFalse(self.api_ok("GET", "/api/v1/status")["paused"])
+        refused = self.api("POST", "/api/v1/pause", {"duration": "2d"})
+        self.assertEqual(refused["status"], 400, refused)
 
 
 class ReevaluationTest(ProfilesCase):

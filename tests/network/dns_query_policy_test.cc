@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "fakes/fake_clock.h"
@@ -210,6 +211,28 @@ TEST_F(DnsQueryPolicyTest, RulesAndTheCanaryShapeThePlan) {
                       .failure = {}});
     EXPECT_EQ(events_.sources.back(), "blocked");
     EXPECT_EQ(memory_.size(), 0U);
+}
+
+TEST_F(DnsQueryPolicyTest, WhilePausedNoNameIsBlockedAndNoAnswerFiltered) {
+    settings_.endpoints.global = std::make_shared<const firewall::RuleList>(
+        firewall::RuleList{*firewall::parse_endpoint_rule("- .tracker.example")});
+    settings_.block_lan = true;
+    FilterPause pause;
+    pause.pause(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    policy_.set_pause(pause);
+    const dns::Query tracker = query_for("x.tracker.example");
+    const dns::QueryPlan plan = policy_.plan(client_query(tracker));
+    EXPECT_EQ(plan.action, dns::QueryAction::Resolve);
+    EXPECT_THAT(plan.reason, ::testing::StartsWith("filtering paused until "));
+    EXPECT_THAT(plan.reason, ::testing::HasSubstr("would block"));
+    dns::QueryPlan mixed = policy_.plan(client_query(query_for("mixed.example")));
+    const IpAddress lan = IpAddress::parse("192.168.1.5").value();
+    policy_.review(client_query(query_for("mixed.example")), mixed, answer_with({lan, web_}));
+    EXPECT_TRUE(mixed.removed_addresses.empty());
+    EXPECT_EQ(policy_.counters().blocked, 0U);
+
+    pause.resume();
+    EXPECT_EQ(policy_.plan(client_query(tracker)).action, dns::QueryAction::Block);
 }
 
 TEST_F(DnsQueryPolicyTest, ATrackerBehindAnAliasIsBlockedWhenTheAnswerShowsIt) {

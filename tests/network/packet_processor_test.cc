@@ -450,6 +450,49 @@ TEST_F(BroadcastReplyTest, ABlockedBroadcastIsNotRemembered) {
     EXPECT_EQ(processor_.broadcast_replies().size(), 0U);
 }
 
+class PausedPacketProcessorTest : public PacketProcessorTest {
+protected:
+    PausedPacketProcessorTest() {
+        settings_.default_action = firewall::DefaultAction::Block;
+        processor_.set_pause(pause_);
+    }
+    FilterPause pause_;
+    const testing::PacketBuilder out_{"10.0.0.1", "10.0.0.2"};
+};
+
+TEST_F(PausedPacketProcessorTest, WhilePausedWhatWouldBeBlockedIsPermittedAndSaysSo) {
+    pause_.pause(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out_.tcp(40000, 80)),
+              packet::mark::kPermanentAccept);
+    EXPECT_THAT(events_.records.back().reason, ::testing::StartsWith("filtering paused until "));
+    EXPECT_THAT(events_.records.back().reason,
+                ::testing::HasSubstr("(would block: default action: block"));
+    pause_.resume();
+    EXPECT_EQ(processor_.handle(packet::Direction::Outbound, out_.tcp(40001, 80)),
+              packet::mark::kPermanentBlock);
+}
+
+TEST_F(PausedPacketProcessorTest, APauseKeepsAcceptsAndReroutesAndNobodyIsAsked) {
+    firewall::Decision rerouted{.verdict = packet::Verdict::RerouteToNameserver,
+                                .persistence = packet::Persistence::Permanent,
+                                .reason = "astray DNS",
+                                .outcome = firewall::Outcome::Decided};
+    firewall::Decision asked{.verdict = packet::Verdict::Block,
+                             .persistence = packet::Persistence::Permanent,
+                             .reason = "default action: ask",
+                             .outcome = firewall::Outcome::Ask};
+    pause_.pause(std::chrono::system_clock::now() + std::chrono::minutes(5));
+    pause_.apply(rerouted);
+    EXPECT_EQ(rerouted.verdict, packet::Verdict::RerouteToNameserver);
+    EXPECT_EQ(rerouted.reason, "astray DNS");
+    pause_.apply(asked);
+    EXPECT_EQ(asked.verdict, packet::Verdict::Accept);
+    EXPECT_EQ(asked.outcome, firewall::Outcome::Decided);
+    EXPECT_THAT(asked.reason, ::testing::HasSubstr("(would ask: default action: ask)"));
+    EXPECT_FALSE(pause_.ended_by(std::chrono::system_clock::now()));
+    EXPECT_TRUE(pause_.ended_by(std::chrono::system_clock::now() + std::chrono::minutes(6)));
+}
+
 class AskingPacketProcessorTest : public ::testing::Test {
 protected:
     AskingPacketProcessorTest() {
