@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/openapi_document.h"
 #include "common/duration.h"
 
 namespace pw::api {
@@ -38,7 +39,43 @@ enum class Route : std::uint8_t {
     PromptAnswer,
     Pause,
     Resume,
+    OpenApi,
 };
+
+// The path of each route as the OpenAPI document writes it (route_table()).
+std::string_view path_template(Route route) {
+    switch (route) {
+        case Route::Status:
+            return "/api/v1/status";
+        case Route::Profiles:
+            return "/api/v1/profiles";
+        case Route::Profile:
+            return "/api/v1/profiles/{id}";
+        case Route::ProfileRules:
+            return "/api/v1/profiles/{id}/rules";
+        case Route::ProfileSettings:
+            return "/api/v1/profiles/{id}/settings";
+        case Route::ProfileSetting:
+            return "/api/v1/profiles/{id}/settings/{key}";
+        case Route::GlobalRules:
+            return "/api/v1/rules";
+        case Route::Settings:
+            return "/api/v1/settings";
+        case Route::Setting:
+            return "/api/v1/settings/{key}";
+        case Route::Prompts:
+            return "/api/v1/prompts";
+        case Route::PromptAnswer:
+            return "/api/v1/prompts/{id}/answer";
+        case Route::Pause:
+            return "/api/v1/pause";
+        case Route::Resume:
+            return "/api/v1/resume";
+        case Route::OpenApi:
+            return "/api/v1/openapi.json";
+    }
+    return "";
+}
 
 // A route and its parameters, percent-decoded.
 struct Match {
@@ -188,6 +225,9 @@ std::expected<Match, Reply> match(std::string_view path) {
         }
         if (first == "resume") {
             return only(Route::Resume);
+        }
+        if (first == "openapi.json") {
+            return only(Route::OpenApi);
         }
         return not_found;
     }
@@ -421,6 +461,15 @@ constexpr std::array kEndpoints = {
                      backend.answer_prompt(match.prompt_id, body, std::move(respond));
                  }},
     Endpoint{.route = Route::Pause, .method = "POST", .body = Body::JsonObject, .handler = pause},
+    Endpoint{.route = Route::OpenApi,
+             .method = "GET",
+             .body = Body::None,
+             .handler =
+                 [](Backend&, Match&, json&, Respond& respond) {
+                     // Parsed once: the document is compiled in and never changes.
+                     static const json kDocument = json::parse(openapi_document());
+                     respond(ok(kDocument));
+                 }},
     Endpoint{.route = Route::Resume,
              .method = "POST",
              .body = Body::None,
@@ -504,6 +553,15 @@ void Router::handle(const Request& request, Respond respond) {
         body = std::move(*read);
     }
     endpoint->handler(backend_, *matched, body, respond);
+}
+
+std::vector<std::pair<std::string, std::string>> route_table() {
+    std::vector<std::pair<std::string, std::string>> table;
+    table.reserve(kEndpoints.size());
+    for (const Endpoint& endpoint : kEndpoints) {
+        table.emplace_back(endpoint.method, path_template(endpoint.route));
+    }
+    return table;
 }
 
 std::optional<std::string> percent_decode(std::string_view text) {

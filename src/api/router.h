@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,6 +37,10 @@ public:
 private:
     Backend& backend_;
 };
+
+// Every route the router serves as (method, path template), e.g. ("GET",
+// "/api/v1/profiles/{id}"): what the OpenAPI document must list (tests/api/openapi_test.cc).
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> route_table();
 
 // The deepest JSON nesting a body may have: the rules, profiles and answers the API takes are a
 // few levels deep, and a shallow bound keeps recursive code downstream (dump, the backend's
