@@ -145,6 +145,7 @@ grep -B1 'deb-systemd-helper enable' "$control/postinst" | grep -q 'was-enabled'
   fail "postinst enables the unit unconditionally"
 grep -q 'deb-systemd-helper update-state' "$control/postinst" ||
   fail "postinst does not register the unit (update-state)"
+# shellcheck disable=SC2016 # the script's own text, not expanded here
 sed -n '/"\$1" = "purge"/,/^fi/p' "$control/postrm" | grep -q 'rm -rf "\$DPKG_ROOT/var/lib/portwarden"' ||
   fail "postrm purge does not remove /var/lib/portwarden"
 grep -q 'deb-systemd-invoke stop' "$control/prerm" || fail "prerm does not stop the unit"

@@ -50,7 +50,7 @@ mkdir "$cgroup" || { echo "FAIL: mkdir $cgroup" >&2; exit 1; }
 printf '{"dns": {"nameservers": ["dns://192.0.2.53"]}}\n' >"$work/config.json"
 
 unit_capabilities=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit" | tr ' ' '\n' | grep . |
-  tr 'A-Z' 'a-z' | sort -u)
+  tr '[:upper:]' '[:lower:]' | sort -u)
 [ -n "$unit_capabilities" ] || { echo "FAIL: $unit has no CapabilityBoundingSet" >&2; exit 1; }
 all_capabilities=$(capsh --print | sed -n 's/^Bounding set =//p' | tr ',' '\n' | grep .)
 
