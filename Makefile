@@ -7,6 +7,8 @@
 #               build/release/fuzz-campaign/stats.txt. FUZZ_TARGETS="a b" limits it to those;
 #               PW_FUZZ_MAX_SECONDS=N stops each target after N s (reported as not done).
 #   make bench  the system benchmarks in namespaces
+#   make deb    the Debian package build/portwarden_<version>_<arch>.deb from the release binary,
+#               checked with lintian; installs nothing and starts nothing
 PRESET ?= release
 BUILD_DIR := build/$(PRESET)
 PORTWARDEN := $(BUILD_DIR)/src/cli/portwarden
@@ -15,7 +17,7 @@ CTEST_ARGS ?=
 FUZZ_RUNS ?= 10000000
 FUZZ_TARGETS ?=
 
-.PHONY: setup build run demo test unit fuzz bench lint format clean
+.PHONY: setup build run demo test unit fuzz bench deb lint format clean
 
 setup:
 	@scripts/setup.sh
@@ -48,6 +50,15 @@ fuzz: setup
 bench: build
 	@osn=$$(bench/extract_opensnitchd.sh build/opensnitch || true); \
 	python3 bench/run_bench.py --portwarden $(PORTWARDEN) $${osn:+--opensnitchd $$osn} $(ARGS)
+
+# Only the binary is built (not the tests). lintian prints nothing when the package is clean;
+# any error or warning (W:) fails the target; overrides: packaging/debian/lintian-overrides.
+deb: setup
+	@cmake --preset release >/dev/null
+	@cmake --build --preset release --target portwarden
+	@deb=$$(packaging/build-deb.sh build/release/src/cli/portwarden build) && \
+	lintian --fail-on error,warning $$deb && \
+	echo "deb: $$deb"
 
 lint: build
 	run-clang-tidy-19 -quiet -p $(BUILD_DIR) 'src/.*\.cc$$'

@@ -24,6 +24,7 @@ REQUIRED = {
     "ebpf": 13,         # tests/state_bpf: the real eBPF programs in the kernel
     "fuzz": 6,          # one per fuzz target
     "unit": 1000,
+    "packaging": 1,     # tests/packaging: the Debian package with lintian
 }
 
 

@@ -25,6 +25,9 @@ packages=(
   # TLS, the system tools as clients (dig, getent), dnsperf, and the forwarders we compare with
   # (unbound, dnsmasq). Their services are never started, see below.
   nsd unbound dnsmasq-base bind9-dnsutils dnsperf openssl
+  # the Debian package (make deb, tests/packaging): built with dpkg-deb under fakeroot, its
+  # Depends from dpkg-shlibdeps, checked with lintian; systemd-analyze verifies the unit
+  dpkg-dev fakeroot lintian systemd
 )
 
 missing=()
