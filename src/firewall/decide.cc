@@ -83,7 +83,14 @@ struct StepResult {
     Outcome outcome = Outcome::Decided;
     std::optional<RuleMatch>
         rule{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
+    DecisionStep step = DecisionStep::Default;
 };
+
+// A step's result, labelled with the step.
+StepResult from(DecisionStep step, StepResult result) {
+    result.step = step;
+    return result;
+}
 
 bool is_udp_or_tcp(const ConnectionFacts& connection) {
     return connection.protocol == protocol::kUdp || connection.protocol == protocol::kTcp;
@@ -424,47 +431,47 @@ StepResult default_action(const FilterSettings& settings) {
 StepResult decide_steps(const FilterSettings& settings, const ConnectionFacts& connection) {
     // Before the profile's settings: what portwarden itself must let through or stop.
     if (auto outcome = own_connection(connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Own, std::move(*outcome));
     }
     if (auto outcome = api_connection(settings, connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Api, std::move(*outcome));
     }
     if (auto outcome = dns_interception(settings, connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Nameserver, std::move(*outcome));
     }
     if (auto outcome = blocked_dns_answer(connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::BlockedAnswer, std::move(*outcome));
     }
     // The deciders, in Portmaster's order (facts 6.4) but for blockInbound.
     const Remote remote = classify_remote(connection);
     if (auto outcome = broadcast_reply(connection, remote)) {
-        return std::move(*outcome);
+        return from(DecisionStep::BroadcastReply, std::move(*outcome));
     }
     if (auto outcome = peer_to_peer(settings, connection, remote)) {
-        return std::move(*outcome);
+        return from(DecisionStep::PeerToPeer, std::move(*outcome));
     }
     if (auto outcome = scope_block(settings, remote)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Scope, std::move(*outcome));
     }
     if (auto outcome = endpoint_rules(settings, connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Rule, std::move(*outcome));
     }
     if (auto outcome = inbound_block(settings, connection, remote)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Inbound, std::move(*outcome));
     }
     if (auto outcome = invalid_address(connection, remote)) {
-        return std::move(*outcome);
+        return from(DecisionStep::InvalidAddress, std::move(*outcome));
     }
     if (auto outcome = resolver_scope(settings, connection, remote)) {
-        return std::move(*outcome);
+        return from(DecisionStep::ResolverScope, std::move(*outcome));
     }
     if (auto outcome = bypass_attempt(settings, connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::Bypass, std::move(*outcome));
     }
     if (auto outcome = filter_lists(settings, connection)) {
-        return std::move(*outcome);
+        return from(DecisionStep::FilterList, std::move(*outcome));
     }
-    return default_action(settings);
+    return from(DecisionStep::Default, default_action(settings));
 }
 
 // Why a block must be a silent drop rather than a reject, or nullopt to reject.
@@ -580,10 +587,51 @@ Decision shape(const FilterSettings& settings, const ConnectionFacts& connection
                     .persistence = persistence,
                     .reason = std::move(outcome.reason),
                     .outcome = outcome.outcome,
-                    .rule = outcome.rule};
+                    .rule = outcome.rule,
+                    .step = outcome.step};
 }
 
 } // namespace
+
+std::string_view decision_step_name(DecisionStep step) {
+    switch (step) {
+        case DecisionStep::FastTrack:
+            return "fastTrack";
+        case DecisionStep::Own:
+            return "own";
+        case DecisionStep::Api:
+            return "api";
+        case DecisionStep::Nameserver:
+            return "nameserver";
+        case DecisionStep::BlockedAnswer:
+            return "blockedAnswer";
+        case DecisionStep::BroadcastReply:
+            return "broadcastReply";
+        case DecisionStep::PeerToPeer:
+            return "p2p";
+        case DecisionStep::Scope:
+            return "scope";
+        case DecisionStep::Rule:
+            return "rule";
+        case DecisionStep::Inbound:
+            return "inbound";
+        case DecisionStep::InvalidAddress:
+            return "invalidAddress";
+        case DecisionStep::ResolverScope:
+            return "resolverScope";
+        case DecisionStep::Bypass:
+            return "bypass";
+        case DecisionStep::FilterList:
+            return "filterList";
+        case DecisionStep::Default:
+            return "default";
+        case DecisionStep::Prompt:
+            return "prompt";
+        case DecisionStep::Pause:
+            return "pause";
+    }
+    return "default";
+}
 
 bool is_nameserver_endpoint(const FilterSettings& settings, const IpAddress& address,
                             std::uint16_t port) {
@@ -599,7 +647,10 @@ Decision decide(const FilterSettings& settings, const ConnectionFacts& connectio
         // and DHCP is a handful of packets that may as well be looked at each time.
         return Decision{.verdict = Verdict::Accept,
                         .persistence = Persistence::Temporary,
-                        .reason = std::string(*reason)};
+                        .reason = std::string(*reason),
+                        .outcome = Outcome::Decided,
+                        .rule = std::nullopt,
+                        .step = DecisionStep::FastTrack};
     }
 
     return shape(settings, connection, decide_steps(settings, connection));
@@ -612,7 +663,8 @@ Decision decide_as(const FilterSettings& settings, const ConnectionFacts& connec
                             .reason = std::move(reason),
                             .remember = Remember::PerSetting,
                             .outcome = Outcome::Decided,
-                            .rule = std::nullopt});
+                            .rule = std::nullopt,
+                            .step = DecisionStep::Prompt});
 }
 
 QueryDecision decide_query(const FilterSettings& settings, std::string_view name) {

@@ -30,6 +30,34 @@ enum class Outcome : std::uint8_t {
              // connection) is what applies when nobody answers in time
 };
 
+// Which step of decide() (the list below) decided, or what decided instead of it: the class of
+// a reason, for metrics and filters (the reason text says the rest).
+enum class DecisionStep : std::uint8_t {
+    FastTrack,      // 1
+    Own,            // 2
+    Api,            // 2b
+    Nameserver,     // 3, 4: DNS to our nameserver, astray DNS rerouted
+    BlockedAnswer,  // 5
+    BroadcastReply, // 6
+    PeerToPeer,     // 7
+    Scope,          // 8
+    Rule,           // 9
+    Inbound,        // 10
+    InvalidAddress, // 11
+    ResolverScope,  // 12
+    Bypass,         // 13
+    FilterList,     // 14
+    Default,        // 15
+    Prompt,         // a prompt: its answer (decide_as()), no answer, too many open prompts
+    Pause,          // filtering paused (network::FilterPause)
+};
+inline constexpr std::size_t kDecisionSteps = 17;
+
+// "fastTrack", "own", "api", "nameserver", "blockedAnswer", "broadcastReply", "p2p", "scope",
+// "rule", "inbound", "invalidAddress", "resolverScope", "bypass", "filterList", "default",
+// "prompt", "pause".
+[[nodiscard]] std::string_view decision_step_name(DecisionStep step);
+
 // The outcome for one connection, with the reason shown to the user. A reason that rests on a
 // setting or a rule names the layer and the profile: "rule '- .example.com' (app, profile
 // 'curl')", "blockInternet (global, profile 'curl')", "default action: block (global, profile
@@ -43,6 +71,7 @@ struct Decision {
     // Set when a rule of endpoints/serviceEndpoints decided.
     std::optional<RuleMatch>
         rule{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
+    DecisionStep step = DecisionStep::Default;
 };
 
 // The decision core: a pure function of the settings and the connection. It does no I/O, reads

@@ -25,6 +25,7 @@ void FilterPause::apply(firewall::Decision& decision) const {
     decision.reason = note_ + " (would " + would + ": " + decision.reason + ")";
     decision.verdict = packet::Verdict::Accept;
     decision.outcome = firewall::Outcome::Decided;
+    decision.step = firewall::DecisionStep::Pause;
     // The rule that would have blocked did not decide: it does not count a match.
     decision.rule.reset();
 }

@@ -130,7 +130,11 @@ std::optional<std::uint32_t> PacketProcessor::start_new_connection(const packet:
         facts.process = std::move(attribution.process);
     }
     std::vector<PacketRef> packets = {ref};
-    return decide(id, facts, key, packets, now);
+    auto mark = decide(id, facts, key, packets, now);
+    if (mark) {
+        decision_stats_.timed(clock_.now() - now);
+    }
+    return mark;
 }
 
 void PacketProcessor::add_domain(firewall::ConnectionFacts& facts, Clock::TimePoint now) const {
@@ -207,6 +211,7 @@ std::optional<firewall::Decision> PacketProcessor::hold(
         blocked.outcome = firewall::Outcome::Decided;
         blocked.persistence = packet::Persistence::Temporary;
         blocked.reason = std::string(why) + profile_note(settings);
+        blocked.step = firewall::DecisionStep::Prompt;
         return blocked;
     };
     if (prompts_ == nullptr || verdicts_ == nullptr || stopping_) {
@@ -287,6 +292,7 @@ void PacketProcessor::on_prompt_closed(profile::PromptEvent event, const profile
             decision.outcome = firewall::Outcome::Decided;
             decision.persistence = packet::Persistence::Temporary;
             decision.reason = "no answer to the prompt" + profile_note(*settings);
+            decision.step = firewall::DecisionStep::Prompt;
         }
         const std::uint32_t mark = finish(held.id, held.facts, *settings, decision, key, now);
         send(held.packets, mark);
@@ -327,6 +333,7 @@ std::uint32_t PacketProcessor::finish(std::uint64_t id, const firewall::Connecti
                                                     .reason = decision.reason},
                                        .decided_at = now});
     }
+    decision_stats_.decided(decision);
     events_.connection_decided(id, facts, decision, mark);
     return mark;
 }

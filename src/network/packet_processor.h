@@ -15,6 +15,7 @@
 #include "network/attributor.h"
 #include "network/broadcast_replies.h"
 #include "network/connection_table.h"
+#include "network/decision_stats.h"
 #include "network/dns_client_directory.h"
 #include "network/event_sink.h"
 #include "network/filter_pause.h"
@@ -170,6 +171,7 @@ public:
     std::size_t expire_connections() { return table_.expire(clock_.now()); }
 
     [[nodiscard]] const Counters& counters() const { return counters_; }
+    [[nodiscard]] const DecisionStats& decision_stats() const { return decision_stats_; }
     // The outbound broadcasts and multicasts remembered for their answers (decide() step
     // "broadcast reply").
     [[nodiscard]] const BroadcastReplies& broadcast_replies() const { return broadcasts_; }
@@ -257,6 +259,7 @@ private:
     std::unordered_map<ConnectionKey, PendingConnection, ConnectionKeyHash> pending_;
     std::unordered_map<ConnectionKey, HeldConnection, ConnectionKeyHash> held_;
     Counters counters_;
+    DecisionStats decision_stats_;
     std::uint64_t next_connection_id_ = 1;
     bool stopping_ = false; // decide_all_waiting() ran: nothing is held any more
 };
