@@ -115,14 +115,13 @@ std::vector<Decided> mix(std::size_t count, std::size_t set) {
 // Registers `connection` as the packet processor's finish() does.
 void add(LiveConnections& live, const Decided& connection, std::uint64_t id,
          pw::Clock::TimePoint now) {
-    live.add(connection.key, pw::network::LiveConnection{
-                                 .id = id,
-                                 .facts = connection.facts,
-                                 .profile_id = connection.profile_id,
-                                 .decision = {.mark = pw::packet::mark::kPermanentAccept,
-                                              .persistence = pw::packet::Persistence::Permanent,
-                                              .reason = connection.reason},
-                                 .decided_at = now});
+    live.add(connection.key, connection.facts,
+             pw::network::NewLiveConnection{.id = id,
+                                            .profile_id = connection.profile_id,
+                                            .mark = pw::packet::mark::kPermanentAccept,
+                                            .persistence = pw::packet::Persistence::Permanent,
+                                            .reason = connection.reason,
+                                            .decided_at = now});
 }
 
 // The heap that kConnections live connections take, per connection (the registry included).
