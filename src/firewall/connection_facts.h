@@ -116,6 +116,8 @@ struct ConnectionFacts {
     std::optional<IpAddress> answers_broadcast_to{}; // NOLINT(readability-redundant-member-init):
                                                      // GCC -Wmissing-field-initializers
 
+    friend bool operator==(const ConnectionFacts&, const ConnectionFacts&) = default;
+
     // The port that names the service: remote for outbound, local for inbound.
     [[nodiscard]] std::uint16_t service_port() const {
         return direction == packet::Direction::Outbound ? remote_port : local_port;

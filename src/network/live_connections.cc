@@ -1,5 +1,6 @@
 #include "network/live_connections.h"
 
+#include <algorithm>
 #include <bit>
 #include <utility>
 
@@ -16,6 +17,10 @@ constexpr unsigned kBlockShift = 8;
 constexpr std::uint32_t kBlockSize = 1U << kBlockShift;
 constexpr std::uint32_t kBlockMask = kBlockSize - 1;
 constexpr unsigned kFirstBucketBits = 6;
+// remove() compacts when fewer than a quarter of the slots are registered, and more than this
+// many blocks are allocated (below that the memory is not worth the copying).
+constexpr std::size_t kBlocksKept = 4;
+constexpr std::size_t kCompactBelowFraction = 4;
 
 // Mixes the bits of a hash before it is cut to a power of two (Fibonacci hashing): the key hash
 // combines fields with *31, whose low bits alone cluster.
@@ -108,7 +113,9 @@ std::size_t LiveConnections::LabelHash::operator()(
 
 LiveConnections::LiveConnections(std::size_t capacity) : capacity_(capacity) {
     // NOLINTNEXTLINE(modernize-use-std-print): PW_ASSERT's fprintf (no <print> in GCC 12)
-    PW_ASSERT(capacity_ > 0 && capacity_ < kNone);
+    PW_ASSERT(capacity_ > 0);
+    // NOLINTNEXTLINE(modernize-use-std-print): PW_ASSERT's fprintf (no <print> in GCC 12)
+    PW_ASSERT(capacity_ < kNone); // slots are numbered in 32 bits
 }
 
 // The slots' destructors touch no pool, so the members' order of destruction does not matter.
@@ -179,7 +186,58 @@ bool LiveConnections::remove(const ConnectionKey& key) {
     LiveProfile& profile = *at(slot).profile_;
     forget(slot);
     drop_if_empty(profile);
+    if (blocks_.size() > kBlocksKept && size_ * kCompactBelowFraction < used_) {
+        compact();
+    }
     return true;
+}
+
+std::size_t LiveConnections::slots() const {
+    return blocks_.size() * kBlockSize;
+}
+
+void LiveConnections::compact() {
+    const auto count = static_cast<std::uint32_t>(size_);
+    std::vector<std::unique_ptr<LiveConnection[]>> blocks; // NOLINT(modernize-avoid-c-arrays)
+    for (std::uint32_t made = 0; made < count; made += kBlockSize) {
+        // Not make_unique: the slots' constructor is private to LiveConnection and us.
+        // NOLINTNEXTLINE(modernize-avoid-c-arrays)
+        std::unique_ptr<LiveConnection[]> block(new LiveConnection[kBlockSize]);
+        blocks.push_back(std::move(block));
+    }
+    std::uint32_t next = 0;
+    for (std::uint32_t slot = oldest_; slot != kNone; slot = at(slot).newer_, ++next) {
+        LiveConnection& from = at(slot);
+        LiveConnection& to = blocks[next >> kBlockShift][next & kBlockMask];
+        to.key_ = from.key_;
+        to.id_ = from.id_;
+        to.decided_at_ = from.decided_at_;
+        to.process_ = from.process_;
+        to.domain_ = from.domain_;
+        to.label_ = from.label_;
+        to.reason_ = from.reason_;
+        to.profile_ = from.profile_;
+        to.unusual_ = std::move(from.unusual_);
+        to.mark_ = from.mark_;
+        to.persistence_ = from.persistence_;
+        to.direction_ = from.direction_;
+        to.ip_family_ = from.ip_family_;
+        to.icmp_type_ = from.icmp_type_;
+    }
+    blocks_ = std::move(blocks);
+    used_ = count;
+    free_ = kNone;
+    // The age list and every profile's list were in the same order (both append on add and
+    // drop on remove), so linking again oldest first rebuilds both.
+    oldest_ = newest_ = kNone;
+    for (auto& [id, profile] : profiles_) {
+        profile->first = profile->last = kNone;
+        profile->size = 0;
+    }
+    for (std::uint32_t slot = 0; slot < count; ++slot) {
+        link(slot, *at(slot).profile_);
+    }
+    rehash(std::max(std::size_t{1} << kFirstBucketBits, std::bit_ceil(std::size_t{count})));
 }
 
 LiveConnection& LiveConnections::at(std::uint32_t slot) const {

@@ -107,7 +107,7 @@ private:
     // Key first: 40 bytes of 2-byte alignment, then the 8-byte fields, then the small ones.
     ConnectionKey key_;
     std::uint64_t id_ = 0;
-    Clock::TimePoint decided_at_{};
+    Clock::TimePoint decided_at_;
     const Interned<firewall::ProcessFacts>* process_ = nullptr;
     const Interned<firewall::DomainFacts>* domain_ = nullptr;
     const Interned<firewall::ProfileLabel>* label_ = nullptr;
@@ -229,7 +229,12 @@ public:
         std::size_t domains = 0;
         std::size_t labels = 0;
         std::size_t reasons = 0;
+
+        friend bool operator==(const Shared&, const Shared&) = default;
     };
+    // Slots allocated, registered or free (memory accounting): at most the high-water mark,
+    // rounded up to a block, until remove() gives most of them back.
+    [[nodiscard]] std::size_t slots() const;
     [[nodiscard]] Shared shared() const {
         return {.processes = processes_.size(),
                 .domains = domains_.size(),
@@ -269,6 +274,9 @@ private:
     void chain(std::uint32_t slot);
     void unindex(std::uint32_t slot);
     void rehash(std::size_t buckets);
+    // Moves the registered connections, oldest first, into as few new blocks as they need and
+    // frees the old ones: after a burst, the memory goes back (the heap is trimmed later).
+    void compact();
     [[nodiscard]] std::size_t bucket_of(const ConnectionKey& key) const;
 
     // Appends the slot to the age list and to `profile`'s list.

@@ -372,14 +372,14 @@ TEST(LiveConnections, ConnectionsOfOneProcessShareOneCopyOfItsFactsDomainLabelAn
         live.add(key(port), connection_facts, connection(port, "firefox"));
     }
 
-    EXPECT_EQ(live.find(key(1))->process(), live.find(key(3))->process());
-    EXPECT_EQ(live.find(key(1))->domain(), live.find(key(3))->domain());
-    EXPECT_EQ(&live.find(key(1))->profile_label(), &live.find(key(3))->profile_label());
-    EXPECT_EQ(live.find(key(1))->reason().data(), live.find(key(3))->reason().data());
-    EXPECT_EQ(live.shared().processes, 1U);
-    EXPECT_EQ(live.shared().domains, 1U);
-    EXPECT_EQ(live.shared().labels, 1U);
-    EXPECT_EQ(live.shared().reasons, 1U);
+    const LiveConnection& first = *live.find(key(1));
+    const LiveConnection& third = *live.find(key(3));
+    EXPECT_EQ(first.process(), third.process());
+    EXPECT_EQ(first.domain(), third.domain());
+    EXPECT_EQ(&first.profile_label(), &third.profile_label());
+    EXPECT_EQ(first.reason().data(), third.reason().data());
+    EXPECT_EQ(live.shared(),
+              (LiveConnections::Shared{.processes = 1, .domains = 1, .labels = 1, .reasons = 1}));
 }
 
 TEST(LiveConnections, FactsThatDifferInAnyFieldAreNotShared) {
@@ -410,10 +410,7 @@ TEST(LiveConnections, TheSharedCopyIsFreedWithItsLastConnection) {
     EXPECT_EQ(live.find(key(2))->process()->executable, "/usr/bin/firefox");
     EXPECT_TRUE(live.remove(key(2)));
 
-    EXPECT_EQ(live.shared().processes, 0U);
-    EXPECT_EQ(live.shared().domains, 0U);
-    EXPECT_EQ(live.shared().labels, 0U);
-    EXPECT_EQ(live.shared().reasons, 0U);
+    EXPECT_EQ(live.shared(), LiveConnections::Shared{});
 }
 
 TEST(LiveConnections, EvictionAndReplacementGiveTheSharedCopiesBack) {
@@ -459,9 +456,7 @@ TEST(LiveConnections, NothingIsLeftAfterManyAddsRemovesAndEvictions) {
 
     EXPECT_EQ(live.size(), 0U);
     EXPECT_EQ(live.profile_count(), 0U);
-    EXPECT_EQ(live.shared().processes, 0U);
-    EXPECT_EQ(live.shared().labels, 0U);
-    EXPECT_EQ(live.shared().reasons, 0U);
+    EXPECT_EQ(live.shared(), LiveConnections::Shared{});
     EXPECT_THAT(ids(live, LiveFilter::all()), IsEmpty());
 }
 
@@ -493,24 +488,10 @@ TEST(LiveConnections, ReevaluationSeesTheFullFactsAsTheyWereAdded) {
         },
         clock.now()));
 
-    ASSERT_EQ(seen.size(), 2U);
-    const firewall::ConnectionFacts& first = seen[0];
-    EXPECT_EQ(first.direction, packet::Direction::Inbound);
-    EXPECT_EQ(first.ip_family, IpFamily::V4);
-    EXPECT_EQ(first.protocol, kTcp);
-    EXPECT_EQ(first.local_address, added.local_address);
-    EXPECT_EQ(first.local_port, added.local_port);
-    EXPECT_EQ(first.remote_address, added.remote_address);
-    EXPECT_EQ(first.remote_port, added.remote_port);
-    EXPECT_EQ(first.icmp_type, 3U);
-    EXPECT_EQ(first.process, added.process);
-    EXPECT_EQ(first.domain, added.domain);
-    EXPECT_EQ(first.profile, added.profile);
-    EXPECT_EQ(first.answers_broadcast_to, added.answers_broadcast_to);
-    EXPECT_EQ(seen[1].remote_port, 8443U);
-    EXPECT_EQ(seen[1].process, other.process);
-    EXPECT_EQ(seen[1].answers_broadcast_to, std::nullopt);
+    // Every field, as added (ConnectionFacts' == is defaulted).
+    EXPECT_TRUE(seen == (std::vector<firewall::ConnectionFacts>{added, other}));
     EXPECT_EQ(live.find(key(1))->direction(), packet::Direction::Inbound);
+    EXPECT_EQ(live.find(key(2))->facts().remote_port, 8443U);
 }
 
 TEST(LiveConnections, ReevaluationGivesReplacedReasonsBack) {
@@ -529,6 +510,43 @@ TEST(LiveConnections, ReevaluationGivesReplacedReasonsBack) {
 
     EXPECT_EQ(live.shared().reasons, 2U);
     EXPECT_EQ(live.find(key(2))->reason(), "reason 2");
+}
+
+TEST(LiveConnections, AfterABurstTheSlotsAreGivenBackAndTheOrderKept) {
+    LiveConnections live;
+    const std::vector<std::string> profiles{"p0", "p1", "p2"};
+    for (std::uint16_t port = 0; port < 5000; ++port) {
+        add(live, port, profiles[port % 3]);
+    }
+    const std::size_t at_peak = live.slots();
+    std::vector<std::uint64_t> kept;
+    std::vector<std::uint64_t> kept_p1;
+    for (std::uint16_t port = 0; port < 5000; ++port) {
+        if (port % 50 == 7) {
+            kept.push_back(port);
+            if (port % 3 == 1) {
+                kept_p1.push_back(port);
+            }
+            continue;
+        }
+        live.remove(key(port));
+    }
+
+    EXPECT_GE(at_peak, 5000U);
+    EXPECT_LE(live.slots(), 512U);
+    EXPECT_EQ(ids(live, LiveFilter::all()), kept);
+    EXPECT_EQ(ids(live, LiveFilter::profile("p1")), kept_p1);
+    expect_consistent(live, profiles);
+    EXPECT_EQ(live.find(key(57))->process()->executable, "/usr/bin/curl");
+    EXPECT_EQ(live.find(key(57))->facts().local_port, 57U);
+    EXPECT_EQ(live.shared().processes, 1U);
+    // It goes on working: new connections, removals, evictions.
+    for (std::uint16_t port = 6000; port < 6300; ++port) {
+        add(live, port, profiles[port % 3]);
+    }
+    EXPECT_TRUE(live.remove(key(6001)));
+    EXPECT_EQ(live.size(), kept.size() + 299);
+    expect_consistent(live, profiles);
 }
 
 } // namespace
