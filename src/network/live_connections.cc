@@ -47,7 +47,8 @@ LiveDecision LiveConnection::decision() const {
 }
 
 firewall::ConnectionFacts LiveConnection::facts() const {
-    const ConnectionKey& endpoint = unusual_ != nullptr ? unusual_->endpoint : key_;
+    const Unusual* unusual = unusual_.get();
+    const ConnectionKey& endpoint = unusual != nullptr ? unusual->endpoint : key_;
     firewall::ConnectionFacts facts;
     facts.direction = direction_;
     facts.ip_family = ip_family_;
@@ -64,8 +65,8 @@ firewall::ConnectionFacts LiveConnection::facts() const {
         facts.domain = domain_->value();
     }
     facts.profile = label_->value();
-    if (unusual_ != nullptr) {
-        facts.answers_broadcast_to = unusual_->answers_broadcast_to;
+    if (unusual != nullptr) {
+        facts.answers_broadcast_to = unusual->answers_broadcast_to;
     }
     return facts;
 }
