@@ -784,8 +784,7 @@ void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
         }
         std::erase_if(changes, [this](const network::MarkChange& change) {
             const network::LiveConnection* live = live_.find(change.key);
-            return live == nullptr || live->id != change.id ||
-                   live->decision.mark != change.new_mark;
+            return live == nullptr || live->id() != change.id || live->mark() != change.new_mark;
         });
         apply_mark_changes(changes);
     });

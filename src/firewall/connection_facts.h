@@ -56,6 +56,9 @@ struct ProcessFacts {
     // that was gone before /proc could be read), "socket-table" (sock_diag or /proc/net and
     // the inode index), "none" (nothing found).
     std::string source = "none";
+
+    // Every field: the live-connection registry shares one copy between equal facts.
+    friend bool operator==(const ProcessFacts&, const ProcessFacts&) = default;
 };
 
 // Which name the remote address was resolved from, by this process. Filled by the nameserver
@@ -70,6 +73,9 @@ struct DomainFacts {
     // for everyone. nullopt when unknown (names seen through systemd-resolved's monitor).
     std::optional<IpScope> resolver_scope{}; // NOLINT(readability-redundant-member-init): GCC
                                              // -Wmissing-field-initializers
+
+    // Every field: the live-connection registry shares one copy between equal facts.
+    friend bool operator==(const DomainFacts&, const DomainFacts&) = default;
 };
 
 // The profile a decision is made for: named in reasons, carried by events.
@@ -109,6 +115,8 @@ struct ConnectionFacts {
     // reply").
     std::optional<IpAddress> answers_broadcast_to{}; // NOLINT(readability-redundant-member-init):
                                                      // GCC -Wmissing-field-initializers
+
+    friend bool operator==(const ConnectionFacts&, const ConnectionFacts&) = default;
 
     // The port that names the service: remote for outbound, local for inbound.
     [[nodiscard]] std::uint16_t service_port() const {

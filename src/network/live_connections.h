@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include "common/clock.h"
 #include "firewall/connection_facts.h"
 #include "network/connection_key.h"
+#include "network/intern_pool.h"
 #include "packet/packet_info.h"
 #include "packet/verdict.h"
 
@@ -27,18 +29,104 @@ struct LiveDecision {
     friend bool operator==(const LiveDecision&, const LiveDecision&) = default;
 };
 
-// A decided connection that is still alive, with what it was decided from, so that it can be
-// decided again when a setting, a rule or a profile changes.
-struct LiveConnection {
+class LiveConnections;
+
+// What add() registers besides the facts. Views: the registry copies only what it does not hold
+// yet (a profile, a reason it has not seen), so registering a connection of a known process and
+// domain allocates nothing on the packet path.
+struct NewLiveConnection {
     std::uint64_t id = 0;
-    firewall::ConnectionFacts facts;
-    // In add(): any view, copied. Stored: the registry's one copy per profile, valid while the
-    // connection is registered.
-    std::string_view profile_id;
-    LiveDecision decision;
-    // When the current mark was given.
+    std::string_view profile_id; // may view the registry's own copy (LiveConnection::profile_id)
+    std::uint32_t mark = 0;
+    packet::Persistence persistence = packet::Persistence::Temporary;
+    std::string_view reason;
+    // When the mark was given.
     Clock::TimePoint
         decided_at{}; // NOLINT(readability-redundant-member-init): GCC -Wmissing-field-initializers
+};
+
+// One profile's registered connections: its id (the registry's one copy) and an intrusive list
+// through their slots. LiveConnections' bookkeeping; declared here for LiveConnection.
+struct LiveProfile {
+    std::string id;
+    std::uint32_t first = UINT32_MAX;
+    std::uint32_t last = UINT32_MAX;
+    std::size_t size = 0;
+};
+
+// A decided connection that is still alive, with what it was decided from, so that it can be
+// decided again when a setting, a rule or a profile changes. Compact (issue 9, memory): what many
+// connections have in common (process, domain, profile label, reason) is one shared copy in the
+// registry's pools, and the facts' addresses are the key's. facts() puts the full facts back
+// together for re-evaluation. Only the registry makes them; a reference stays valid until the
+// next add() or remove().
+class LiveConnection {
+public:
+    LiveConnection(const LiveConnection&) = delete;
+    LiveConnection& operator=(const LiveConnection&) = delete;
+    LiveConnection(LiveConnection&&) = delete;
+    LiveConnection& operator=(LiveConnection&&) = delete;
+    ~LiveConnection() = default;
+
+    [[nodiscard]] std::uint64_t id() const { return id_; }
+    [[nodiscard]] const ConnectionKey& key() const { return key_; }
+    [[nodiscard]] packet::Direction direction() const { return direction_; }
+    // nullptr: not known. The registry's shared copy.
+    [[nodiscard]] const firewall::ProcessFacts* process() const {
+        return process_ != nullptr ? &process_->value() : nullptr;
+    }
+    [[nodiscard]] const firewall::DomainFacts* domain() const {
+        return domain_ != nullptr ? &domain_->value() : nullptr;
+    }
+    // The facts' profile label (what events name).
+    [[nodiscard]] const firewall::ProfileLabel& profile_label() const { return label_->value(); }
+    // The profile it is indexed under: the registry's one copy.
+    [[nodiscard]] std::string_view profile_id() const { return profile_->id; }
+    // The verdict the connection carries: what the kernel was told, and why.
+    [[nodiscard]] std::uint32_t mark() const { return mark_; }
+    [[nodiscard]] packet::Persistence persistence() const { return persistence_; }
+    [[nodiscard]] std::string_view reason() const { return reason_->value(); }
+    // mark(), persistence() and reason() as one value (copies the reason).
+    [[nodiscard]] LiveDecision decision() const;
+    // When the current mark was given.
+    [[nodiscard]] Clock::TimePoint decided_at() const { return decided_at_; }
+    // The facts as they were added (allocates: for re-evaluation, which is rare).
+    [[nodiscard]] firewall::ConnectionFacts facts() const;
+
+private:
+    friend class LiveConnections;
+
+    // What few connections have: facts whose addresses are not the key's, a broadcast answered.
+    struct Unusual {
+        ConnectionKey endpoint; // the facts' protocol, addresses and ports
+        std::optional<IpAddress> answers_broadcast_to;
+    };
+
+    LiveConnection() = default;
+
+    // Key first: 40 bytes of 2-byte alignment, then the 8-byte fields, then the small ones.
+    ConnectionKey key_;
+    std::uint64_t id_ = 0;
+    Clock::TimePoint decided_at_;
+    const Interned<firewall::ProcessFacts>* process_ = nullptr;
+    const Interned<firewall::DomainFacts>* domain_ = nullptr;
+    const Interned<firewall::ProfileLabel>* label_ = nullptr;
+    const Interned<std::string>* reason_ = nullptr;
+    LiveProfile* profile_ = nullptr;
+    std::unique_ptr<Unusual> unusual_; // nullptr for nearly every connection
+    std::uint32_t mark_ = 0;
+    packet::Persistence persistence_ = packet::Persistence::Temporary;
+    packet::Direction direction_ = packet::Direction::Outbound;
+    IpFamily ip_family_ = IpFamily::V4;
+    std::uint8_t icmp_type_ = 0;
+    // Slot indices (UINT32_MAX: none) of the age list, the profile's list, the key's hash chain
+    // (the free list while unused) and the UDP index's chain.
+    std::uint32_t older_ = UINT32_MAX;
+    std::uint32_t newer_ = UINT32_MAX;
+    std::uint32_t older_in_profile_ = UINT32_MAX;
+    std::uint32_t newer_in_profile_ = UINT32_MAX;
+    std::uint32_t next_in_bucket_ = UINT32_MAX;
+    std::uint32_t next_udp_ = UINT32_MAX;
 };
 
 // A connection whose mark re-evaluation changed: what the caller applies to the kernel (the
@@ -73,8 +161,13 @@ struct LiveFilter {
 // full, adding a new connection evicts the least recently added one (counted): a host with more
 // live connections than the bound re-evaluates only the newest. Indexed by profile, so that
 // re-evaluating one profile's connections visits only those. The packet processor adds a
-// connection when it decides it; the conntrack destroy events remove it. Runs on the event-loop
-// thread only.
+// connection when it decides it; the conntrack destroy events remove it.
+//
+// Memory (issue 9): connections live in slots of fixed blocks (no allocation per connection; the
+// blocks stay at the high-water mark, at most `capacity` slots), found through hash chains of slot
+// indices; the lists link slots by 32-bit index. Process facts, domain facts, profile labels and
+// reasons are shared, reference-counted copies (InternPool), freed with their last connection.
+// Runs on the event-loop thread only.
 class LiveConnections {
 public:
     struct Counters {
@@ -95,11 +188,13 @@ public:
     LiveConnections& operator=(const LiveConnections&) = delete;
     LiveConnections(LiveConnections&&) = delete;
     LiveConnections& operator=(LiveConnections&&) = delete;
-    ~LiveConnections() = default;
+    ~LiveConnections();
 
     // Registers the connection, or replaces the one registered under `key` (a new connection
-    // reusing the tuple); either way it becomes the most recently added.
-    void add(const ConnectionKey& key, LiveConnection connection);
+    // reusing the tuple); either way it becomes the most recently added. Copies from `facts` only
+    // what the registry does not hold yet.
+    void add(const ConnectionKey& key, const firewall::ConnectionFacts& facts,
+             const NewLiveConnection& connection);
 
     // Forgets the connection (it ended); false when it was not registered.
     bool remove(const ConnectionKey& key);
@@ -121,72 +216,105 @@ public:
     [[nodiscard]] std::vector<MarkChange> reevaluate(const LiveFilter& filter, const Decide& decide,
                                                      Clock::TimePoint now);
 
-    [[nodiscard]] std::size_t size() const { return entries_.size(); }
+    [[nodiscard]] std::size_t size() const { return size_; }
     [[nodiscard]] std::size_t capacity() const { return capacity_; }
     // How many connections `profile_id` has registered (from the index).
     [[nodiscard]] std::size_t count(std::string_view profile_id) const;
     // Profiles with at least one registered connection.
     [[nodiscard]] std::size_t profile_count() const { return profiles_.size(); }
     [[nodiscard]] const Counters& counters() const { return counters_; }
+    // Distinct shared copies held (for tests and memory accounting).
+    struct Shared {
+        std::size_t processes = 0;
+        std::size_t domains = 0;
+        std::size_t labels = 0;
+        std::size_t reasons = 0;
+
+        friend bool operator==(const Shared&, const Shared&) = default;
+    };
+    // Slots allocated, registered or free (memory accounting): at most the high-water mark,
+    // rounded up to a block, until remove() gives most of them back.
+    [[nodiscard]] std::size_t slots() const;
+    [[nodiscard]] Shared shared() const {
+        return {.processes = processes_.size(),
+                .domains = domains_.size(),
+                .labels = labels_.size(),
+                .reasons = reasons_.size()};
+    }
 
 private:
-    struct Node;
-
-    // The connections of one profile: an intrusive list through their nodes.
-    struct ProfileList {
-        Node* first = nullptr;
-        Node* last = nullptr;
-        std::size_t size = 0;
+    struct ProcessHash {
+        std::size_t operator()(const firewall::ProcessFacts& process) const noexcept;
     };
-
-    // Profile ids are looked up by string_view without building a string.
-    struct ProfileHash {
-        using is_transparent = void; // NOLINT(readability-identifier-naming): the standard's name
-        std::size_t operator()(std::string_view id) const noexcept {
-            return std::hash<std::string_view>{}(id);
+    struct DomainHash {
+        std::size_t operator()(const firewall::DomainFacts& domain) const noexcept;
+    };
+    struct LabelHash {
+        std::size_t operator()(const firewall::ProfileLabel& label) const noexcept;
+    };
+    struct ReasonHash {
+        std::size_t operator()(std::string_view reason) const noexcept {
+            return std::hash<std::string_view>{}(reason);
         }
     };
-    using Profiles = std::unordered_map<std::string, ProfileList, ProfileHash, std::equal_to<>>;
 
-    // One registered connection and its places in the two intrusive lists (age, profile). The
-    // map's nodes do not move, so the pointers stay valid until the node is erased.
-    struct Node {
-        LiveConnection connection;
-        const ConnectionKey* key = nullptr;
-        Profiles::value_type* profile = nullptr;
-        Node* older = nullptr;
-        Node* newer = nullptr;
-        Node* older_in_profile = nullptr;
-        Node* newer_in_profile = nullptr;
-    };
+    [[nodiscard]] LiveConnection& at(std::uint32_t slot) const;
+    // The slot registered under `key`, or UINT32_MAX.
+    [[nodiscard]] std::uint32_t lookup(const ConnectionKey& key) const;
+    // A free slot (from the free list, or a new one, growing the blocks).
+    [[nodiscard]] std::uint32_t allocate();
+    // Gives the connection's shared copies back.
+    void release_shared(LiveConnection& connection);
+    // Takes the connection out of the lists and the hash chains, gives its shared copies back and
+    // puts its slot on the free list (its profile stays, even when empty).
+    void forget(std::uint32_t slot);
+    // Puts the slot in its key's hash chain (and the UDP index's), growing the tables first when
+    // they are as long as the registry will be.
+    void index(std::uint32_t slot);
+    void chain(std::uint32_t slot);
+    void unindex(std::uint32_t slot);
+    void rehash(std::size_t buckets);
+    // Moves the registered connections, oldest first, into as few new blocks as they need and
+    // frees the old ones: after a burst, the memory goes back (the heap is trimmed later).
+    void compact();
+    [[nodiscard]] std::size_t bucket_of(const ConnectionKey& key) const;
 
-    // Appends the node to the age list and to `profile`'s list.
-    void link(Node& node, Profiles::value_type& profile);
-    // Takes the node out of both lists; leaves its profile in the index even when empty.
-    void unlink(Node& node);
+    // Appends the slot to the age list and to `profile`'s list.
+    void link(std::uint32_t slot, LiveProfile& profile);
+    // Takes the slot out of both lists; leaves its profile in the index even when empty.
+    void unlink(std::uint32_t slot);
     // Forgets `profile` when its last connection is gone.
-    void drop_if_empty(const Profiles::value_type& profile);
-    [[nodiscard]] Profiles::value_type& profile_entry(std::string_view id);
-    // The first node the filter selects by list (not yet by predicate), and the next one.
-    [[nodiscard]] Node* first_of(const LiveFilter& filter) const;
-    [[nodiscard]] static Node* next_of(const LiveFilter& filter, const Node& node);
+    void drop_if_empty(LiveProfile& profile);
+    [[nodiscard]] LiveProfile& profile_entry(std::string_view id);
+    // The first slot the filter selects by list (not yet by predicate), and the next one.
+    [[nodiscard]] std::uint32_t first_of(const LiveFilter& filter) const;
+    [[nodiscard]] static std::uint32_t next_of(const LiveFilter& filter,
+                                               const LiveConnection& connection);
 
     // Set while a visitor or `decide` runs: they must not change the lists being walked.
     class VisitGuard;
 
     // `key` without its local address: the key of the UDP index.
     [[nodiscard]] static ConnectionKey any_local(const ConnectionKey& key);
-    // Erases the node under `key` from the map and the UDP index (already unlinked).
-    void erase_entry(const ConnectionKey& key);
 
     std::size_t capacity_;
-    std::unordered_map<ConnectionKey, Node, ConnectionKeyHash> entries_;
-    // UDP connections by any_local(key) -> their key in entries_ (issue 10 item 8: a new sender
-    // on a flow is reported with the local address its socket knows, often none).
-    std::unordered_multimap<ConnectionKey, const ConnectionKey*, ConnectionKeyHash> udp_index_;
-    Profiles profiles_;
-    Node* oldest_ = nullptr;
-    Node* newest_ = nullptr;
+    std::size_t size_ = 0;
+    // Slots live in blocks of kBlockSize that never move, so pointers to them stay valid.
+    std::vector<std::unique_ptr<LiveConnection[]>> blocks_; // NOLINT(modernize-avoid-c-arrays)
+    std::uint32_t used_ = 0;          // slots ever handed out: the free list holds the rest
+    std::uint32_t free_ = UINT32_MAX; // free list, through next_in_bucket_
+    // Heads of the hash chains by key, and of the UDP index by any_local(key) (issue 10 item 8:
+    // a new sender on a flow is reported with the local address its socket knows, often none).
+    std::vector<std::uint32_t> buckets_;
+    std::vector<std::uint32_t> udp_buckets_;
+    unsigned bucket_bits_ = 0;
+    std::unordered_map<std::string_view, std::unique_ptr<LiveProfile>> profiles_; // key views id
+    InternPool<firewall::ProcessFacts, const firewall::ProcessFacts&, ProcessHash> processes_;
+    InternPool<firewall::DomainFacts, const firewall::DomainFacts&, DomainHash> domains_;
+    InternPool<firewall::ProfileLabel, const firewall::ProfileLabel&, LabelHash> labels_;
+    InternPool<std::string, std::string_view, ReasonHash> reasons_;
+    std::uint32_t oldest_ = UINT32_MAX;
+    std::uint32_t newest_ = UINT32_MAX;
     Counters counters_;
     mutable bool visiting_ = false;
 };

@@ -325,13 +325,13 @@ std::uint32_t PacketProcessor::finish(std::uint64_t id, const firewall::Connecti
         ++counters_.table_full;
     }
     if (live_ != nullptr) {
-        live_->add(key, LiveConnection{.id = id,
-                                       .facts = facts,
-                                       .profile_id = settings.profile.id,
-                                       .decision = {.mark = mark,
-                                                    .persistence = decision.persistence,
-                                                    .reason = decision.reason},
-                                       .decided_at = now});
+        live_->add(key, facts,
+                   NewLiveConnection{.id = id,
+                                     .profile_id = settings.profile.id,
+                                     .mark = mark,
+                                     .persistence = decision.persistence,
+                                     .reason = decision.reason,
+                                     .decided_at = now});
     }
     decision_stats_.decided(decision);
     events_.connection_decided(id, facts, decision, mark);
@@ -348,20 +348,19 @@ std::vector<MarkChange> PacketProcessor::reevaluate(const LiveFilter& filter) {
     auto changes = live_->reevaluate(
         filter,
         [this](const LiveConnection& connection) -> LiveDecision {
-            const profile::Policy policy = policies_.policy_for(
-                connection.facts.process ? &*connection.facts.process : nullptr,
-                connection.facts.direction);
-            firewall::ConnectionFacts facts = connection.facts;
+            const profile::Policy policy =
+                policies_.policy_for(connection.process(), connection.direction());
+            firewall::ConnectionFacts facts = connection.facts();
             facts.profile = policy.settings->profile;
             firewall::Decision decision = decide_now(*policy.settings, facts);
             if (decision.outcome == firewall::Outcome::Ask) {
-                return connection.decision; // decided once; a live connection is not asked
+                return connection.decision(); // decided once; a live connection is not asked
             }
             add_tie(decision, policy.tie);
             const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
-            if (mark != connection.decision.mark) {
+            if (mark != connection.mark()) {
                 decision.reason = "re-evaluated: " + decision.reason;
-                events_.connection_decided(connection.id, facts, decision, mark);
+                events_.connection_decided(connection.id(), facts, decision, mark);
             }
             return {.mark = mark, .persistence = decision.persistence, .reason = decision.reason};
         },
@@ -425,11 +424,10 @@ namespace {
 // Whether `connection` was decided for another process than `sender`. Only connections of an
 // ordinary, known process are compared: the special identities have no PID to compare with.
 bool decided_for_another_process(const LiveConnection& connection, const UdpSender& sender) {
-    if (connection.facts.direction != packet::Direction::Outbound ||
-        !connection.facts.process.has_value()) {
+    if (connection.direction() != packet::Direction::Outbound || connection.process() == nullptr) {
         return false;
     }
-    const firewall::ProcessFacts& process = *connection.facts.process;
+    const firewall::ProcessFacts& process = *connection.process();
     if (process.kind != firewall::ProcessKind::Process || process.pid <= 0 || sender.pid <= 0) {
         return false;
     }
@@ -493,18 +491,18 @@ std::optional<MarkChange> PacketProcessor::redecide_for_new_sender(const Connect
                                                                    const LiveConnection& connection,
                                                                    const UdpSender& sender) {
     const Clock::TimePoint now = clock_.now();
-    LiveConnection updated = connection; // `connection` goes with the add() below
-    updated.facts.process = new_sender_facts(updated.facts, sender);
-    const profile::Policy policy =
-        policies_.policy_for(&*updated.facts.process, updated.facts.direction);
-    updated.facts.profile = policy.settings->profile;
-    firewall::Decision decision = decide_now(*policy.settings, updated.facts);
+    // `connection` goes with the add() below: what is needed of it is copied first.
+    firewall::ConnectionFacts facts = connection.facts();
+    facts.process = new_sender_facts(facts, sender);
+    const profile::Policy policy = policies_.policy_for(&*facts.process, facts.direction);
+    facts.profile = policy.settings->profile;
+    firewall::Decision decision = decide_now(*policy.settings, facts);
     MarkChange change{.key = key,
-                      .direction = updated.facts.direction,
-                      .id = updated.id,
-                      .old_mark = updated.decision.mark,
+                      .direction = facts.direction,
+                      .id = connection.id(),
+                      .old_mark = connection.mark(),
                       .new_mark = 0,
-                      .old_persistence = updated.decision.persistence,
+                      .old_persistence = connection.persistence(),
                       .new_persistence = packet::Persistence::Temporary};
     if (decision.outcome == firewall::Outcome::Ask) {
         // A live connection cannot be held for a prompt: forget it, and its next packet is a
@@ -517,7 +515,7 @@ std::optional<MarkChange> PacketProcessor::redecide_for_new_sender(const Connect
     decision.reason = "new sender on a live UDP flow: " + decision.reason;
     const std::uint32_t mark = packet::mark_for(decision.verdict, decision.persistence);
     // Always reported, even with the same verdict: the event names the process that sends now.
-    events_.connection_decided(updated.id, updated.facts, decision, mark);
+    events_.connection_decided(change.id, facts, decision, mark);
     if (ConnectionEntry* entry = table_.find(key)) {
         entry->mark = mark;
         entry->persistence = decision.persistence;
@@ -525,11 +523,13 @@ std::optional<MarkChange> PacketProcessor::redecide_for_new_sender(const Connect
     }
     change.new_mark = mark;
     change.new_persistence = decision.persistence;
-    updated.profile_id = policy.settings->profile.id;
-    updated.decision = {
-        .mark = mark, .persistence = decision.persistence, .reason = std::move(decision.reason)};
-    updated.decided_at = now;
-    live_->add(key, std::move(updated));
+    live_->add(key, facts,
+               NewLiveConnection{.id = change.id,
+                                 .profile_id = policy.settings->profile.id,
+                                 .mark = mark,
+                                 .persistence = decision.persistence,
+                                 .reason = decision.reason,
+                                 .decided_at = now});
     if (change.new_mark == change.old_mark && change.new_persistence == change.old_persistence) {
         return std::nullopt; // nothing to change in the kernel
     }

@@ -101,9 +101,9 @@ TEST_F(UdpSenderTest, AnotherProcessOnALiveFlowIsDecidedAgainForItself) {
     EXPECT_EQ(events_.marks.back(), packet::mark::kPermanentBlock);
     const LiveConnection* live = live_.find(changes[0].key);
     ASSERT_NE(live, nullptr);
-    ASSERT_TRUE(live->facts.process.has_value());
-    EXPECT_EQ(live->facts.process->pid, 200);
-    EXPECT_EQ(live->decision.mark, packet::mark::kPermanentBlock);
+    ASSERT_NE(live->process(), nullptr);
+    EXPECT_EQ(live->process()->pid, 200);
+    EXPECT_EQ(live->mark(), packet::mark::kPermanentBlock);
     EXPECT_EQ(send_from_port(40000), packet::mark::kPermanentBlock); // a packet still queued
     EXPECT_EQ(processor_.counters().connections, 1U);
 }
@@ -149,7 +149,7 @@ TEST_F(UdpSenderTest, ASenderBoundToTheWildcardAddressFindsTheFlowByPortAndRemot
         {.flow = flow("0.0.0.0", 40000, "10.0.0.2", 9000), .pid = 200, .start_time = 0});
     ASSERT_EQ(changes.size(), 1U);
     EXPECT_EQ(changes[0].key, flow("10.0.0.1", 40000, "10.0.0.2", 9000));
-    EXPECT_EQ(live_.find(flow("10.0.0.1", 40001, "10.0.0.2", 9000))->decision.mark,
+    EXPECT_EQ(live_.find(flow("10.0.0.1", 40001, "10.0.0.2", 9000))->mark(),
               packet::mark::kPermanentAccept); // another flow
 }
 
@@ -214,11 +214,11 @@ TEST_F(UdpSenderTest, WithoutLiveConnectionsNothingChanges) {
 
 TEST(LiveConnectionsUdpIndex, FindsUdpConnectionsWhateverTheirLocalAddress) {
     LiveConnections live(2);
-    live.add(flow("10.0.0.1", 40000, "10.0.0.2", 9000), LiveConnection{});
-    live.add(flow("10.0.0.9", 40000, "10.0.0.2", 9000), LiveConnection{});
+    live.add(flow("10.0.0.1", 40000, "10.0.0.2", 9000), {}, {});
+    live.add(flow("10.0.0.9", 40000, "10.0.0.2", 9000), {}, {});
     EXPECT_EQ(live.find_udp_any_local(flow("0.0.0.0", 40000, "10.0.0.2", 9000)).size(), 2U);
     // Eviction and removal take connections out of the index too.
-    live.add(flow("10.0.0.1", 40001, "10.0.0.2", 9000), LiveConnection{});
+    live.add(flow("10.0.0.1", 40001, "10.0.0.2", 9000), {}, {});
     EXPECT_EQ(live.find_udp_any_local(flow("0.0.0.0", 40000, "10.0.0.2", 9000)),
               (std::vector<ConnectionKey>{flow("10.0.0.9", 40000, "10.0.0.2", 9000)}));
     EXPECT_TRUE(live.remove(flow("10.0.0.9", 40000, "10.0.0.2", 9000)));
@@ -226,7 +226,7 @@ TEST(LiveConnectionsUdpIndex, FindsUdpConnectionsWhateverTheirLocalAddress) {
     // TCP is not indexed.
     ConnectionKey tcp = flow("10.0.0.1", 40000, "10.0.0.2", 9000);
     tcp.protocol = 6;
-    live.add(tcp, LiveConnection{});
+    live.add(tcp, {}, {});
     EXPECT_TRUE(live.find_udp_any_local(tcp).empty());
 }
 
