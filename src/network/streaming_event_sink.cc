@@ -53,4 +53,17 @@ std::string ended_event(std::uint64_t id) {
            R"("})";
 }
 
+std::string setting_event(std::optional<std::string_view> profile_id, std::string_view what) {
+    std::string out = R"({"event":"setting","time":")" + utc_timestamp_now() + R"(","profileId":)";
+    if (profile_id) {
+        append_json_string(out, *profile_id);
+    } else {
+        out += "null";
+    }
+    out += R"(,"what":)";
+    append_json_string(out, what);
+    out += '}';
+    return out;
+}
+
 } // namespace pw::network

@@ -3,7 +3,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "network/event_sink.h"
 
@@ -75,5 +77,11 @@ private:
 // {"event":"ended","id":7,"time":"2026-11-22T11:40:00.123Z"}: the kernel forgot a connection
 // that the registry of live connections knew by this ID (stream only).
 [[nodiscard]] std::string ended_event(std::uint64_t id);
+
+// {"event":"setting","time":"...","profileId":"3f1c..."|null,"what":"filter/endpoints"}: the
+// settings changed, of one profile or (null) the global ones (stream only). `what` is the
+// store's description of the change: a key, "rule expired", "profile deleted", ...
+[[nodiscard]] std::string setting_event(std::optional<std::string_view> profile_id,
+                                        std::string_view what);
 
 } // namespace pw::network
