@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "network/event_writer.h"
+
 // The stream's sink: the same lines as the events file, rendered only while someone listens.
 
 namespace pw::network {
