@@ -79,8 +79,8 @@ class EventStreamCase(unittest.TestCase):
         self.assertEqual(json.loads(first), {"status": 101}, self.daemon.describe())
         # Subscribed once the handshake is answered: what happens from now on is streamed.
         result = self.world.tcp(INTERNET_V4, ECHO_PORT)
-        self.assertEqual(result.outcome, "connected", str(result))
-        changed = self.api("PUT", "/api/v1/settings/filter%2FdefaultAction", {"value": "block"})
+        self.assertEqual(result.outcome, "ok", str(result))
+        changed = self.api("PUT", "/api/v1/settings/filter%2FblockInternet", {"value": True})
         self.assertIn(changed["status"], (200, 204), changed)
         out, err = reader.communicate(timeout=30)
         lines = [json.loads(line) for line in out.splitlines() if line.strip()]
@@ -94,7 +94,7 @@ class EventStreamCase(unittest.TestCase):
         self.assertTrue(news, f"no new event before the decision: {kinds}")
         self.assertLess(lines.index(news[0]), lines.index(decided[0]))
         self.assertEqual(kinds[-1], "setting", kinds)
-        self.assertEqual(lines[-1]["what"], "filter/defaultAction", lines[-1])
+        self.assertIn("filter/blockInternet", lines[-1]["what"], lines[-1])
         self.assertIsNone(lines[-1]["profileId"])
         # The events file has the same decision (same rendering, same fields).
         in_file = [event for event in self.daemon.events("decided")
