@@ -463,6 +463,10 @@ void Session::linger() {
 }
 
 void Session::upgrade() {
+    if (!parser_) {
+        close(); // cannot happen: process() saw the request
+        return;
+    }
     EventHub* hub = server_->events();
     if (hub == nullptr || hub->full()) {
         ++server_->counters().event_streams_refused;
@@ -526,7 +530,7 @@ public:
         }
     }
     void too_slow(std::string reason) override {
-        begin_close(websocket::close_code::policy_error, std::move(reason));
+        begin_close(websocket::close_code::policy_error, reason);
     }
 
 private:
@@ -537,7 +541,7 @@ private:
     void on_read(const ErrorCode& error);
     void write_next();
     void on_write(const ErrorCode& error);
-    void begin_close(websocket::close_code code, std::string reason);
+    void begin_close(websocket::close_code code, const std::string& reason);
     void send_close();
     void finish();
 
@@ -650,7 +654,7 @@ void EventSession::on_write(const ErrorCode& error) {
     }
 }
 
-void EventSession::begin_close(websocket::close_code code, std::string reason) {
+void EventSession::begin_close(websocket::close_code code, const std::string& reason) {
     if (state_ == State::Closing || state_ == State::Closed) {
         return;
     }
@@ -672,6 +676,10 @@ void EventSession::begin_close(websocket::close_code code, std::string reason) {
 }
 
 void EventSession::send_close() {
+    if (!close_) {
+        finish(); // cannot happen: begin_close() set the reason
+        return;
+    }
     ws_.async_close(*close_, [self = shared_from_this()](const ErrorCode& /*error*/) {
         self->finish(); // the closing handshake is over, or failed: either way, done
     });

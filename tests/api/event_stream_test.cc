@@ -51,7 +51,7 @@ public:
     void events_ready() override { ++ready_calls; }
     void too_slow(std::string reason) override { dropped = std::move(reason); }
 
-    std::vector<std::string> take_all() {
+    [[nodiscard]] std::vector<std::string> take_all() const {
         std::vector<std::string> out;
         while (!subscription->empty()) {
             out.push_back(*subscription->take());
