@@ -25,8 +25,9 @@ struct EventStreamLimits {
 };
 
 // One subscriber of the hub: the WebSocket session of a client (or a test's fake). The hub
-// calls it from publish(); it must not publish, subscribe or destroy its subscription from
-// these calls (start a write, post the close).
+// calls it from publish(), after its loop over the subscribers: it must not publish or
+// subscribe from these calls (start a write, start the close). Dropping its subscription in
+// too_slow() is fine: the hub has let go of it already.
 class EventStreamClient {
 public:
     virtual ~EventStreamClient() = default;
