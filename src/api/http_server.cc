@@ -21,6 +21,8 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
 
 #include "api/browser_guard.h"
 #include "api/router.h"
@@ -31,6 +33,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
+namespace websocket = boost::beast::websocket;
 using ErrorCode = boost::system::error_code;
 
 // Room for a request's header and the part of a body read ahead of the parser. Beast reads at
@@ -41,6 +44,13 @@ constexpr std::size_t kReadAhead = std::size_t{64} * 1024;
 // has read it.
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr std::chrono::milliseconds kAcceptRetryPause{100};
+// An event-stream client: its handshake (and its closing handshake) must be done within this,
+// and a closing client within it too, even when it reads nothing (then its socket is closed).
+constexpr std::chrono::seconds kStreamHandshakeTime{10};
+// An event-stream client that sends nothing (not even a pong to our pings) for this long is gone.
+constexpr std::chrono::seconds kStreamIdleTime{60};
+// What an event-stream client may send: pings and closes only, so a data frame is small or wrong.
+constexpr std::size_t kStreamMaxClientMessage = 1024;
 
 asio::ip::address to_asio(const IpAddress& address) {
     if (address.is_v4()) {
@@ -68,6 +78,8 @@ std::string_view to_std(beast::string_view text) {
 
 class Session;
 using SessionTable = std::list<std::shared_ptr<Session>>;
+class EventSession;
+using EventSessionTable = std::list<std::shared_ptr<EventSession>>;
 
 } // namespace
 
@@ -77,8 +89,13 @@ using SessionTable = std::list<std::shared_ptr<Session>>;
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 public:
     Impl(asio::io_context& io, ServerLimits limits, CallerLookup& callers, AccessPolicy& access,
-         Backend& backend)
-        : io_(io), limits_(limits), callers_(callers), access_(access), router_(backend) {}
+         Backend& backend, EventHub* events)
+        : io_(io),
+          limits_(limits),
+          callers_(callers),
+          access_(access),
+          router_(backend),
+          events_(events) {}
 
     Status bind(const std::vector<ListenEndpoint>& endpoints);
     void serve();
@@ -87,6 +104,13 @@ public:
     // A connection saw a whole request: it moves to the back of the idle order.
     void session_active(const Session& session);
     void session_closed(const Session& session);
+    // A request passed the checks and asks for the event stream: the connection leaves the
+    // table of HTTP sessions for the event session (which answers the handshake).
+    void upgrade(const Session& session, beast::tcp_stream stream,
+                 http::request<http::string_body> request);
+    void event_session_closed(const EventSession& session);
+    [[nodiscard]] EventHub* events() { return events_; }
+    [[nodiscard]] std::size_t event_stream_count() const { return event_sessions_.size(); }
 
     [[nodiscard]] const ServerLimits& limits() const { return limits_; }
     [[nodiscard]] Router& router() { return router_; }
@@ -118,6 +142,8 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     // Open connections, longest idle first. The table owns them (besides their handlers).
     SessionTable sessions_;
+    EventHub* events_;
+    EventSessionTable event_sessions_;
     Counters counters_;
     bool stopped_ = false;
 };
@@ -162,6 +188,7 @@ private:
     void write(Reply reply, After after);
     void on_write(const ErrorCode& error);
     void linger();
+    void upgrade();
 
     std::shared_ptr<HttpServer::Impl> server_;
     beast::tcp_stream stream_;
@@ -270,6 +297,14 @@ void Session::process() {
     if (!allowed_) {
         ++counters.access_refusals;
         write(error_reply(403, server_->access().refusal(caller_)), After::Close);
+        return;
+    }
+    // The event stream is a WebSocket: its upgrade is answered here, not by the router (which
+    // answers a plain GET of the route with a 400 saying so).
+    if (websocket::is_upgrade(request) &&
+        to_std(request.target()).substr(0, to_std(request.target()).find('?')) ==
+            kEventStreamPath) {
+        upgrade();
         return;
     }
     // Last, the route. The backend may answer now (inside handle()) or later.
@@ -427,6 +462,32 @@ void Session::linger() {
         });
 }
 
+void Session::upgrade() {
+    if (!parser_) {
+        close(); // cannot happen: process() saw the request
+        return;
+    }
+    EventHub* hub = server_->events();
+    if (hub == nullptr || hub->full()) {
+        ++server_->counters().event_streams_refused;
+        write(
+            error_reply(503, hub == nullptr ? std::string("this server has no event stream")
+                                            : "the event stream has its " +
+                                                  std::to_string(hub->limits().max_clients) +
+                                                  " clients already: try again when one has left"),
+            After::KeepAlive);
+        return;
+    }
+    ++server_->counters().event_streams;
+    // The socket is the event session's from now on: this session ends without closing it.
+    state_ = State::Closed;
+    const auto keep = shared_from_this(); // the table's reference goes below
+    answer_timer_.cancel();
+    http::request<http::string_body> request = parser_->release();
+    parser_.reset();
+    server_->upgrade(*this, std::move(stream_), std::move(request));
+}
+
 void Session::close() {
     if (state_ == State::Closed) {
         return;
@@ -439,6 +500,205 @@ void Session::close() {
     stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
     stream_.close();
     server_->session_closed(*this);
+}
+
+// One event-stream client (docs/api.md#event-stream): a WebSocket that the server writes the
+// hub's messages to, one text message per event, in order, and that the client only closes or
+// pings. Its queue is the hub's Subscription; the hub drops a client that falls behind
+// (too_slow()), which is then closed with 1008 and the reason. Nothing here waits for the
+// client: a write in flight that the client does not take is bounded by the close deadline.
+class EventSession final : public std::enable_shared_from_this<EventSession>,
+                           public EventStreamClient {
+public:
+    EventSession(std::shared_ptr<HttpServer::Impl> server, beast::tcp_stream stream,
+                 http::request<http::string_body> request)
+        : server_(std::move(server)),
+          ws_(std::move(stream)),
+          request_(std::move(request)),
+          close_deadline_(ws_.get_executor()) {}
+
+    // Subscribes to the hub and answers the handshake.
+    void start(EventHub& hub, EventSessionTable::iterator position);
+    // The server stops: the socket closes now, without a closing handshake.
+    void close_now() { finish(); }
+    [[nodiscard]] EventSessionTable::iterator position() const { return position_; }
+
+    // EventStreamClient
+    void events_ready() override {
+        if (state_ == State::Open && !writing_) {
+            write_next();
+        }
+    }
+    void too_slow(std::string reason) override {
+        begin_close(websocket::close_code::policy_error, reason);
+    }
+
+private:
+    enum class State : std::uint8_t { Handshake, Open, Closing, Closed };
+
+    void on_accept(const ErrorCode& error);
+    void read();
+    void on_read(const ErrorCode& error);
+    void write_next();
+    void on_write(const ErrorCode& error);
+    void begin_close(websocket::close_code code, const std::string& reason);
+    void send_close();
+    void finish();
+
+    std::shared_ptr<HttpServer::Impl> server_;
+    websocket::stream<beast::tcp_stream> ws_;
+    http::request<http::string_body> request_; // the upgrade, until the handshake is answered
+    beast::flat_buffer incoming_;
+    std::unique_ptr<EventHub::Subscription> subscription_;
+    EventHub::Message in_flight_; // the message being written: the queue may be emptied meanwhile
+    asio::steady_timer close_deadline_;
+    std::optional<websocket::close_reason> close_;
+    EventSessionTable::iterator position_;
+    State state_ = State::Handshake;
+    bool writing_ = false;
+};
+
+void EventSession::start(EventHub& hub, EventSessionTable::iterator position) {
+    position_ = position;
+    auto subscription = hub.subscribe(*this);
+    if (!subscription) {
+        finish(); // cannot happen: the session checked that the hub has room
+        return;
+    }
+    subscription_ = std::move(*subscription);
+    // The WebSocket's own timers from now on; the HTTP deadline would cut an idle stream.
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.set_option(websocket::stream_base::timeout{.handshake_timeout = kStreamHandshakeTime,
+                                                   .idle_timeout = kStreamIdleTime,
+                                                   .keep_alive_pings = true});
+    ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+        response.set(http::field::server, "portwarden");
+    }));
+    ws_.read_message_max(kStreamMaxClientMessage);
+    ws_.text(true);
+    // One frame per event: simple clients (a script reading raw frames) need no reassembly.
+    ws_.auto_fragment(false);
+    ws_.async_accept(
+        request_, [self = shared_from_this()](const ErrorCode& error) { self->on_accept(error); });
+}
+
+void EventSession::on_accept(const ErrorCode& error) {
+    request_ = {};
+    if (state_ == State::Closed) {
+        return;
+    }
+    if (error) {
+        finish(); // a malformed handshake (Beast answered it) or a client gone
+        return;
+    }
+    read();
+    if (state_ == State::Closing) {
+        send_close(); // dropped (too slow) during the handshake
+        return;
+    }
+    state_ = State::Open;
+    if (!subscription_->empty()) {
+        write_next();
+    }
+}
+
+void EventSession::read() {
+    ws_.async_read(incoming_, [self = shared_from_this()](const ErrorCode& error, std::size_t) {
+        self->on_read(error);
+    });
+}
+
+void EventSession::on_read(const ErrorCode& error) {
+    if (state_ == State::Closed) {
+        return;
+    }
+    if (error) {
+        // The client closed (Beast answered its close frame), went silent or broke the
+        // protocol; or our own close is done.
+        finish();
+        return;
+    }
+    incoming_.clear();
+    if (state_ == State::Open) {
+        begin_close(websocket::close_code::unknown_data,
+                    "the event stream takes no messages: send only ping and close");
+    }
+    read(); // until the closing handshake ends
+}
+
+void EventSession::write_next() {
+    in_flight_ = subscription_->take();
+    writing_ = true;
+    ws_.async_write(asio::buffer(*in_flight_),
+                    [self = shared_from_this()](const ErrorCode& error, std::size_t /*bytes*/) {
+                        self->on_write(error);
+                    });
+}
+
+void EventSession::on_write(const ErrorCode& error) {
+    writing_ = false;
+    in_flight_.reset();
+    if (state_ == State::Closed) {
+        return;
+    }
+    if (error) {
+        finish();
+        return;
+    }
+    if (state_ == State::Closing) {
+        send_close();
+        return;
+    }
+    if (!subscription_->empty()) {
+        write_next();
+    }
+}
+
+void EventSession::begin_close(websocket::close_code code, const std::string& reason) {
+    if (state_ == State::Closing || state_ == State::Closed) {
+        return;
+    }
+    const bool handshake_done = state_ == State::Open;
+    state_ = State::Closing;
+    subscription_.reset(); // nothing more to send; the hub has room for another client
+    close_ = websocket::close_reason(code, reason);
+    // A client that reads nothing takes neither the write in flight nor the close frame: its
+    // socket closes at this deadline instead.
+    close_deadline_.expires_after(kStreamHandshakeTime);
+    close_deadline_.async_wait([weak = weak_from_this()](const ErrorCode& error) {
+        if (const auto self = weak.lock(); self && !error) {
+            self->finish();
+        }
+    });
+    if (handshake_done && !writing_) {
+        send_close();
+    }
+}
+
+void EventSession::send_close() {
+    if (!close_) {
+        finish(); // cannot happen: begin_close() set the reason
+        return;
+    }
+    ws_.async_close(*close_, [self = shared_from_this()](const ErrorCode& /*error*/) {
+        self->finish(); // the closing handshake is over, or failed: either way, done
+    });
+}
+
+void EventSession::finish() {
+    if (state_ == State::Closed) {
+        return;
+    }
+    state_ = State::Closed;
+    const auto keep = shared_from_this(); // the table's reference goes below
+    close_deadline_.cancel();
+    subscription_.reset();
+    ErrorCode ignored;
+    auto& socket = beast::get_lowest_layer(ws_).socket();
+    // NOLINTNEXTLINE(bugprone-unused-return-value): the error is in `ignored`, unused.
+    socket.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+    server_->event_session_closed(*this);
 }
 
 } // namespace
@@ -559,6 +819,19 @@ void HttpServer::Impl::session_closed(const Session& session) {
     sessions_.erase(session.position());
 }
 
+void HttpServer::Impl::upgrade(const Session& session, beast::tcp_stream stream,
+                               http::request<http::string_body> request) {
+    sessions_.erase(session.position());
+    auto event_session =
+        std::make_shared<EventSession>(shared_from_this(), std::move(stream), std::move(request));
+    event_sessions_.push_back(event_session);
+    event_session->start(*events_, std::prev(event_sessions_.end()));
+}
+
+void HttpServer::Impl::event_session_closed(const EventSession& session) {
+    event_sessions_.erase(session.position());
+}
+
 void HttpServer::Impl::stop() {
     if (stopped_) {
         return;
@@ -572,6 +845,9 @@ void HttpServer::Impl::stop() {
     }
     while (!sessions_.empty()) {
         sessions_.front()->close(); // leaves the table
+    }
+    while (!event_sessions_.empty()) {
+        event_sessions_.front()->close_now(); // leaves the table
     }
 }
 
@@ -594,12 +870,13 @@ std::string to_string(const ListenEndpoint& endpoint) {
 Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& io,
                                                       const std::vector<ListenEndpoint>& endpoints,
                                                       ServerLimits limits, CallerLookup& callers,
-                                                      AccessPolicy& access, Backend& backend) {
+                                                      AccessPolicy& access, Backend& backend,
+                                                      EventHub* events) {
     if (limits.max_connections == 0 || limits.idle_timeout <= std::chrono::seconds::zero() ||
         limits.answer_timeout <= std::chrono::seconds::zero() || limits.max_header_bytes == 0) {
         return fail("API server limits: connections, header size and timeouts must be above zero");
     }
-    auto impl = std::make_shared<Impl>(io, limits, callers, access, backend);
+    auto impl = std::make_shared<Impl>(io, limits, callers, access, backend, events);
     if (auto bound = impl->bind(endpoints); !bound) {
         impl->stop();
         return std::unexpected(bound.error());
@@ -630,6 +907,10 @@ const HttpServer::Counters& HttpServer::counters() const {
 
 std::size_t HttpServer::connection_count() const {
     return impl_->connection_count();
+}
+
+std::size_t HttpServer::event_stream_count() const {
+    return impl_->event_stream_count();
 }
 
 } // namespace pw::api

@@ -10,6 +10,7 @@
 #include "api/access_policy.h"
 #include "api/backend.h"
 #include "api/caller.h"
+#include "api/event_stream.h"
 #include "common/ip_address.h"
 #include "common/result.h"
 
@@ -67,16 +68,21 @@ public:
         std::uint64_t host_refusals = 0;
         std::uint64_t origin_refusals = 0;
         std::uint64_t access_refusals = 0;
-        std::uint64_t answer_timeouts = 0; // the backend did not answer within answer_timeout
-        std::uint64_t abandoned = 0;       // the client left before its answer was ready
-        std::uint64_t timeouts = 0;        // idle or slow connections closed
+        std::uint64_t answer_timeouts = 0;       // the backend did not answer within answer_timeout
+        std::uint64_t abandoned = 0;             // the client left before its answer was ready
+        std::uint64_t timeouts = 0;              // idle or slow connections closed
+        std::uint64_t event_streams = 0;         // WebSocket upgrades to the event stream taken
+        std::uint64_t event_streams_refused = 0; // no stream, or max clients reached (503)
     };
 
     // Binds every endpoint and starts accepting. Fails when an endpoint cannot be bound, naming
-    // it ("127.0.0.1:817: Address already in use"); nothing stays bound then.
+    // it ("127.0.0.1:817: Address already in use"); nothing stays bound then. `events` serves
+    // the WebSocket event stream (GET /api/v1/events with Upgrade: websocket, after the same
+    // checks as any request); nullptr: no stream (503). It must outlive the server.
     [[nodiscard]] static Result<std::unique_ptr<HttpServer>> start(
         boost::asio::io_context& io, const std::vector<ListenEndpoint>& endpoints,
-        ServerLimits limits, CallerLookup& callers, AccessPolicy& access, Backend& backend);
+        ServerLimits limits, CallerLookup& callers, AccessPolicy& access, Backend& backend,
+        EventHub* events = nullptr);
 
     ~HttpServer();
     HttpServer(const HttpServer&) = delete;
@@ -92,8 +98,10 @@ public:
     [[nodiscard]] std::vector<ListenEndpoint> endpoints() const;
 
     [[nodiscard]] const Counters& counters() const;
-    // Open connections.
+    // Open connections (HTTP; event-stream clients are counted by event_stream_count()).
     [[nodiscard]] std::size_t connection_count() const;
+    // Open event-stream (WebSocket) connections, closing ones included.
+    [[nodiscard]] std::size_t event_stream_count() const;
 
     class Impl;
 

@@ -57,6 +57,47 @@ std::string_view openapi_document() {
     }
    }
   },
+  "/events": {
+   "get": {
+    "summary": "The event stream: a WebSocket (Upgrade: websocket) with one text message per event, the --events file's JSON lines plus ended and setting events (docs/api.md#event-stream)",
+    "operationId": "getEvents",
+    "responses": {
+     "101": {
+      "description": "switching to the WebSocket; a client that falls behind is closed with 1008 and the reason 'too slow: N events not taken'"
+     },
+     "400": {
+      "description": "a GET without Upgrade: websocket, or a malformed handshake",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "refused: Host, Origin or caller (the error says why)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "the stream has its 16 clients already",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/openapi.json": {
    "get": {
     "summary": "This document",

@@ -39,6 +39,7 @@ enum class Route : std::uint8_t {
     PromptAnswer,
     Pause,
     Resume,
+    Events,
     OpenApi,
 };
 
@@ -71,6 +72,8 @@ std::string_view path_template(Route route) {
             return "/api/v1/pause";
         case Route::Resume:
             return "/api/v1/resume";
+        case Route::Events:
+            return "/api/v1/events";
         case Route::OpenApi:
             return "/api/v1/openapi.json";
     }
@@ -225,6 +228,9 @@ std::expected<Match, Reply> match(std::string_view path) {
         }
         if (first == "resume") {
             return only(Route::Resume);
+        }
+        if (first == "events") {
+            return only(Route::Events);
         }
         if (first == "openapi.json") {
             return only(Route::OpenApi);
@@ -461,6 +467,16 @@ constexpr std::array kEndpoints = {
                      backend.answer_prompt(match.prompt_id, body, std::move(respond));
                  }},
     Endpoint{.route = Route::Pause, .method = "POST", .body = Body::JsonObject, .handler = pause},
+    // The HTTP server takes the WebSocket upgrade of this route; a plain GET ends here.
+    Endpoint{.route = Route::Events,
+             .method = "GET",
+             .body = Body::None,
+             .handler =
+                 [](Backend&, Match&, json&, Respond& respond) {
+                     respond(error_reply(400,
+                                         "/api/v1/events is a WebSocket event stream: connect "
+                                         "with a WebSocket client (Upgrade: websocket)"));
+                 }},
     Endpoint{.route = Route::OpenApi,
              .method = "GET",
              .body = Body::None,

@@ -29,6 +29,7 @@
 
 #include "api/access_policy.h"
 #include "api/caller.h"
+#include "api/event_stream.h"
 #include "api/group_membership.h"
 #include "api/http_server.h"
 #include "common/clock.h"
@@ -54,6 +55,7 @@
 #include "network/event_writer.h"
 #include "network/live_connections.h"
 #include "network/packet_processor.h"
+#include "network/streaming_event_sink.h"
 #include "packet/verdict.h"
 #include "process/inode_pid_index.h"
 #include "process/process_info.h"
@@ -355,7 +357,14 @@ public:
            network::JsonLinesEventWriter* lifecycle_writer, RunOptions options)
         : config_(std::move(config)),
           options_(std::move(options)),
-          events_(std::make_unique<EnforcementNotingSink>(std::move(events), enforcement_missing_)),
+          // The events file, then the API's event stream (rendered only while someone listens).
+          events_(std::make_unique<EnforcementNotingSink>(
+              std::make_unique<network::FanOutEventSink>(
+                  std::move(events),
+                  std::make_unique<network::StreamingEventSink>(
+                      [this] { return event_hub_.active(); },
+                      [this](std::string text) { event_hub_.publish(std::move(text)); })),
+              enforcement_missing_)),
           lifecycle_writer_(lifecycle_writer),
           // SIGQUIT too: its default action (a core dump) would leave every rule behind.
           signals_(io_, SIGINT, SIGTERM, SIGQUIT),
@@ -461,6 +470,8 @@ private:
     std::unique_ptr<api::AccessPolicy> api_access_;
     std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
     network::ConnectionTable table_;
+    // The API's event stream (GET /api/v1/events); before events_, which publishes to it.
+    api::EventHub event_hub_;
     std::unique_ptr<network::EventSink> events_;
     network::JsonLinesEventWriter* lifecycle_writer_; // nullptr without --events
     // Attribution: each null when not in use (mode, or it could not be set up).
@@ -622,7 +633,7 @@ Status Daemon::start_api() {
         listen.push_back({.address = endpoint.address, .port = endpoint.port});
     }
     auto server = api::HttpServer::start(io_, listen, api::ServerLimits{}, *api_callers_,
-                                         *api_access_, *api_backend_);
+                                         *api_access_, *api_backend_, &event_hub_);
     if (!server) {
         const std::string hint =
             config::listen_failure_hint(server.error().reason, "core/listenAddress");
@@ -717,8 +728,16 @@ void Daemon::wait_for_conntrack_ends() {
             const auto drained =
                 conntrack_ends_->drain([this](const interception::ConntrackEntry& entry) {
                     // The event does not say which side opened the connection: both keys.
-                    processor_->connection_ended(key_of(entry.as_outbound()));
-                    processor_->connection_ended(key_of(entry.as_inbound()));
+                    for (const network::ConnectionKey& key :
+                         {key_of(entry.as_outbound()), key_of(entry.as_inbound())}) {
+                        // The stream's "ended" names the ID the registry gave the connection.
+                        const network::LiveConnection* live =
+                            event_hub_.active() ? live_.find(key) : nullptr;
+                        if (live != nullptr) {
+                            event_hub_.publish(network::ended_event(live->id()));
+                        }
+                        processor_->connection_ended(key);
+                    }
                 });
             if (!drained) {
                 log_->error("conntrack_events_failed error=\"{}\" (no longer listening)",
@@ -791,6 +810,9 @@ void Daemon::udp_sender_seen(const state::bpf::UdpSender& sender) {
 }
 
 void Daemon::settings_changed(const profile::SettingsChange& change) {
+    if (event_hub_.active()) {
+        event_hub_.publish(network::setting_event(change.profile_id, change.what));
+    }
     if (!change.profile_id) {
         apply_event_settings();
     }

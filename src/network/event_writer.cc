@@ -306,8 +306,16 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
                                             const firewall::ConnectionFacts& connection,
                                             const firewall::Decision* decision,
                                             std::uint32_t mark) {
-    std::string& out = line_;
-    out.clear();
+    line_.clear();
+    append_connection_event(line_, event, id, connection, decision, mark);
+    line_ += '\n';
+    connection_key(key_, event, connection, decision, mark);
+    emit();
+}
+
+void append_connection_event(std::string& out, std::string_view event, std::uint64_t id,
+                             const firewall::ConnectionFacts& connection,
+                             const firewall::Decision* decision, std::uint32_t mark) {
     out += R"({"event":")";
     out += event;
     out += R"(","id":)";
@@ -348,14 +356,18 @@ void JsonLinesEventWriter::write_connection(std::string_view event, std::uint64_
         out += R"(,"reason":)";
         append_json_string(out, decision->reason);
     }
-    out += "}\n";
-    connection_key(key_, event, connection, decision, mark);
-    emit();
+    out += '}';
 }
 
 void JsonLinesEventWriter::dns_query(const DnsQueryEvent& query) {
-    std::string& out = line_;
-    out.clear();
+    line_.clear();
+    append_dns_event(line_, query);
+    line_ += '\n';
+    dns_key(key_, query);
+    emit();
+}
+
+void append_dns_event(std::string& out, const DnsQueryEvent& query) {
     out += R"({"event":"dns","time":")";
     out += utc_timestamp_now();
     out += R"(","protocol":")";
@@ -399,16 +411,22 @@ void JsonLinesEventWriter::dns_query(const DnsQueryEvent& query) {
     if (query.profile != nullptr) {
         append_profile(out, *query.profile);
     }
-    out += "}\n";
-    dns_key(key_, query);
-    emit();
+    out += '}';
 }
 
 void JsonLinesEventWriter::prompt(profile::PromptEvent event, const profile::Prompt& prompt,
                                   const profile::PromptAnswer* answer) {
+    line_.clear();
+    append_prompt_event(line_, event, prompt, answer);
+    line_ += '\n';
+    // Prompts are few (one per held connection, capped) and each one matters.
+    key_.clear();
+    emit();
+}
+
+void append_prompt_event(std::string& out, profile::PromptEvent event,
+                         const profile::Prompt& prompt, const profile::PromptAnswer* answer) {
     const profile::PromptSubject& subject = prompt.subject;
-    std::string& out = line_;
-    out.clear();
     out += R"({"event":"prompt","action":")";
     out += prompt_action(event);
     out += R"(","time":")";
@@ -441,10 +459,7 @@ void JsonLinesEventWriter::prompt(profile::PromptEvent event, const profile::Pro
         out += profile::duration_text(*answer);
         out += R"("})";
     }
-    out += "}\n";
-    // Prompts are few (one per held connection, capped) and each one matters.
-    key_.clear();
-    emit();
+    out += '}';
 }
 
 void JsonLinesEventWriter::flush() {

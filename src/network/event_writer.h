@@ -118,6 +118,16 @@ private:
     std::string key_;  // what makes line_ the same as another event; empty: never aggregated
 };
 
+// The event lines as JsonLinesEventWriter writes them (the shapes above), appended to `out`
+// without the newline: for the writer and for other consumers of the same events (the API's
+// event stream, StreamingEventSink), so that both say the same.
+void append_connection_event(std::string& out, std::string_view event, std::uint64_t id,
+                             const firewall::ConnectionFacts& connection,
+                             const firewall::Decision* decision, std::uint32_t mark);
+void append_dns_event(std::string& out, const DnsQueryEvent& query);
+void append_prompt_event(std::string& out, profile::PromptEvent event,
+                         const profile::Prompt& prompt, const profile::PromptAnswer* answer);
+
 // JSON string escaping for the few free-text fields (reasons, paths, names).
 void append_json_string(std::string& out, std::string_view text);
 
