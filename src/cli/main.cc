@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/client_command_line.h"
 #include "common/log.h"
 #include "config/config_file.h"
 #include "daemon/daemon.h"
@@ -156,12 +158,23 @@ int run_command_line(int argc, char** argv) {
     auto* remove = iptables->add_subcommand(
         "remove", "Remove every rule and chain of ours (recovery after a crash)");
     auto* version = app.add_subcommand("version", "Print the version");
+    // The client verbs (status, apps, rules, settings, prompts, pause, resume): docs/cli.md.
+    pw::cli::ClientCommandLine client(app);
+    app.footer(pw::cli::ClientCommandLine::exit_codes_help());
 
     if (const auto exit_code = parse_command_line(app, argc, argv)) {
         return *exit_code;
     }
     pw::log::set_level(log_level);
 
+    if (client.selected()) {
+        const bool colour = ::isatty(STDOUT_FILENO) != 0 && std::getenv("NO_COLOR") == nullptr;
+        return client.run({.out = std::cout,
+                           .err = std::cerr,
+                           .colour = colour ? pw::cli::Colour::On : pw::cli::Colour::Off,
+                           .transport = nullptr,
+                           .input_fd = STDIN_FILENO});
+    }
     if (*run) {
         pw::daemon::RunOptions options;
         if (!config_path.empty()) {
