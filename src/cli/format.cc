@@ -47,14 +47,15 @@ std::string section(std::string_view title, Colour colour) {
     return std::string(title) + "\n";
 }
 
-// "  " before every line of `block`.
+// "  " before every line of `block` that is not empty.
 std::string indent(const std::string& block) {
     std::string out;
     std::size_t start = 0;
     while (start < block.size()) {
         const std::size_t end = block.find('\n', start);
         const std::size_t stop = end == std::string::npos ? block.size() : end;
-        out += "  " + block.substr(start, stop - start) + "\n";
+        const std::string line = block.substr(start, stop - start);
+        out += (line.empty() ? "" : "  ") + line + "\n";
         start = stop + 1;
     }
     return out;
