@@ -14,9 +14,13 @@ Run: ctest --test-dir build/release -R integration_cli --output-on-failure
 """
 
 import json
+import os
+import select
 import shutil
+import signal
 import subprocess
 import sys
+import termios
 import time
 import unittest
 
@@ -230,20 +234,11 @@ class PromptTest(CliCase):
     config = {"filter/defaultAction": "ask"}
 
     def test_prompts_answer_releases_the_held_connection(self):
-        self.start()
+        if self.daemon is None or not self.daemon.alive():
+            self.start()
         self.assertEqual(self.json_of("prompts"), [])
         self.assertEqual(self.ok("prompts").stdout, "(no open prompts)\n")
-        held = self.world.spawn("client", [sys.executable, w.PROBE, "tcp", INTERNET_V4,
-                                           ECHO_PORT, "--timeout", "20"], text=True)
-        deadline = time.monotonic() + 10
-        while True:
-            prompts = self.json_of("prompts")
-            if prompts:
-                break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no prompt opened\n{self.daemon.describe()}")
-            time.sleep(0.2)
-        prompt = prompts[0]
+        held, prompt = self.hold_and_wait_for_prompt()
         self.assertEqual(prompt["remote"], {"ip": INTERNET_V4, "port": ECHO_PORT}, prompt)
         human = self.ok("prompts").stdout
         self.assertRegex(human, rf"(?m)^{prompt['id']}\s+\S+\s+outbound\s+tcp\s+-\s+"
@@ -258,6 +253,59 @@ class PromptTest(CliCase):
         gone = self.cli("prompts", "answer", str(prompt["id"]), "block")
         self.assertEqual(gone.returncode, EXIT_REFUSED, gone.stderr)
         self.assertIn(f"no open prompt {prompt['id']}", gone.stderr)
+
+    def hold_and_wait_for_prompt(self):
+        """A TCP client whose connection waits for a prompt; returns (process, prompt)."""
+        held = self.world.spawn("client", [sys.executable, w.PROBE, "tcp", INTERNET_V4,
+                                           ECHO_PORT, "--timeout", "20"], text=True)
+        deadline = time.monotonic() + 10
+        while True:
+            prompts = self.json_of("prompts")
+            if prompts:
+                return held, prompts[0]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no prompt opened\n{self.daemon.describe()}")
+            time.sleep(0.2)
+
+    def test_watch_answers_with_a_key_and_restores_the_terminal(self):
+        if self.daemon is None or not self.daemon.alive():
+            self.start()
+        master, slave = os.openpty()
+        self.addCleanup(os.close, master)
+        self.addCleanup(os.close, slave)
+        before = termios.tcgetattr(slave)
+        watch = subprocess.Popen(["ip", "netns", "exec", self.world.ns("client"),
+                                  self.world.portwarden_bin, "prompts", "watch"],
+                                 stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+        self.addCleanup(lambda: watch.poll() is None and watch.kill())
+        seen = b""
+
+        def read_until(text, timeout=10.0):
+            nonlocal seen
+            deadline = time.monotonic() + timeout
+            while text.encode() not in seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"watch did not print {text!r}; it printed:\n"
+                                         f"{seen.decode(errors='replace')}")
+                ready, _, _ = select.select([master], [], [], remaining)
+                if ready:
+                    seen += os.read(master, 4096)
+
+        read_until("Watching for prompts")
+        held, prompt = self.hold_and_wait_for_prompt()
+        read_until(f"prompt       {prompt['id']}")
+        read_until("[p] permit once")
+        during = termios.tcgetattr(slave)
+        self.assertEqual(during[3] & (termios.ICANON | termios.ECHO), 0, "raw mode while watching")
+        os.write(master, b"p")
+        read_until(f"prompt {prompt['id']}: permit once")
+        stdout, _ = held.communicate(timeout=20)
+        self.assertEqual(json.loads(stdout.strip().splitlines()[-1])["outcome"], "ok")
+        # Ctrl-C (SIGINT) ends the watch with exit 0 and the terminal as it was.
+        os.kill(watch.pid, signal.SIGINT)
+        self.assertEqual(watch.wait(timeout=10), 0, seen.decode(errors="replace"))
+        self.assertEqual(termios.tcgetattr(slave)[3], before[3], "terminal modes restored")
 
     def test_watch_refuses_without_a_terminal(self):
         completed = self.cli("prompts", "watch")
