@@ -25,7 +25,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
-using tcp = asio::ip::tcp;
+using Tcp = asio::ip::tcp;
 
 // The API's answers are small (the largest is the list of profiles); a bound keeps a confused
 // peer from filling memory.
@@ -48,6 +48,54 @@ ClientError client_error(ClientFailure failure, std::string what,
 
 bool is_timeout(const boost::system::error_code& code) {
     return code == beast::error::timeout;
+}
+
+// A failed step of the exchange: the deadline passing is a Timeout (NotReachable while
+// connecting), anything else `failure` with the OS or Beast reason.
+ClientError step_failed(ClientFailure failure, const std::string& step,
+                        const boost::system::error_code& code, std::chrono::milliseconds timeout) {
+    if (is_timeout(code)) {
+        return client_error(
+            failure == ClientFailure::NotReachable ? failure : ClientFailure::Timeout,
+            step + ": no answer within " + std::to_string(timeout.count()) + " ms");
+    }
+    return client_error(failure, step, code);
+}
+
+http::request<http::string_body> http_message(const ApiRequest& request, http::verb verb,
+                                              std::uint16_t port) {
+    http::request<http::string_body> message{verb, request.target, 11};
+    // The API accepts "localhost" with the port it listens on (its DNS-rebinding guard).
+    message.set(http::field::host, "localhost:" + std::to_string(port));
+    message.set(http::field::user_agent, "portwarden-cli");
+    message.set(http::field::accept, "application/json");
+    message.set(http::field::connection, "close");
+    if (request.body) {
+        message.set(http::field::content_type, "application/json");
+        message.body() = request.body->dump();
+    }
+    message.prepare_payload();
+    return message;
+}
+
+// The answer's status and JSON body.
+ApiResult decode_answer(const http::response<http::string_body>& answer, const std::string& where) {
+    ApiResponse response;
+    response.status = static_cast<int>(answer.result_int());
+    const std::string& body = answer.body();
+    if (body.empty()) {
+        response.body = nullptr;
+        return response;
+    }
+    try {
+        response.body = nlohmann::json::parse(body);
+    } catch (const nlohmann::json::exception&) {
+        return std::unexpected(client_error(
+            ClientFailure::BadAnswer,
+            "the answer from " + where + " (HTTP " + std::to_string(response.status) +
+                ") is not JSON: is this portwarden's API? It begins: " + body.substr(0, 80)));
+    }
+    return response;
 }
 
 } // namespace
@@ -90,9 +138,9 @@ ApiResult HttpApiClient::send(const ApiRequest& request) {
     const std::string where = to_string(endpoint_);
     asio::io_context io;
     boost::system::error_code code;
-    tcp::resolver resolver(io);
+    Tcp::resolver resolver(io);
     const auto addresses = resolver.resolve(endpoint_.host, std::to_string(endpoint_.port),
-                                            tcp::resolver::numeric_service, code);
+                                            Tcp::resolver::numeric_service, code);
     if (code) {
         return std::unexpected(
             client_error(ClientFailure::NotReachable, "cannot resolve " + endpoint_.host, code));
@@ -103,17 +151,7 @@ ApiResult HttpApiClient::send(const ApiRequest& request) {
         return std::unexpected(
             client_error(ClientFailure::BadAnswer, "unknown HTTP method " + request.method));
     }
-    http::request<http::string_body> message{verb, request.target, 11};
-    // The API accepts "localhost" with the port it listens on (its DNS-rebinding guard).
-    message.set(http::field::host, "localhost:" + std::to_string(endpoint_.port));
-    message.set(http::field::user_agent, "portwarden-cli");
-    message.set(http::field::accept, "application/json");
-    message.set(http::field::connection, "close");
-    if (request.body) {
-        message.set(http::field::content_type, "application/json");
-        message.body() = request.body->dump();
-    }
-    message.prepare_payload();
+    const http::request<http::string_body> message = http_message(request, verb, endpoint_.port);
 
     beast::tcp_stream stream(io);
     // One deadline for the whole exchange: beast's stream timeouts apply to asynchronous
@@ -126,32 +164,23 @@ ApiResult HttpApiClient::send(const ApiRequest& request) {
 
     const auto on_read = [&](const boost::system::error_code& error, std::size_t /*bytes*/) {
         if (error) {
-            failure =
-                client_error(is_timeout(error) ? ClientFailure::Timeout : ClientFailure::BadAnswer,
-                             is_timeout(error) ? "no answer from " + where + " within " +
-                                                     std::to_string(timeout_.count()) + " ms"
-                                               : "reading the answer from " + where,
-                             is_timeout(error) ? boost::system::error_code() : error);
+            failure = step_failed(ClientFailure::BadAnswer, "reading the answer from " + where,
+                                  error, timeout_);
         }
     };
     const auto on_write = [&](const boost::system::error_code& error, std::size_t /*bytes*/) {
         if (error) {
-            failure =
-                client_error(is_timeout(error) ? ClientFailure::Timeout : ClientFailure::BadAnswer,
-                             "sending the request to " + where, error);
+            failure = step_failed(ClientFailure::BadAnswer, "sending the request to " + where,
+                                  error, timeout_);
             return;
         }
         http::async_read(stream, buffer, parser, on_read);
     };
     stream.async_connect(
-        addresses, [&](const boost::system::error_code& error, const tcp::endpoint& /*connected*/) {
+        addresses, [&](const boost::system::error_code& error, const Tcp::endpoint& /*connected*/) {
             if (error) {
-                failure =
-                    client_error(ClientFailure::NotReachable,
-                                 is_timeout(error) ? "connect to " + where + ": no answer within " +
-                                                         std::to_string(timeout_.count()) + " ms"
-                                                   : "connect to " + where,
-                                 is_timeout(error) ? boost::system::error_code() : error);
+                failure = step_failed(ClientFailure::NotReachable, "connect to " + where, error,
+                                      timeout_);
                 return;
             }
             http::async_write(stream, message, on_write);
@@ -160,23 +189,7 @@ ApiResult HttpApiClient::send(const ApiRequest& request) {
     if (failure) {
         return std::unexpected(std::move(*failure));
     }
-
-    ApiResponse response;
-    response.status = static_cast<int>(parser.get().result_int());
-    const std::string& body = parser.get().body();
-    if (body.empty()) {
-        response.body = nullptr;
-        return response;
-    }
-    try {
-        response.body = nlohmann::json::parse(body);
-    } catch (const nlohmann::json::exception&) {
-        return std::unexpected(client_error(
-            ClientFailure::BadAnswer,
-            "the answer from " + where + " (HTTP " + std::to_string(response.status) +
-                ") is not JSON: is this portwarden's API? It begins: " + body.substr(0, 80)));
-    }
-    return response;
+    return decode_answer(parser.get(), where);
 }
 
 } // namespace pw::cli

@@ -77,7 +77,7 @@ ClientCommandLine::ClientCommandLine(CLI::App& app) {
         ->required();
     settings_set_
         ->add_option("value", value_,
-                     "JSON when it parses (true, 5, \"ask\", [\"+ a\"]), else a string")
+                     R"(JSON when it parses (true, 5, "ask", ["+ a"]), else a string)")
         ->required();
     add_app_option(settings_set_, settings_app_, "Set it for this application");
     settings_unset_ = settings_->add_subcommand(

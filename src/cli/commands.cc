@@ -102,7 +102,7 @@ json parse_value(std::string_view text) {
     try {
         return json::parse(text);
     } catch (const json::exception&) {
-        return json(std::string(text));
+        return std::string(text);
     }
 }
 
@@ -425,7 +425,8 @@ int Commands::rules_change(RuleChange change, const std::optional<std::string>& 
     if (!body) {
         return report(body.error());
     }
-    const std::string where = *profile_id ? "profile " + quote(**profile_id) : "the global rules";
+    const std::optional<std::string>& owner = *profile_id;
+    const std::string where = owner.has_value() ? "profile " + quote(*owner) : "the global rules";
     return print(*body, std::string(change == RuleChange::Add ? "added " : "removed ") +
                             quote(rule) + (change == RuleChange::Add ? " to " : " from ") +
                             std::string(list) + " of " + where + "\n");

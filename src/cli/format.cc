@@ -33,7 +33,12 @@ std::string text(const json& object, std::string_view name) {
 void flatten(const json& value, const std::string& prefix, Table& table) {
     if (value.is_object() && !value.empty()) {
         for (const auto& [key, inner] : value.items()) {
-            flatten(inner, prefix.empty() ? key : prefix + "." + key, table);
+            std::string name = prefix;
+            if (!name.empty()) {
+                name += '.';
+            }
+            name += key;
+            flatten(inner, name, table);
         }
         return;
     }
@@ -77,7 +82,7 @@ const json& statistics_for(const json& statistics, const std::string& list,
 }
 
 std::string temporary_until(const json& rule) {
-    const std::string until = text(rule, "until");
+    std::string until = text(rule, "until");
     if (until == "time") {
         return "until " + display_time(member(rule, "expires"));
     }

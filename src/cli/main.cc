@@ -92,6 +92,34 @@ int show_rules(const pw::config::Config& config) {
     return 0;
 }
 
+// `portwarden iptables show|apply|remove`.
+int iptables_command(const CLI::App& show, const CLI::App& remove,
+                     const std::string& rules_config_path) {
+    if (remove.parsed()) {
+        // Recovery must work whatever state the config is in: removal needs no config.
+        return change_rules(RuleChange::Remove, pw::config::Config{});
+    }
+    const auto config = rules_config(rules_config_path);
+    if (!config) {
+        return 2; // the config was refused (as `portwarden run` would: kExitBadConfig)
+    }
+    if (show.parsed()) {
+        return show_rules(*config);
+    }
+    return change_rules(RuleChange::Apply, *config);
+}
+
+// A client verb (docs/cli.md): tables in colour only on a terminal, and never with NO_COLOR.
+int run_client(pw::cli::ClientCommandLine& client) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): one thread, and nothing calls setenv().
+    const bool colour = ::isatty(STDOUT_FILENO) != 0 && std::getenv("NO_COLOR") == nullptr;
+    return client.run({.out = std::cout,
+                       .err = std::cerr,
+                       .colour = colour ? pw::cli::Colour::On : pw::cli::Colour::Off,
+                       .transport = nullptr,
+                       .input_fd = STDIN_FILENO});
+}
+
 } // namespace
 
 namespace {
@@ -154,7 +182,7 @@ int run_command_line(int argc, char** argv) {
                          "(default: " +
                              std::string(kDefaultConfigPath) + " if it exists)");
     auto* show = iptables->add_subcommand("show", "Print the rules without applying them");
-    auto* apply = iptables->add_subcommand("apply", "Install the rules (idempotent)");
+    iptables->add_subcommand("apply", "Install the rules (idempotent)");
     auto* remove = iptables->add_subcommand(
         "remove", "Remove every rule and chain of ours (recovery after a crash)");
     auto* version = app.add_subcommand("version", "Print the version");
@@ -168,12 +196,7 @@ int run_command_line(int argc, char** argv) {
     pw::log::set_level(log_level);
 
     if (client.selected()) {
-        const bool colour = ::isatty(STDOUT_FILENO) != 0 && std::getenv("NO_COLOR") == nullptr;
-        return client.run({.out = std::cout,
-                           .err = std::cerr,
-                           .colour = colour ? pw::cli::Colour::On : pw::cli::Colour::Off,
-                           .transport = nullptr,
-                           .input_fd = STDIN_FILENO});
+        return run_client(client);
     }
     if (*run) {
         pw::daemon::RunOptions options;
@@ -197,19 +220,8 @@ int run_command_line(int argc, char** argv) {
         }
         return pw::daemon::run(options);
     }
-    if (*remove) {
-        // Recovery must work whatever state the config is in: removal needs no config.
-        return change_rules(RuleChange::Remove, pw::config::Config{});
-    }
-    if (*show || *apply) {
-        const auto config = rules_config(rules_config_path);
-        if (!config) {
-            return 2; // the config was refused (as `portwarden run` would: kExitBadConfig)
-        }
-        if (*show) {
-            return show_rules(*config);
-        }
-        return change_rules(RuleChange::Apply, *config);
+    if (*iptables) {
+        return iptables_command(*show, *remove, rules_config_path);
     }
     if (*version) {
         std::cout << "portwarden " << PW_VERSION << "\n";

@@ -4,6 +4,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdint>
@@ -145,9 +146,94 @@ std::optional<KeyAction> key_action(char key) {
     }
 }
 
+namespace {
+
+// The state of one watch: the prompt on screen and those already dealt with here. Runs on the
+// caller's thread only.
+class PromptWatch {
+public:
+    explicit PromptWatch(Commands& commands)
+        : commands_(commands),
+          out_(commands.output().out),
+          json_lines_(commands.output().format == Output::Format::Json) {}
+
+    // Forgets the prompt on screen when it is no longer open, then shows the next one not dealt
+    // with, if none is on screen.
+    void refresh(const json& listed) {
+        if (current_ && !is_listed(listed, prompt_id(*current_))) {
+            if (!json_lines_) {
+                out_ << "prompt " << display_value((*current_)["id"])
+                     << " closed (answered elsewhere or timed out)\n\n";
+            }
+            handled_.insert(prompt_id(*current_).value_or(0));
+            current_.reset();
+        }
+        if (current_) {
+            return;
+        }
+        for (const json& prompt : listed) {
+            const auto id = prompt_id(prompt);
+            if (id && !handled_.contains(*id)) {
+                current_ = prompt;
+                if (json_lines_) {
+                    out_ << prompt.dump() << "\n";
+                } else {
+                    out_ << format_prompt(prompt) << kKeys << "\n";
+                }
+                break;
+            }
+        }
+        out_ << std::flush;
+    }
+
+    // Skips or answers the prompt on screen (no prompt: the key is ignored).
+    void act(const KeyAction& action) {
+        if (!current_) {
+            return;
+        }
+        const std::uint64_t id = prompt_id(*current_).value_or(0);
+        handled_.insert(id);
+        current_.reset();
+        if (action.kind == KeyAction::Kind::Skip) {
+            if (!json_lines_) {
+                out_ << "prompt " << id << " skipped\n\n" << std::flush;
+            }
+            return;
+        }
+        auto request = prompt_answer_request(PromptAnswerArguments{
+            .id = id, .verdict = action.verdict, .duration = action.duration, .target = {}});
+        if (!request) {
+            commands_.output().err << request.error().message << "\n";
+            return;
+        }
+        auto answered = commands_.call(*request);
+        if (!answered) {
+            // A prompt that closed between the poll and the key press is not fatal.
+            commands_.output().err << answered.error().message << "\n";
+        } else if (json_lines_) {
+            out_ << answered->dump() << "\n";
+        } else {
+            out_ << format_prompt_answer(*answered) << "\n";
+        }
+        out_ << std::flush;
+    }
+
+private:
+    static bool is_listed(const json& listed, std::optional<std::uint64_t> id) {
+        return std::ranges::any_of(listed,
+                                   [id](const json& prompt) { return prompt_id(prompt) == id; });
+    }
+
+    Commands& commands_;
+    std::ostream& out_;
+    bool json_lines_;
+    std::set<std::uint64_t> handled_; // answered or skipped here: not shown again
+    std::optional<json> current_;
+};
+
+} // namespace
+
 int watch_prompts(Commands& commands, int input_fd, std::chrono::milliseconds poll_interval) {
-    std::ostream& out = commands.output().out;
-    const bool json_lines = commands.output().format == Output::Format::Json;
     if (::isatty(input_fd) == 0) {
         return commands.report(CommandError{
             .exit_code = kExitUsage,
@@ -164,84 +250,26 @@ int watch_prompts(Commands& commands, int input_fd, std::chrono::milliseconds po
                          .http_status = 0});
     }
     const StopSignals signals;
-    if (!json_lines) {
-        out << "Watching for prompts (Ctrl-C or q to stop).\n" << std::flush;
+    if (commands.output().format == Output::Format::Human) {
+        commands.output().out << "Watching for prompts (Ctrl-C or q to stop).\n" << std::flush;
     }
-    std::set<std::uint64_t> handled; // answered or skipped here: not shown again
-    std::optional<json> current;
+    PromptWatch watch(commands);
     while (g_stop_requested == 0) {
         auto listed = commands.call(
             ApiRequest{.method = "GET", .target = "/api/v1/prompts", .body = std::nullopt});
         if (!listed) {
             return commands.report(listed.error());
         }
-        if (current) {
-            bool still_open = false;
-            for (const json& prompt : *listed) {
-                still_open = still_open || prompt_id(prompt) == prompt_id(*current);
-            }
-            if (!still_open) {
-                if (!json_lines) {
-                    out << "prompt " << display_value((*current)["id"])
-                        << " closed (answered elsewhere or timed out)\n\n";
-                }
-                handled.insert(prompt_id(*current).value_or(0));
-                current.reset();
-            }
-        }
-        if (!current) {
-            for (const json& prompt : *listed) {
-                const auto id = prompt_id(prompt);
-                if (id && !handled.contains(*id)) {
-                    current = prompt;
-                    if (json_lines) {
-                        out << prompt.dump() << "\n";
-                    } else {
-                        out << format_prompt(prompt) << kKeys << "\n";
-                    }
-                    out << std::flush;
-                    break;
-                }
-            }
-        }
+        watch.refresh(*listed);
         const std::optional<char> key = read_key(input_fd, poll_interval);
-        if (!key) {
-            continue;
-        }
-        const std::optional<KeyAction> action = key_action(*key);
+        const std::optional<KeyAction> action = key ? key_action(*key) : std::nullopt;
         if (!action) {
             continue;
         }
         if (action->kind == KeyAction::Kind::Quit) {
             break;
         }
-        if (!current) {
-            continue;
-        }
-        const std::uint64_t id = prompt_id(*current).value_or(0);
-        handled.insert(id);
-        if (action->kind == KeyAction::Kind::Skip) {
-            if (!json_lines) {
-                out << "prompt " << id << " skipped\n\n" << std::flush;
-            }
-            current.reset();
-            continue;
-        }
-        auto request = prompt_answer_request(PromptAnswerArguments{
-            .id = id, .verdict = action->verdict, .duration = action->duration, .target = {}});
-        auto answered = request
-                            ? commands.call(*request)
-                            : std::expected<json, CommandError>(std::unexpected(request.error()));
-        if (!answered) {
-            // A prompt that closed between the poll and the key press is not fatal.
-            commands.output().err << answered.error().message << "\n";
-        } else if (json_lines) {
-            out << answered->dump() << "\n";
-        } else {
-            out << format_prompt_answer(*answered) << "\n";
-        }
-        out << std::flush;
-        current.reset();
+        watch.act(*action);
     }
     return kExitOk;
 }
