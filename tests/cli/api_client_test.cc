@@ -25,7 +25,7 @@ namespace pw::cli {
 namespace {
 
 namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
+using Tcp = asio::ip::tcp;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -34,7 +34,7 @@ enum class Behaviour : std::uint8_t { Answer, NeverAnswer };
 class CannedServer {
 public:
     explicit CannedServer(std::string answer, Behaviour behaviour = Behaviour::Answer)
-        : acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
+        : acceptor_(io_, Tcp::endpoint(asio::ip::address_v4::loopback(), 0)),
           answer_(std::move(answer)),
           behaviour_(behaviour) {
         thread_ = std::thread([this] { serve(); });
@@ -58,8 +58,7 @@ public:
 private:
     void serve() {
         boost::system::error_code error;
-        tcp::socket socket(io_);
-        acceptor_.accept(socket, error);
+        Tcp::socket socket = acceptor_.accept(error);
         if (error) {
             return;
         }
@@ -89,7 +88,7 @@ private:
     }
 
     asio::io_context io_;
-    tcp::acceptor acceptor_;
+    Tcp::acceptor acceptor_;
     std::string answer_;
     Behaviour behaviour_;
     std::string request_;
@@ -118,6 +117,9 @@ TEST(ParseApiEndpoint, AddressAndPort) {
     endpoint = parse_api_endpoint("localhost:817");
     ASSERT_TRUE(endpoint.has_value());
     EXPECT_EQ(endpoint->host, "localhost");
+}
+
+TEST(ParseApiEndpoint, RefusesWhatIsNotAddressColonPort) {
     for (const char* bad : {"127.0.0.1", "127.0.0.1:", ":817", "127.0.0.1:0", "127.0.0.1:70000",
                             "::1:817", "[::1:817", "host:port"}) {
         EXPECT_FALSE(parse_api_endpoint(bad).has_value()) << bad;
@@ -215,7 +217,7 @@ TEST(HttpApiClient, RefusedConnectionIsNotReachable) {
     {
         // A port that was free a moment ago and now has no listener.
         asio::io_context io;
-        const tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+        const Tcp::acceptor acceptor(io, Tcp::endpoint(asio::ip::address_v4::loopback(), 0));
         port = acceptor.local_endpoint().port();
     }
     auto client = client_for(port);

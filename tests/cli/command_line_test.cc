@@ -28,7 +28,7 @@ struct Ran {
 
 // Parses `arguments` (after "portwarden") and runs the verb; a parse error is exit 2, as in
 // main.cc.
-Ran run(std::vector<std::string> arguments, FakeTransport& api) {
+Ran run(const std::vector<std::string>& arguments, FakeTransport& api) {
     CLI::App app{"portwarden"};
     app.require_subcommand(1);
     app.fallthrough();
@@ -122,7 +122,7 @@ TEST(CommandLine, UnknownListIsAUsageError) {
     EXPECT_EQ(run({"nosuchverb"}, api).exit_code, kExitUsage);
 }
 
-TEST(CommandLine, SettingsGetSetUnset) {
+TEST(CommandLine, SettingsGet) {
     FakeTransport api;
     Ran ran = run({"settings", "get"}, api);
     ASSERT_EQ(ran.requests.size(), 1U);
@@ -132,17 +132,21 @@ TEST(CommandLine, SettingsGetSetUnset) {
     ran = run({"settings", "get", "filter/defaultAction"}, one);
     ASSERT_EQ(ran.requests.size(), 1U);
     EXPECT_EQ(ran.requests[0].target, "/api/v1/settings/filter%2FdefaultAction");
+}
 
+TEST(CommandLine, SettingsSetParsesTheValue) {
     for (const auto& [typed, sent] : std::vector<std::pair<std::string, json>>{
              {"true", true}, {"5", 5}, {"\"ask\"", "ask"}, {"ask", "ask"}}) {
         FakeTransport set;
-        ran = run({"settings", "set", "filter/defaultAction", typed}, set);
+        const Ran ran = run({"settings", "set", "filter/defaultAction", typed}, set);
         ASSERT_EQ(ran.requests.size(), 1U) << typed;
         EXPECT_EQ(ran.requests[0].body, (json{{"value", sent}})) << typed;
     }
+}
 
+TEST(CommandLine, SettingsUnsetSendsNull) {
     FakeTransport unset;
-    ran = run({"settings", "unset", "filter/defaultAction"}, unset);
+    const Ran ran = run({"settings", "unset", "filter/defaultAction"}, unset);
     ASSERT_EQ(ran.requests.size(), 1U);
     EXPECT_EQ(ran.requests[0], (ApiRequest{.method = "PUT",
                                            .target = "/api/v1/settings/filter%2FdefaultAction",

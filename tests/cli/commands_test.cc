@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <sstream>
 #include <string>
@@ -156,8 +157,11 @@ TEST(PromptAnswerRequest, MapsTheCommandLineToTheApiBody) {
         ASSERT_TRUE(request.has_value()) << duration;
         EXPECT_EQ(request->body, (json{{"verdict", "permit"}, {"for", duration}}));
     }
+}
+
+TEST(PromptAnswerRequest, TakesEveryTarget) {
     for (const char* target : {"domain", "ip", "port", "zone"}) {
-        request = prompt_answer_request(
+        const auto request = prompt_answer_request(
             {.id = 1, .verdict = "permit", .duration = "once", .target = target});
         ASSERT_TRUE(request.has_value()) << target;
     }
@@ -349,8 +353,8 @@ TEST_F(CommandsTest, PromptsAnswerPrintsWhatWasDecided) {
 
 TEST_F(CommandsTest, WatchRefusesWithoutATerminal) {
     // A pipe is not a terminal.
-    int fds[2] = {-1, -1};
-    ASSERT_EQ(::pipe(fds), 0);
+    std::array<int, 2> fds = {-1, -1};
+    ASSERT_EQ(::pipe(fds.data()), 0);
     Commands watched = commands();
     EXPECT_EQ(watch_prompts(watched, fds[0], std::chrono::milliseconds(10)), kExitUsage);
     ::close(fds[0]);
