@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/client_command_line.h"
 #include "common/log.h"
 #include "config/config_file.h"
 #include "daemon/daemon.h"
@@ -90,6 +92,34 @@ int show_rules(const pw::config::Config& config) {
     return 0;
 }
 
+// `portwarden iptables show|apply|remove`.
+int iptables_command(const CLI::App& show, const CLI::App& remove,
+                     const std::string& rules_config_path) {
+    if (remove.parsed()) {
+        // Recovery must work whatever state the config is in: removal needs no config.
+        return change_rules(RuleChange::Remove, pw::config::Config{});
+    }
+    const auto config = rules_config(rules_config_path);
+    if (!config) {
+        return 2; // the config was refused (as `portwarden run` would: kExitBadConfig)
+    }
+    if (show.parsed()) {
+        return show_rules(*config);
+    }
+    return change_rules(RuleChange::Apply, *config);
+}
+
+// A client verb (docs/cli.md): tables in colour only on a terminal, and never with NO_COLOR.
+int run_client(pw::cli::ClientCommandLine& client) {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): one thread, and nothing calls setenv().
+    const bool colour = ::isatty(STDOUT_FILENO) != 0 && std::getenv("NO_COLOR") == nullptr;
+    return client.run({.out = std::cout,
+                       .err = std::cerr,
+                       .colour = colour ? pw::cli::Colour::On : pw::cli::Colour::Off,
+                       .transport = nullptr,
+                       .input_fd = STDIN_FILENO});
+}
+
 } // namespace
 
 namespace {
@@ -152,16 +182,22 @@ int run_command_line(int argc, char** argv) {
                          "(default: " +
                              std::string(kDefaultConfigPath) + " if it exists)");
     auto* show = iptables->add_subcommand("show", "Print the rules without applying them");
-    auto* apply = iptables->add_subcommand("apply", "Install the rules (idempotent)");
+    iptables->add_subcommand("apply", "Install the rules (idempotent)");
     auto* remove = iptables->add_subcommand(
         "remove", "Remove every rule and chain of ours (recovery after a crash)");
     auto* version = app.add_subcommand("version", "Print the version");
+    // The client verbs (status, apps, rules, settings, prompts, pause, resume): docs/cli.md.
+    pw::cli::ClientCommandLine client(app);
+    app.footer(pw::cli::ClientCommandLine::exit_codes_help());
 
     if (const auto exit_code = parse_command_line(app, argc, argv)) {
         return *exit_code;
     }
     pw::log::set_level(log_level);
 
+    if (client.selected()) {
+        return run_client(client);
+    }
     if (*run) {
         pw::daemon::RunOptions options;
         if (!config_path.empty()) {
@@ -184,19 +220,8 @@ int run_command_line(int argc, char** argv) {
         }
         return pw::daemon::run(options);
     }
-    if (*remove) {
-        // Recovery must work whatever state the config is in: removal needs no config.
-        return change_rules(RuleChange::Remove, pw::config::Config{});
-    }
-    if (*show || *apply) {
-        const auto config = rules_config(rules_config_path);
-        if (!config) {
-            return 2; // the config was refused (as `portwarden run` would: kExitBadConfig)
-        }
-        if (*show) {
-            return show_rules(*config);
-        }
-        return change_rules(RuleChange::Apply, *config);
+    if (*iptables) {
+        return iptables_command(*show, *remove, rules_config_path);
     }
     if (*version) {
         std::cout << "portwarden " << PW_VERSION << "\n";
