@@ -66,6 +66,9 @@ public:
     using Item = std::variant<ConnectionRecord, ConnectionEnd, DnsQueryRecord>;
 
     // Takes the store (opened ReadWrite), reads its next connection ID, and starts the thread.
+    // Open the store with IntegrityCheck::Deferred for the daemon: the check then runs on the
+    // writer thread in its first round, and a corrupt file shows up as failed batches and
+    // last_error instead of a slow start (the file is never written).
     [[nodiscard]] static Result<std::unique_ptr<HistoryWriter>> start(
         std::unique_ptr<HistoryStore> store, HistorySettings settings, WriterOptions options = {});
 

@@ -51,6 +51,25 @@ protected:
         return result;
     }
 
+    // A history of 2,000 rows whose middle page (of the table or an index) is garbage.
+    std::string corrupt_file() {
+        {
+            auto store = open_store();
+            EXPECT_TRUE(store);
+            Batch batch;
+            for (std::uint64_t id = 1; id <= 2000; ++id) {
+                batch.connections.push_back(connection_record(id, "app", "example.com", kT0));
+            }
+            write(*store, batch);
+        } // closing the last connection checkpoints the WAL into the file
+        std::string bytes = read_bytes(file_);
+        EXPECT_GT(bytes.size(), 4U * 4096);
+        std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2),
+                  bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2 + 4096), '\xA5');
+        write_bytes(file_, bytes);
+        return bytes;
+    }
+
     TempDir dir_;
     fs::path file_ = dir_.path() / "data" / "history.sqlite";
 };
@@ -481,27 +500,41 @@ TEST_F(HistoryStoreTest, FileThatIsNotADatabaseIsRefusedAndKept) {
 }
 
 TEST_F(HistoryStoreTest, CorruptDatabaseIsRefusedAndKept) {
-    {
-        auto store = open_store();
-        ASSERT_TRUE(store);
-        Batch batch;
-        for (std::uint64_t id = 1; id <= 2000; ++id) {
-            batch.connections.push_back(connection_record(id, "app", "example.com", kT0));
-        }
-        write(*store, batch);
-    } // closing the last connection checkpoints the WAL into the file
-    std::string bytes = read_bytes(file_);
-    ASSERT_GT(bytes.size(), 4U * 4096);
-    // Overwrite the middle of the file (pages of the table and its indexes) with garbage.
-    std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2),
-              bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2 + 4096), '\xA5');
-    write_bytes(file_, bytes);
-
+    const std::string bytes = corrupt_file();
     auto store = HistoryStore::open(file_);
     ASSERT_FALSE(store.has_value());
     EXPECT_THAT(store.error().message(), HasSubstr(file_.string()));
     EXPECT_THAT(store.error().message(), HasSubstr("corrupt"));
     EXPECT_EQ(read_bytes(file_), bytes);
+}
+
+TEST_F(HistoryStoreTest, DeferredCheckOpensACorruptFileButNeverWritesIt) {
+    const std::string bytes = corrupt_file();
+    auto store = HistoryStore::open(file_, OpenMode::ReadWrite, IntegrityCheck::Deferred);
+    ASSERT_TRUE(store.has_value()) << store.error().message();
+    const Batch batch{
+        .connections = {connection_record(9000, "a", "", kT0)}, .ends = {}, .dns_queries = {}};
+    for (int attempt = 0; attempt < 2; ++attempt) { // the failure is kept, not checked again
+        auto written = (*store)->write_batch(batch);
+        ASSERT_FALSE(written.has_value());
+        EXPECT_THAT(written.error().message(), HasSubstr(file_.string()));
+        EXPECT_THAT(written.error().message(), HasSubstr("corrupt"));
+    }
+    auto pruned = (*store)->prune(kT0 + kDay, 1);
+    ASSERT_FALSE(pruned.has_value());
+    EXPECT_THAT(pruned.error().message(), HasSubstr("corrupt"));
+    store->reset();
+    EXPECT_EQ(read_bytes(file_), bytes);
+}
+
+TEST_F(HistoryStoreTest, NewFileAndDirectoriesAreTheOwnersOnly) {
+    {
+        auto store = open_store();
+        ASSERT_TRUE(store);
+    }
+    EXPECT_EQ(fs::status(file_).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    EXPECT_EQ(fs::status(file_.parent_path()).permissions() & fs::perms::all, fs::perms::owner_all);
 }
 
 TEST_F(HistoryStoreTest, NewerSchemaIsRefusedAndKept) {

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -245,6 +246,39 @@ TEST_F(HistoryWriterTest, FailedBatchIsCountedWithItsError) {
     EXPECT_EQ(stats.written, 0U);
     EXPECT_THAT(stats.last_error, HasSubstr(file_.string()));
     EXPECT_THAT(stats.last_error, HasSubstr("locked"));
+}
+
+TEST_F(HistoryWriterTest, CorruptFileFoundByTheDeferredCheckIsReportedAndNeverWritten) {
+    {
+        auto store = HistoryStore::open(file_);
+        ASSERT_TRUE(store.has_value());
+        Batch batch;
+        for (std::uint64_t id = 1; id <= 2000; ++id) {
+            batch.connections.push_back(connection_record(id, "app", "example.com", kNow));
+        }
+        ASSERT_TRUE((*store)->write_batch(batch).has_value());
+    }
+    std::string bytes = testing::read_bytes(file_);
+    std::fill(bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2),
+              bytes.begin() + static_cast<std::ptrdiff_t>(bytes.size() / 2 + 4096), '\xA5');
+    testing::write_bytes(file_, bytes);
+
+    auto store = HistoryStore::open(file_, OpenMode::ReadWrite, IntegrityCheck::Deferred);
+    ASSERT_TRUE(store.has_value()) << store.error().message();
+    {
+        auto writer = HistoryWriter::start(std::move(*store), {}, {.wall_clock_ms = [] {
+                                               return kNow;
+                                           }});
+        ASSERT_TRUE(writer.has_value());
+        (*writer)->push(connection_record(5000, "app", "example.com", kNow));
+        (*writer)->flush();
+        const WriterStats stats = (*writer)->stats();
+        EXPECT_EQ(stats.failed, 1U);
+        EXPECT_EQ(stats.written, 0U);
+        EXPECT_THAT(stats.last_error, HasSubstr(file_.string()));
+        EXPECT_THAT(stats.last_error, HasSubstr("corrupt"));
+    }
+    EXPECT_EQ(testing::read_bytes(file_), bytes);
 }
 
 // kill -9 (issue 11): a child writes a connection every millisecond through the writer with
