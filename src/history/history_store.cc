@@ -842,6 +842,15 @@ Result<std::optional<ConnectionRecord>> HistoryStore::connection(std::uint64_t i
 
 namespace {
 
+// The end of the time range, lowered to just past a page cursor: the index range then starts
+// at the cursor, where the row-value condition alone would be checked on every newer entry.
+std::int64_t upper_bound(std::int64_t to_ms, const std::optional<PageCursor>& after) {
+    if (!after || after->time_ms == std::numeric_limits<std::int64_t>::max()) {
+        return to_ms;
+    }
+    return std::min(to_ms, after->time_ms + 1);
+}
+
 // Texts are bound SQLITE_STATIC: bind views of the query's own strings, never of a temporary.
 void bind_optional_texts(StatementUse& use, const std::optional<std::string>& profile_id,
                          const std::optional<std::string>& domain) {
@@ -874,7 +883,7 @@ Result<Page<ConnectionRecord>> HistoryStore::connections(const ConnectionQuery& 
     StatementUse use(statement->get());
     bind_optional_texts(use, query.profile_id, query.domain);
     use.bind(":from", query.from_ms)
-        .bind(":to", query.to_ms)
+        .bind(":to", upper_bound(query.to_ms, query.after))
         .bind(":verdict", verdict)
         .bind(":text", std::string_view(text))
         .bind(":cursor_time", query.after ? query.after->time_ms : 0)
@@ -913,7 +922,7 @@ Result<Page<DnsQueryRecord>> HistoryStore::dns_queries(const DnsQuery& query) {
     StatementUse use(statement->get());
     bind_optional_texts(use, query.profile_id, query.domain);
     use.bind(":from", query.from_ms)
-        .bind(":to", query.to_ms)
+        .bind(":to", upper_bound(query.to_ms, query.after))
         .bind(":blocked", std::int64_t{query.blocked.value_or(false) ? 1 : 0})
         .bind(":text", std::string_view(text))
         .bind(":cursor_time", query.after ? query.after->time_ms : 0)
