@@ -1038,29 +1038,33 @@ Result<std::uint64_t> HistoryStore::used_bytes() {
     return static_cast<std::uint64_t>(*used);
 }
 
-Result<PruneOutcome> HistoryStore::prune(std::int64_t older_than_ms, std::uint64_t max_bytes) {
-    constexpr std::int64_t kAll = std::numeric_limits<std::int64_t>::max();
+Result<PruneOutcome> HistoryStore::prune(std::int64_t older_than_ms, std::uint64_t max_bytes,
+                                         std::int64_t max_rows) {
     if (auto sound = ensure_integrity(); !sound) {
         return std::unexpected(sound.error());
     }
     PruneOutcome outcome;
+    const auto budget = [&] {
+        return max_rows - outcome.connections_removed - outcome.dns_queries_removed;
+    };
     // First, by age.
     auto connections = connection_->delete_chunked(
-        "connections", "SELECT id FROM connections WHERE started < :cutoff", older_than_ms, kAll);
+        "connections", "SELECT id FROM connections WHERE started < :cutoff", older_than_ms,
+        budget());
     if (!connections) {
         return std::unexpected(connections.error());
     }
+    outcome.connections_removed += *connections;
     auto queries = connection_->delete_chunked(
-        "dns_queries", "SELECT id FROM dns_queries WHERE time < :cutoff", older_than_ms, kAll);
+        "dns_queries", "SELECT id FROM dns_queries WHERE time < :cutoff", older_than_ms, budget());
     if (!queries) {
         return std::unexpected(queries.error());
     }
-    outcome.connections_removed += *connections;
     outcome.dns_queries_removed += *queries;
 
     // Second, by size: the oldest rows of both tables, in proportion to how far over the cap
     // the file is, until it fits.
-    for (int round = 0; round < kMaxSizeRounds; ++round) {
+    for (int round = 0; round < kMaxSizeRounds && budget() > 0; ++round) {
         auto used = used_bytes();
         if (!used) {
             return std::unexpected(used.error());
@@ -1086,16 +1090,20 @@ Result<PruneOutcome> HistoryStore::prune(std::int64_t older_than_ms, std::uint64
         };
         auto oldest_connections = connection_->delete_chunked(
             "connections", "SELECT id FROM connections ORDER BY started", 0,
-            share_of(*connection_rows));
-        auto oldest_queries = connection_->delete_chunked(
-            "dns_queries", "SELECT id FROM dns_queries ORDER BY time", 0, share_of(*query_rows));
-        if (!oldest_connections || !oldest_queries) {
-            return std::unexpected(!oldest_connections ? oldest_connections.error()
-                                                       : oldest_queries.error());
+            std::min(budget(), share_of(*connection_rows)));
+        if (!oldest_connections) {
+            return std::unexpected(oldest_connections.error());
         }
         outcome.connections_removed += *oldest_connections;
+        auto oldest_queries =
+            connection_->delete_chunked("dns_queries", "SELECT id FROM dns_queries ORDER BY time",
+                                        0, std::min(budget(), share_of(*query_rows)));
+        if (!oldest_queries) {
+            return std::unexpected(oldest_queries.error());
+        }
         outcome.dns_queries_removed += *oldest_queries;
     }
+    outcome.complete = budget() > 0;
 
     // Third, give the freed pages back and shrink the WAL. A checkpoint that a reader holds
     // back is not an error: the next prune truncates it.

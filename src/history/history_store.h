@@ -98,6 +98,7 @@ struct BatchOutcome {
 struct PruneOutcome {
     std::int64_t connections_removed = 0;
     std::int64_t dns_queries_removed = 0;
+    bool complete = true; // false: the row budget ran out; call prune() again
 };
 
 // The connection and DNS history: one SQLite file (WAL, synchronous=NORMAL). A commit is in
@@ -153,8 +154,12 @@ public:
     // the used pages exceed `max_bytes`, the oldest rows until they fit (with 10% headroom, so
     // that the next prune does not run again at once); then gives the freed pages back to the
     // file system (incremental vacuum) and truncates the WAL. Works in transactions of a few
-    // thousand rows, so that readers and the next batch are not held up for long.
-    [[nodiscard]] Result<PruneOutcome> prune(std::int64_t older_than_ms, std::uint64_t max_bytes);
+    // thousand rows, so that readers wait little, and removes at most `max_rows` rows per call,
+    // so that the writer can commit its next batch between calls (a first start with a large
+    // backlog would otherwise hold the batches up for as long as the whole prune takes).
+    [[nodiscard]] Result<PruneOutcome> prune(
+        std::int64_t older_than_ms, std::uint64_t max_bytes,
+        std::int64_t max_rows = std::numeric_limits<std::int64_t>::max());
 
     // The bytes of the pages in use (page_count - freelist_count) * page_size.
     [[nodiscard]] Result<std::uint64_t> used_bytes();

@@ -152,10 +152,15 @@ void HistoryWriter::prune() {
         prune_due_ = false;
     }
     const std::int64_t cutoff = options_.wall_clock_ms() - settings.keep_days * kMsPerDay;
-    auto outcome = store_->prune(cutoff, settings.max_bytes);
+    auto outcome = store_->prune(cutoff, settings.max_bytes, options_.prune_rows_per_round);
     if (!outcome) {
         record_error(outcome.error().message());
         return;
+    }
+    if (!outcome->complete) {
+        // More to prune: the next round continues right after committing what is queued.
+        const std::scoped_lock lock(mutex_);
+        prune_due_ = true;
     }
     pruned_.fetch_add(
         static_cast<std::uint64_t>(outcome->connections_removed + outcome->dns_queries_removed),

@@ -27,6 +27,9 @@ struct WriterOptions {
     // second), so that a slow commit still keeps it.
     std::chrono::milliseconds commit_interval{500};
     std::chrono::milliseconds prune_interval = std::chrono::hours(1);
+    // Rows one round may prune before the writer commits again (HistoryStore::prune's
+    // max_rows): about 0.2 s of deletes, which keeps a kill -9's loss under a second.
+    std::int64_t prune_rows_per_round = 10'000;
     // Unix time in milliseconds, for the age cutoff of prune(); the system clock by default.
     std::function<std::int64_t()> wall_clock_ms{};
 };

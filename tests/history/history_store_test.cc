@@ -391,6 +391,28 @@ TEST_F(HistoryStoreTest, PruneByAgeRemovesOlderRowsOfBothTables) {
     EXPECT_EQ(queries->rows[0].domain, "new.example");
 }
 
+TEST_F(HistoryStoreTest, PruneStopsAtItsRowBudgetAndTheNextCallContinues) {
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    Batch batch;
+    for (std::uint64_t id = 1; id <= 12'000; ++id) {
+        batch.connections.push_back(
+            connection_record(id, "app", "example.com", kT0 + static_cast<std::int64_t>(id)));
+    }
+    write(*store, batch);
+    std::vector<std::int64_t> removed;
+    for (;;) {
+        auto outcome = store->prune(kT0 + kDay, std::uint64_t{1} << 40, 5000);
+        ASSERT_TRUE(outcome.has_value()) << outcome.error().message();
+        removed.push_back(outcome->connections_removed);
+        if (outcome->complete) {
+            break;
+        }
+        ASSERT_LT(removed.size(), 5U);
+    }
+    EXPECT_EQ(removed, (std::vector<std::int64_t>{5000, 5000, 2000}));
+}
+
 TEST_F(HistoryStoreTest, PruneBySizeKeepsTheNewestRowsUnderTheCapAndShrinksTheFile) {
     auto store = open_store();
     ASSERT_TRUE(store);

@@ -189,6 +189,21 @@ TEST_F(HistoryWriterTest, PrunesByAgeAtStartAndWhenTheSettingsChange) {
     EXPECT_EQ(rest->rows[0].id, 3U);
 }
 
+TEST_F(HistoryWriterTest, LargePruneGoesInRoundsUntilDone) {
+    {
+        auto store = HistoryStore::open(file_);
+        ASSERT_TRUE(store.has_value());
+        Batch batch;
+        for (std::uint64_t id = 1; id <= 50; ++id) {
+            batch.connections.push_back(connection_record(id, "a", "", kNow - 40 * kDay));
+        }
+        ASSERT_TRUE((*store)->write_batch(batch).has_value());
+    }
+    auto writer = start({}, {.commit_interval = 1h, .prune_rows_per_round = 7});
+    ASSERT_TRUE(writer);
+    EXPECT_TRUE(eventually([&] { return writer->stats().pruned == 50; }));
+}
+
 // The writer is held up (another connection holds the write lock, as a slow disk would): the
 // queue fills, further pushes are dropped and counted, and not one push waits.
 TEST_F(HistoryWriterTest, FullQueueDropsAndCountsAndNeverBlocks) {
