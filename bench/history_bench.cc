@@ -139,13 +139,14 @@ Fixture& fixture() {
 }
 
 void fail(const std::string& message) {
-    std::fprintf(stderr, "%s\n", message.c_str()); // NOLINT(modernize-use-std-print): GCC 12
-    std::exit(1);                                  // NOLINT(concurrency-mt-unsafe): at start
+    fmt::print(stderr, "{}\n", message);
+    std::exit(1); // NOLINT(concurrency-mt-unsafe): at start
 }
 
 // Fills the file once (or reuses PW_HISTORY_BENCH_DIR's), then reopens it as the daemon would.
 void prepare() {
     Fixture& f = fixture();
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once at start, before any thread
     if (const char* kept = std::getenv("PW_HISTORY_BENCH_DIR"); kept != nullptr) {
         f.directory = kept;
         f.remove = false;
@@ -176,10 +177,8 @@ void prepare() {
                 }
             }
             const double seconds = std::chrono::duration<double>(BenchClock::now() - begin).count();
-            std::printf(
-                "fill: %lld connections (+ends, +%lld DNS queries) in %.1f s: %.0f rows/s\n",
-                static_cast<long long>(kRows), static_cast<long long>(kDnsRows), seconds,
-                static_cast<double>(kRows) / seconds);
+            fmt::print("fill: {} connections (+ends, +{} DNS queries) in {:.1f} s: {:.0f} rows/s\n",
+                       kRows, kDnsRows, seconds, static_cast<double>(kRows) / seconds);
         }
     }
     // The daemon's start (Deferred) and a start that proves the file first (AtOpen).
@@ -189,10 +188,10 @@ void prepare() {
         if (!store) {
             fail(store.error().message());
         }
-        std::printf("open (%s) of %.0f MB: %.0f ms\n",
-                    check == IntegrityCheck::AtOpen ? "quick_check" : "check deferred",
-                    static_cast<double>(fs::file_size(file)) / 1e6,
-                    std::chrono::duration<double, std::milli>(BenchClock::now() - begin).count());
+        fmt::print("open ({}) of {:.0f} MB: {:.0f} ms\n",
+                   check == IntegrityCheck::AtOpen ? "quick_check" : "check deferred",
+                   static_cast<double>(fs::file_size(file)) / 1e6,
+                   std::chrono::duration<double, std::milli>(BenchClock::now() - begin).count());
     }
     auto store = HistoryStore::open(file, OpenMode::ReadOnly);
     if (!store) {
@@ -244,7 +243,7 @@ std::int64_t random_day() {
 
 void run_query(benchmark::State& state, const ConnectionQuery& query) {
     std::size_t rows = 0;
-    for (auto _ : state) {
+    for (auto _ : state) { // NOLINT(clang-analyzer-deadcode.DeadStores): the gbench idiom
         auto page = fixture().store->connections(query);
         if (!page) {
             state.SkipWithError(page.error().message().c_str());
@@ -276,7 +275,7 @@ BENCHMARK(app_and_month_all_rows)->Apply(single_queries);
 
 void run_aggregate(benchmark::State& state, bool blocked) {
     const std::int64_t day = random_day();
-    for (auto _ : state) {
+    for (auto _ : state) { // NOLINT(clang-analyzer-deadcode.DeadStores): the gbench idiom
         auto counts = blocked ? fixture().store->top_blocked(GroupBy::Domain, day, day + kDay, 20)
                               : fixture().store->top(GroupBy::Domain, day, day + kDay, 20);
         if (!counts) {
@@ -319,7 +318,7 @@ void insert_batch(benchmark::State& state) {
     std::mt19937_64 random(99);
     const auto size = static_cast<std::size_t>(state.range(0));
     std::uint64_t next = 1;
-    for (auto _ : state) {
+    for (auto _ : state) { // NOLINT(clang-analyzer-deadcode.DeadStores): the gbench idiom
         state.PauseTiming();
         const Batch batch =
             make_batch(next, size, kT0 + static_cast<std::int64_t>(next) * 2000, 2000, random);

@@ -1001,6 +1001,14 @@ Result<std::vector<Count>> HistoryStore::top_blocked(GroupBy group, std::int64_t
 
 // --- Pruning ---------------------------------------------------------------------------------
 
+namespace {
+
+std::int64_t removed(const PruneOutcome& outcome) {
+    return outcome.connections_removed + outcome.dns_queries_removed;
+}
+
+} // namespace
+
 Result<std::int64_t> HistoryStore::Connection::delete_chunked(std::string_view table,
                                                               std::string_view selection,
                                                               std::int64_t cutoff,
@@ -1044,70 +1052,18 @@ Result<PruneOutcome> HistoryStore::prune(std::int64_t older_than_ms, std::uint64
         return std::unexpected(sound.error());
     }
     PruneOutcome outcome;
-    const auto budget = [&] {
-        return max_rows - outcome.connections_removed - outcome.dns_queries_removed;
-    };
-    // First, by age.
-    auto connections = connection_->delete_chunked(
-        "connections", "SELECT id FROM connections WHERE started < :cutoff", older_than_ms,
-        budget());
-    if (!connections) {
-        return std::unexpected(connections.error());
+    // First by age, then by size, within one budget of rows.
+    if (auto status = prune_by_age(older_than_ms, max_rows, outcome); !status) {
+        return std::unexpected(status.error());
     }
-    outcome.connections_removed += *connections;
-    auto queries = connection_->delete_chunked(
-        "dns_queries", "SELECT id FROM dns_queries WHERE time < :cutoff", older_than_ms, budget());
-    if (!queries) {
-        return std::unexpected(queries.error());
+    if (auto status = prune_by_size(max_bytes, max_rows, outcome); !status) {
+        return std::unexpected(status.error());
     }
-    outcome.dns_queries_removed += *queries;
+    outcome.complete = removed(outcome) < max_rows;
 
-    // Second, by size: the oldest rows of both tables, in proportion to how far over the cap
-    // the file is, until it fits.
-    for (int round = 0; round < kMaxSizeRounds && budget() > 0; ++round) {
-        auto used = used_bytes();
-        if (!used) {
-            return std::unexpected(used.error());
-        }
-        const auto target = static_cast<double>(max_bytes) * kSizeHeadroom;
-        if (*used <= max_bytes && round == 0) {
-            break;
-        }
-        if (static_cast<double>(*used) <= target) {
-            break;
-        }
-        const double share = (static_cast<double>(*used) - target) / static_cast<double>(*used);
-        auto connection_rows = connection_->single_integer("SELECT count(*) FROM connections");
-        auto query_rows = connection_->single_integer("SELECT count(*) FROM dns_queries");
-        if (!connection_rows || !query_rows) {
-            return std::unexpected(!connection_rows ? connection_rows.error() : query_rows.error());
-        }
-        if (*connection_rows == 0 && *query_rows == 0) {
-            break; // nothing left to remove: the cap is below an empty history
-        }
-        const auto share_of = [share](std::int64_t rows) {
-            return static_cast<std::int64_t>(std::ceil(static_cast<double>(rows) * share));
-        };
-        auto oldest_connections = connection_->delete_chunked(
-            "connections", "SELECT id FROM connections ORDER BY started", 0,
-            std::min(budget(), share_of(*connection_rows)));
-        if (!oldest_connections) {
-            return std::unexpected(oldest_connections.error());
-        }
-        outcome.connections_removed += *oldest_connections;
-        auto oldest_queries =
-            connection_->delete_chunked("dns_queries", "SELECT id FROM dns_queries ORDER BY time",
-                                        0, std::min(budget(), share_of(*query_rows)));
-        if (!oldest_queries) {
-            return std::unexpected(oldest_queries.error());
-        }
-        outcome.dns_queries_removed += *oldest_queries;
-    }
-    outcome.complete = budget() > 0;
-
-    // Third, give the freed pages back and shrink the WAL. A checkpoint that a reader holds
-    // back is not an error: the next prune truncates it.
-    if (outcome.connections_removed + outcome.dns_queries_removed > 0) {
+    // Then give the freed pages back and shrink the WAL. A checkpoint that a reader holds back
+    // is not an error: the next prune truncates it.
+    if (removed(outcome) > 0) {
         if (auto status = connection_->exec("PRAGMA incremental_vacuum", "cannot vacuum");
             !status) {
             return std::unexpected(status.error());
@@ -1116,6 +1072,70 @@ Result<PruneOutcome> HistoryStore::prune(std::int64_t older_than_ms, std::uint64
                                   nullptr, nullptr);
     }
     return outcome;
+}
+
+Status HistoryStore::prune_by_age(std::int64_t older_than_ms, std::int64_t max_rows,
+                                  PruneOutcome& outcome) {
+    auto connections = connection_->delete_chunked(
+        "connections", "SELECT id FROM connections WHERE started < :cutoff", older_than_ms,
+        max_rows - removed(outcome));
+    if (!connections) {
+        return std::unexpected(connections.error());
+    }
+    outcome.connections_removed += *connections;
+    auto queries = connection_->delete_chunked("dns_queries",
+                                               "SELECT id FROM dns_queries WHERE time < :cutoff",
+                                               older_than_ms, max_rows - removed(outcome));
+    if (!queries) {
+        return std::unexpected(queries.error());
+    }
+    outcome.dns_queries_removed += *queries;
+    return {};
+}
+
+// The oldest rows of both tables, in proportion to how far over the cap the used pages are,
+// until they fit with headroom.
+Status HistoryStore::prune_by_size(std::uint64_t max_bytes, std::int64_t max_rows,
+                                   PruneOutcome& outcome) {
+    const auto target = static_cast<double>(max_bytes) * kSizeHeadroom;
+    for (int round = 0; round < kMaxSizeRounds && removed(outcome) < max_rows; ++round) {
+        auto used = used_bytes();
+        if (!used) {
+            return std::unexpected(used.error());
+        }
+        const auto used_now = static_cast<double>(*used);
+        if ((round == 0 && *used <= max_bytes) || used_now <= target) {
+            return {};
+        }
+        auto connection_rows = connection_->single_integer("SELECT count(*) FROM connections");
+        auto query_rows = connection_->single_integer("SELECT count(*) FROM dns_queries");
+        if (!connection_rows || !query_rows) {
+            return std::unexpected(!connection_rows ? connection_rows.error() : query_rows.error());
+        }
+        if (*connection_rows == 0 && *query_rows == 0) {
+            return {}; // nothing left to remove: the cap is below an empty history
+        }
+        const double share = (used_now - target) / used_now;
+        const auto share_of = [&](std::int64_t rows) {
+            const auto wanted =
+                static_cast<std::int64_t>(std::ceil(static_cast<double>(rows) * share));
+            return std::min(wanted, max_rows - removed(outcome));
+        };
+        auto connections = connection_->delete_chunked(
+            "connections", "SELECT id FROM connections ORDER BY started", 0,
+            share_of(*connection_rows));
+        if (!connections) {
+            return std::unexpected(connections.error());
+        }
+        outcome.connections_removed += *connections;
+        auto queries = connection_->delete_chunked(
+            "dns_queries", "SELECT id FROM dns_queries ORDER BY time", 0, share_of(*query_rows));
+        if (!queries) {
+            return std::unexpected(queries.error());
+        }
+        outcome.dns_queries_removed += *queries;
+    }
+    return {};
 }
 
 } // namespace pw::history

@@ -169,6 +169,11 @@ private:
 
     // For IntegrityCheck::Deferred: runs the check once, and keeps a failure for good.
     [[nodiscard]] Status ensure_integrity();
+    // The two halves of prune(); each adds what it removed to `outcome`.
+    [[nodiscard]] Status prune_by_age(std::int64_t older_than_ms, std::int64_t max_rows,
+                                      PruneOutcome& outcome);
+    [[nodiscard]] Status prune_by_size(std::uint64_t max_bytes, std::int64_t max_rows,
+                                       PruneOutcome& outcome);
 
     HistoryStore(std::filesystem::path file, std::unique_ptr<Connection> connection);
 
