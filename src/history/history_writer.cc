@@ -1,6 +1,9 @@
 #include "history/history_writer.h"
 
+#include <algorithm>
 #include <utility>
+
+#include "common/assert.h"
 
 namespace pw::history {
 
@@ -21,6 +24,8 @@ constexpr std::int64_t kMsPerDay = 24LL * 60 * 60 * 1000;
 Result<std::unique_ptr<HistoryWriter>> HistoryWriter::start(std::unique_ptr<HistoryStore> store,
                                                             HistorySettings settings,
                                                             WriterOptions options) {
+    // NOLINTNEXTLINE(modernize-use-std-print): PW_ASSERT's fprintf (no <print> in GCC 12)
+    PW_ASSERT(store); // the caller opens it: a writer without a file is a bug
     auto next = store->next_id();
     if (!next) {
         return std::unexpected(next.error());

@@ -31,7 +31,8 @@ struct WriterOptions {
     // max_rows): about 0.2 s of deletes, which keeps a kill -9's loss under a second.
     std::int64_t prune_rows_per_round = 10'000;
     // Unix time in milliseconds, for the age cutoff of prune(); the system clock by default.
-    std::function<std::int64_t()> wall_clock_ms{};
+    std::function<std::int64_t()> wall_clock_ms{}; // NOLINT(readability-redundant-member-init): GCC
+                                                   // -Wmissing-field-initializers
 };
 
 // What the writer has done, for /metrics and `portwarden status`. Counts since start.
@@ -63,7 +64,8 @@ enum class Pushed : std::uint8_t {
 // thread that touches its HistoryStore.
 //
 // Threads: push(), set_settings(), stats(), flush() from any thread (normally the event loop);
-// the store from the writer thread only. The destructor commits what is queued and joins.
+// the store from the writer thread only. The destructor commits what is queued and joins:
+// destroy the writer after the last push() (the daemon's stop order).
 class HistoryWriter {
 public:
     using Item = std::variant<ConnectionRecord, ConnectionEnd, DnsQueryRecord>;
