@@ -6,12 +6,16 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
 #include "history/record.h"
 
 namespace pw::history {
+
+// The `{}` on members without another default: GCC 12 warns (-Wmissing-field-initializers)
+// about a designated initializer that leaves them out; clang-tidy calls them redundant.
 
 // The file's name in the data directory: its own file, apart from the settings database, so
 // that its write rate, its size and a corrupt history never touch settings and profiles.
@@ -46,32 +50,34 @@ struct PageCursor {
 struct ConnectionQuery {
     std::int64_t from_ms = std::numeric_limits<std::int64_t>::min(); // start >= from
     std::int64_t to_ms = std::numeric_limits<std::int64_t>::max();   // start < to
-    std::optional<std::string> profile_id{}; // NOLINT(readability-redundant-member-init): GCC
-    std::optional<std::string> domain{};     // NOLINT(readability-redundant-member-init): exact
-    std::optional<Verdict> verdict{};        // NOLINT(readability-redundant-member-init)
+    std::optional<std::string> profile_id{}; // NOLINT(readability-redundant-member-init): GCC 12
+    // Exact: the domain as the connection recorded it.
+    std::optional<std::string> domain{}; // NOLINT(readability-redundant-member-init): GCC 12
+    std::optional<Verdict> verdict{};    // NOLINT(readability-redundant-member-init): GCC 12
     // A case-insensitive (ASCII) substring of the domain, executable, remote address, profile ID
     // or reason. Scans the rows that the other filters leave: combine it with a time range.
-    std::optional<std::string> text{}; // NOLINT(readability-redundant-member-init)
+    std::optional<std::string> text{}; // NOLINT(readability-redundant-member-init): GCC 12
     std::size_t limit = 100;           // page size, at most kMaxPageSize
-    std::optional<PageCursor> after{}; // NOLINT(readability-redundant-member-init)
+    std::optional<PageCursor> after{}; // NOLINT(readability-redundant-member-init): GCC 12
 };
 
 // Filters of a DNS query search; the same rules as ConnectionQuery, by the query's time.
 struct DnsQuery {
     std::int64_t from_ms = std::numeric_limits<std::int64_t>::min();
     std::int64_t to_ms = std::numeric_limits<std::int64_t>::max();
-    std::optional<std::string> profile_id{}; // NOLINT(readability-redundant-member-init)
-    std::optional<std::string> domain{};     // NOLINT(readability-redundant-member-init)
-    std::optional<bool> blocked{};           // NOLINT(readability-redundant-member-init)
-    std::optional<std::string> text{};       // NOLINT(readability-redundant-member-init)
+    std::optional<std::string> profile_id{}; // NOLINT(readability-redundant-member-init): GCC 12
+    std::optional<std::string> domain{};     // NOLINT(readability-redundant-member-init): GCC 12
+    std::optional<bool> blocked{};           // NOLINT(readability-redundant-member-init): GCC 12
+    std::optional<std::string> text{};       // NOLINT(readability-redundant-member-init): GCC 12
     std::size_t limit = 100;
-    std::optional<PageCursor> after{}; // NOLINT(readability-redundant-member-init)
+    std::optional<PageCursor> after{}; // NOLINT(readability-redundant-member-init): GCC 12
 };
 
 template <typename Row>
 struct Page {
     std::vector<Row> rows;
-    std::optional<PageCursor> next{}; // NOLINT(readability-redundant-member-init): nullopt: last
+    // nullopt on the last page.
+    std::optional<PageCursor> next{}; // NOLINT(readability-redundant-member-init): GCC 12
 };
 
 // One line of an aggregate: an application (profile ID) or a domain with its counts over the
@@ -180,7 +186,7 @@ private:
     const std::filesystem::path file_;
     const std::unique_ptr<Connection> connection_;
     bool integrity_checked_ = true;
-    std::optional<Error> integrity_error_{}; // NOLINT(readability-redundant-member-init): GCC
+    std::optional<Error> integrity_error_;
 };
 
 } // namespace pw::history

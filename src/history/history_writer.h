@@ -31,8 +31,8 @@ struct WriterOptions {
     // max_rows): about 0.2 s of deletes, which keeps a kill -9's loss under a second.
     std::int64_t prune_rows_per_round = 10'000;
     // Unix time in milliseconds, for the age cutoff of prune(); the system clock by default.
-    std::function<std::int64_t()> wall_clock_ms{}; // NOLINT(readability-redundant-member-init): GCC
-                                                   // -Wmissing-field-initializers
+    // NOLINTNEXTLINE(readability-redundant-member-init): GCC 12 -Wmissing-field-initializers
+    std::function<std::int64_t()> wall_clock_ms{};
 };
 
 // What the writer has done, for /metrics and `portwarden status`. Counts since start.

@@ -45,8 +45,8 @@ struct ConnectionRecord {
     std::string reason;
     std::int64_t start_ms = 0;
     // Filled by ConnectionEnd; in a ConnectionRecord that is written they are ignored.
-    std::optional<std::int64_t> end_ms{}; // NOLINT(readability-redundant-member-init): GCC
-                                          // -Wmissing-field-initializers
+    // NOLINTNEXTLINE(readability-redundant-member-init): GCC 12 -Wmissing-field-initializers
+    std::optional<std::int64_t> end_ms{};
     std::uint64_t bytes_in = 0;
     std::uint64_t bytes_out = 0;
     std::uint64_t packets_in = 0;
