@@ -76,8 +76,7 @@ def setUpModule():
     global _ROOT_RULES_BEFORE, _CGROUP, _PROGRAMS, _HELP_HAS_ATTRIBUTION
     reason = w.missing_prerequisite(need_daemon=True) or missing_tools()
     if reason:
-        print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
-        raise unittest.SkipTest(reason)
+        w.skip_suite(reason)
     help_text = subprocess.run([os.environ["PORTWARDEN_BIN"], "run", "--help"],
                                capture_output=True, text=True, timeout=10, check=False)
     _HELP_HAS_ATTRIBUTION = "--attribution" in help_text.stdout + help_text.stderr
@@ -86,11 +85,7 @@ def setUpModule():
               "this feature is not built, every test below will fail", file=sys.stderr,
               flush=True)
     _ROOT_RULES_BEFORE = w.root_namespace_rules()
-    try:
-        _CGROUP = w.TestCgroup().__enter__()
-    except unittest.SkipTest as skip:
-        print(f"INTEGRATION SKIPPED: {skip}", file=sys.stderr, flush=True)
-        raise
+    _CGROUP = w.suite_cgroup()
     _PROGRAMS = Programs.build()
 
 

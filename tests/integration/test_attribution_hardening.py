@@ -73,14 +73,9 @@ def setUpModule():
     global _ROOT_RULES_BEFORE, _CGROUP, _DIRECTORY
     reason = w.missing_prerequisite(need_daemon=True) or missing_tools()
     if reason:
-        print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
-        raise unittest.SkipTest(reason)
+        w.skip_suite(reason)
     _ROOT_RULES_BEFORE = w.root_namespace_rules()
-    try:
-        _CGROUP = w.TestCgroup().__enter__()
-    except unittest.SkipTest as skip:
-        print(f"INTEGRATION SKIPPED: {skip}", file=sys.stderr, flush=True)
-        raise
+    _CGROUP = w.suite_cgroup()
     _DIRECTORY = Path(os.path.realpath(tempfile.mkdtemp(prefix=f"pwt-hardening-{os.getpid()}-")))
     _DIRECTORY.chmod(0o755)
     # One program under two paths: two applications with a profile each.

@@ -95,14 +95,9 @@ def setUpModule():
     global _ROOT_RULES_BEFORE, _CGROUP, _PROGRAMS, _PKI, _MODULE_DIRECTORY
     reason = w.missing_prerequisite(need_daemon=True) or missing_tools()
     if reason:
-        print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
-        raise unittest.SkipTest(reason)
+        w.skip_suite(reason)
     _ROOT_RULES_BEFORE = w.root_namespace_rules()
-    try:
-        _CGROUP = w.TestCgroup().__enter__()
-    except unittest.SkipTest as skip:
-        print(f"INTEGRATION SKIPPED: {skip}", file=sys.stderr, flush=True)
-        raise
+    _CGROUP = w.suite_cgroup()
     sweep_stale_module_directories()
     _MODULE_DIRECTORY = Path(os.path.realpath(
         tempfile.mkdtemp(prefix=f"pwt-dns-{os.getpid()}-")))

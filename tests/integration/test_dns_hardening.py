@@ -60,8 +60,7 @@ def setUpModule():
     reason = w.missing_prerequisite(need_daemon=True) or d.missing_tools(
         ("dig", "ss", "nsenter"), w.SKIP_MESSAGE)
     if reason:
-        print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
-        raise unittest.SkipTest(reason)
+        w.skip_suite(reason)
     _ROOT_RULES_BEFORE = w.root_namespace_rules()
     try:
         _CGROUP = w.TestCgroup().__enter__()

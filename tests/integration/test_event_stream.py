@@ -29,8 +29,7 @@ def setUpModule():
     global _ROOT_RULES_BEFORE
     reason = w.missing_prerequisite(need_daemon=True)
     if reason:
-        print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
-        raise unittest.SkipTest(reason)
+        w.skip_suite(reason)
     _ROOT_RULES_BEFORE = w.root_namespace_rules()
 
 

@@ -127,6 +127,23 @@ def our_rules(save_text):
     return [line for line in save_text.splitlines() if _OUR_RULE.search(line)]
 
 
+def skip_suite(reason):
+    """Ends a module's setUpModule when its suite cannot run here: the reason goes to stderr
+    (ctest shows it) and unittest.SkipTest, which runner.py turns into the skip exit code."""
+    print(f"INTEGRATION SKIPPED: {reason}", file=sys.stderr, flush=True)
+    raise unittest.SkipTest(reason)
+
+
+def suite_cgroup():
+    """A TestCgroup for the whole module, entered (close() it in tearDownModule); the suite is
+    skipped, with the reason, where there is no cgroup v2 to make one in."""
+    try:
+        return TestCgroup().__enter__()
+    except unittest.SkipTest as skip:
+        skip_suite(str(skip))
+        raise  # not reached: skip_suite raises
+
+
 def root_namespace_rules():
     """Read-only snapshot of the root namespace's rules (iptables-save never writes)."""
     snapshot = {}
